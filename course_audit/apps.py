@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CourseAuditConfig(AppConfig):
+    name = "course_audit"
+    verbose_name = _("Course audit log")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from course_audit import checks  # noqa: F401  (registers the system checks)

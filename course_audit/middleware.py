@@ -1,0 +1,80 @@
+"""Attribution for HTTP requests.
+
+``AuditContextMiddleware`` gives each request an id and an audit context (``api`` for
+API requests, ``manual`` for pages and the admin; the actor is the request's user, read
+when an event is recorded, so DRF's token authentication is seen too). A request that
+recorded events leaves a ``PageView`` row, which the events link to.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from course_audit.conf import conf
+from course_audit.context import RequestTrace, audit_context
+from course_audit.models import CourseEvent, PageView
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def request_source(request: HttpRequest) -> str:
+    """``api`` for a REST API request (by path or bearer token), else ``manual``."""
+    authorization = request.headers.get("Authorization", "")
+    if request.path.startswith(conf.API_PATH_PREFIX) or authorization[:7].lower() == "bearer ":
+        return CourseEvent.EventSource.API
+    return CourseEvent.EventSource.MANUAL
+
+
+class AuditContextMiddleware:
+    """Put after ``AuthenticationMiddleware``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = uuid.uuid4()
+        request.course_audit_request_id = request_id  # type: ignore[attr-defined]
+        trace = RequestTrace()
+        started = time.perf_counter()
+        with audit_context(
+            user=None,
+            source=request_source(request),
+            sis_batch=None,
+            request_id=request_id,
+            request=request,
+            occurred_at=None,
+            trace=trace,
+        ):
+            response = self.get_response(request)
+        if trace.events_recorded and conf.RECORD_PAGE_VIEWS:
+            self.save_page_view(request, request_id, trace, time.perf_counter() - started)
+        response[REQUEST_ID_HEADER] = str(request_id)
+        return response
+
+    def save_page_view(
+        self, request: HttpRequest, request_id: uuid.UUID, trace: RequestTrace, seconds: float
+    ) -> None:
+        user = getattr(request, "user", None)
+        match = request.resolver_match
+        controller, action = "", ""
+        if match is not None:
+            controller = match._func_path
+            action = match.url_name or ""
+        PageView.objects.create(
+            request_id=request_id,
+            user=user if user is not None and user.is_authenticated else None,
+            account_id=trace.account_id,
+            context_type="Course" if trace.course_id is not None else "",
+            context_id=trace.course_id,
+            url=request.build_absolute_uri()[:4096],
+            controller=controller[:255],
+            action=action[:255],
+            http_method=request.method or "",
+            user_agent=request.headers.get("User-Agent", ""),
+            remote_ip=request.META.get("REMOTE_ADDR") or None,
+            render_time=round(seconds, 6),
+        )

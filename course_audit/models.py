@@ -1,0 +1,605 @@
+"""The models of course_audit.
+
+Courses and accounts are the audited objects; ``CourseEvent`` is the append-only history.
+Every write to a ``Course`` - ``save()``, ``create()``, ``QuerySet.update()``,
+``bulk_update()`` and ``bulk_create()`` - records its events in the same transaction
+(see ``course_audit.recording``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, router, transaction
+from django.db.models import Q, Value
+from django.db.models.functions import Concat, Substr
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from course_audit.querysets import CourseEventQuerySet, CourseQuerySet
+
+
+class Permission(models.TextChoices):
+    """Permissions a role can grant on an account and its whole subtree."""
+
+    VIEW_COURSE_CHANGES = "view_course_changes", _("View course change history")
+    MANAGE_COURSES = "manage_courses", _("Manage courses")
+
+
+class Account(models.Model):
+    """A node of an institution's account tree; a root account is a tenant."""
+
+    class WorkflowState(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        DELETED = "deleted", _("Deleted")
+
+    name = models.CharField(_("name"), max_length=255)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent account"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sub_accounts",
+    )
+    root_account = models.ForeignKey(
+        "self",
+        verbose_name=_("root account"),
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    # NULL, not "", means "no SIS id": the per-root unique constraint ignores NULLs.
+    sis_account_id = models.CharField(  # noqa: DJ001
+        _("SIS account id"), max_length=255, null=True, blank=True
+    )
+    workflow_state = models.CharField(
+        _("state"), max_length=16, choices=WorkflowState.choices, default=WorkflowState.ACTIVE
+    )
+    # The ids of every ancestor, root first: "/1/4/" for an account whose parent is 4 under
+    # root 1, "/" for a root. Subtree and ancestor look-ups then need no recursive query.
+    ancestor_path = models.CharField(max_length=1024, editable=False, default="/", db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["root_account", "sis_account_id"],
+                condition=Q(sis_account_id__isnull=False, root_account__isnull=False),
+                name="course_audit_account_sis_id_unique_in_root",
+            ),
+            models.UniqueConstraint(
+                fields=["sis_account_id"],
+                condition=Q(sis_account_id__isnull=False, root_account__isnull=True),
+                name="course_audit_root_account_sis_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.parent_id is None:
+            self.root_account = None
+            new_path = "/"
+        else:
+            parent = self.parent
+            assert parent is not None
+            if self.pk is not None and self.pk in parent.lineage_ids:
+                raise ValueError("An account cannot be moved below itself.")
+            if self.pk is not None and self.root_account_id not in (None, parent.resolved_root_id):
+                raise ValueError("An account cannot be moved to another root account.")
+            self.root_account_id = parent.resolved_root_id
+            new_path = parent.descendant_path_prefix
+        old_prefix = self.descendant_path_prefix if self.pk is not None else None
+        moved = self.pk is not None and self.ancestor_path != new_path
+        self.ancestor_path = new_path
+        using = kwargs.get("using") or router.db_for_write(Account, instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            super().save(*args, **kwargs)
+            if moved and old_prefix is not None:
+                self._move_descendants(old_prefix, using)
+
+    def _move_descendants(self, old_prefix: str, using: str) -> None:
+        Account.objects.using(using).filter(ancestor_path__startswith=old_prefix).update(
+            ancestor_path=Concat(
+                Value(self.descendant_path_prefix), Substr("ancestor_path", len(old_prefix) + 1)
+            )
+        )
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None
+
+    @property
+    def resolved_root_id(self) -> int:
+        """The id of this account's root account (its own id for a root)."""
+        return self.root_account_id or self.pk
+
+    @property
+    def ancestor_ids(self) -> list[int]:
+        """Ids of the ancestors, root first, not including this account."""
+        return [int(part) for part in self.ancestor_path.strip("/").split("/") if part]
+
+    @property
+    def lineage_ids(self) -> list[int]:
+        """Ids from the root down to and including this account."""
+        return [*self.ancestor_ids, self.pk]
+
+    @property
+    def descendant_path_prefix(self) -> str:
+        return f"{self.ancestor_path}{self.pk}/"
+
+    def subtree_q(self, prefix: str = "") -> Q:
+        """A filter matching this account and every account below it."""
+        return Q(**{f"{prefix}pk": self.pk}) | Q(
+            **{f"{prefix}ancestor_path__startswith": self.descendant_path_prefix}
+        )
+
+
+class Role(models.Model):
+    """A named set of permissions, granted to users through account memberships."""
+
+    name = models.CharField(_("name"), max_length=255)
+    root_account = models.ForeignKey(
+        Account,
+        verbose_name=_("root account"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="roles",
+        help_text=_("Leave empty for a role available in every root account."),
+    )
+    view_course_changes = models.BooleanField(_("view course changes"), default=False)
+    manage_courses = models.BooleanField(_("manage courses"), default=False)
+
+    class Meta:
+        verbose_name = _("role")
+        verbose_name_plural = _("roles")
+        ordering = ("name", "id")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def grants(self, permission: str) -> bool:
+        return bool(getattr(self, Permission(permission).value))
+
+
+class AccountMembership(models.Model):
+    """A user holding a role on an account: it applies to that account and its subtree."""
+
+    class WorkflowState(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        DELETED = "deleted", _("Revoked")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="course_audit_memberships",
+    )
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.ForeignKey(
+        Role, verbose_name=_("role"), on_delete=models.PROTECT, related_name="memberships"
+    )
+    workflow_state = models.CharField(
+        _("state"), max_length=16, choices=WorkflowState.choices, default=WorkflowState.ACTIVE
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("account membership")
+        verbose_name_plural = _("account memberships")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "account", "role"], name="course_audit_membership_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} - {self.role} @ {self.account}"
+
+
+class RoleOverride(models.Model):
+    """Turns one permission of a role on or off for an account and its subtree."""
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.CASCADE, related_name="role_overrides"
+    )
+    role = models.ForeignKey(
+        Role, verbose_name=_("role"), on_delete=models.CASCADE, related_name="overrides"
+    )
+    permission = models.CharField(_("permission"), max_length=64, choices=Permission.choices)
+    enabled = models.BooleanField(_("enabled"), default=False)
+
+    class Meta:
+        verbose_name = _("role override")
+        verbose_name_plural = _("role overrides")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "role", "permission"], name="course_audit_override_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.role}: {self.permission} {state} @ {self.account}"
+
+
+class Course(models.Model):
+    """A course. Every change to one is recorded as ``CourseEvent`` rows."""
+
+    class WorkflowState(models.TextChoices):
+        UNPUBLISHED = "unpublished", _("Unpublished")
+        AVAILABLE = "available", _("Published")
+        COMPLETED = "completed", _("Concluded")
+        DELETED = "deleted", _("Deleted")
+
+    account = models.ForeignKey(
+        Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="courses"
+    )
+    root_account = models.ForeignKey(
+        Account,
+        verbose_name=_("root account"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    name = models.CharField(_("name"), max_length=255)
+    course_code = models.CharField(_("course code"), max_length=255, blank=True, default="")
+    sis_course_id = models.CharField(  # noqa: DJ001  (NULL: no SIS id, see Account)
+        _("SIS course id"), max_length=255, null=True, blank=True
+    )
+    uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, unique=True, editable=False)
+    start_at = models.DateTimeField(_("starts at"), null=True, blank=True)
+    conclude_at = models.DateTimeField(_("ends at"), null=True, blank=True)
+    is_public = models.BooleanField(_("public"), default=False)
+    public_description = models.TextField(_("public description"), blank=True, default="")
+    workflow_state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=WorkflowState.choices,
+        default=WorkflowState.UNPUBLISHED,
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects: ClassVar[Any] = CourseQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("course")
+        verbose_name_plural = _("courses")
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["root_account", "sis_course_id"],
+                condition=Q(sis_course_id__isnull=False),
+                name="course_audit_course_sis_id_unique_in_root",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the course and record its events in the same transaction."""
+        from course_audit import recording
+
+        using = kwargs.get("using") or router.db_for_write(Course, instance=self)
+        with transaction.atomic(using=using, savepoint=False):
+            old = None if self._state.adding else recording.lock_snapshots(using, [self.pk])
+            if self.account_id is not None:
+                self.root_account_id = self.account.resolved_root_id
+            super().save(*args, **kwargs)
+            recording.record_save(self, old.get(self.pk) if old else None, kwargs, using)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """Refuse a hard delete: a course's history must outlive it. Use soft delete."""
+        raise models.ProtectedError(
+            "Courses are never hard-deleted; use course_audit.services.course_delete().",
+            {self},
+        )
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.start_at and self.conclude_at and self.conclude_at < self.start_at:
+            errors["conclude_at"] = _("The end date must not be before the start date.")
+        if self.account_id is not None:
+            account = self.account
+            if account.workflow_state == Account.WorkflowState.DELETED:
+                errors["account"] = _("A course cannot be placed in a deleted account.")
+            elif self.root_account_id and account.resolved_root_id != self.root_account_id:
+                errors["account"] = _("A course cannot move to another root account.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class SisBatch(models.Model):
+    """One run of a SIS import. Every event it records links this batch."""
+
+    class WorkflowState(models.TextChoices):
+        CREATED = "created", _("Created")
+        IMPORTING = "importing", _("Importing")
+        IMPORTED = "imported", _("Imported")
+        IMPORTED_WITH_MESSAGES = "imported_with_messages", _("Imported with messages")
+        FAILED = "failed", _("Failed")
+
+    root_account = models.ForeignKey(
+        Account,
+        verbose_name=_("root account"),
+        on_delete=models.PROTECT,
+        related_name="sis_batches",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("started by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    filename = models.CharField(_("file name"), max_length=1024, blank=True)
+    workflow_state = models.CharField(
+        _("state"), max_length=32, choices=WorkflowState.choices, default=WorkflowState.CREATED
+    )
+    rows_total = models.PositiveIntegerField(_("rows read"), default=0)
+    rows_applied = models.PositiveIntegerField(_("rows applied"), default=0)
+    rows_skipped = models.PositiveIntegerField(_("rows skipped"), default=0)
+    courses_created = models.PositiveIntegerField(_("courses created"), default=0)
+    courses_updated = models.PositiveIntegerField(_("courses changed"), default=0)
+    messages = models.JSONField(_("messages"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SIS batch")
+        verbose_name_plural = _("SIS batches")
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return _("SIS import #%(id)s") % {"id": self.pk}
+
+
+class PageView(models.Model):
+    """The HTTP request in which course events were recorded, keyed by its request id."""
+
+    request_id = models.UUIDField(_("request id"), primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    real_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("real user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    context_type = models.CharField(_("context type"), max_length=32, blank=True)
+    context_id = models.BigIntegerField(_("context id"), null=True, blank=True)
+    url = models.TextField(_("URL"))
+    controller = models.CharField(_("controller"), max_length=255, blank=True)
+    action = models.CharField(_("action"), max_length=255, blank=True)
+    http_method = models.CharField(_("HTTP method"), max_length=16)
+    user_agent = models.TextField(_("user agent"), blank=True)
+    remote_ip = models.GenericIPAddressField(_("remote IP"), null=True, blank=True)
+    render_time = models.FloatField(_("render time (s)"), null=True, blank=True)
+    interaction_seconds = models.FloatField(_("interaction seconds"), null=True, blank=True)
+    user_request = models.BooleanField(_("user request"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("page view")
+        verbose_name_plural = _("page views")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.http_method} {self.url}"
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def usable(self) -> ApiTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def for_plaintext(self, token: str) -> ApiTokenQuerySet:
+        return self.filter(token_hash=_hash_token(token))
+
+
+class ApiToken(models.Model):
+    """An API access token. Only its SHA-256 is stored; the token is shown once, when issued."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.CASCADE,
+        related_name="course_audit_tokens",
+    )
+    name = models.CharField(_("purpose"), max_length=255, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(_("ends with"), max_length=8, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.user} …{self.hint}"
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        user: Any,
+        name: str = "",
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiToken, str]:
+        """Create a token for ``user``; returns the row and the plaintext token (shown once)."""
+        plaintext = secrets.token_urlsafe(48)
+        token = cls.objects.create(
+            user=user,
+            name=name,
+            token_hash=_hash_token(plaintext),
+            hint=plaintext[-4:],
+            expires_at=expires_at,
+        )
+        return token, plaintext
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
+
+
+class CourseEvent(models.Model):
+    """One recorded change to a course. Append-only: the app never updates or deletes one.
+
+    Nothing points a foreign key at this table and no constraint needs a global unique
+    index, so that PostgreSQL can partition it by month on ``created_at``.
+    """
+
+    class EventType(models.TextChoices):
+        CREATED = "created", _("Created")
+        UPDATED = "updated", _("Updated")
+        PUBLISHED = "published", _("Published")
+        UNPUBLISHED = "unpublished", _("Unpublished")
+        CONCLUDED = "concluded", _("Concluded")
+        UNCONCLUDED = "unconcluded", _("Unconcluded")
+        DELETED = "deleted", _("Deleted")
+        RESTORED = "restored", _("Restored")
+        COPIED_FROM = "copied_from", _("Copied from")
+        COPIED_TO = "copied_to", _("Copied to")
+        RESET_FROM = "reset_from", _("Reset from")
+        RESET_TO = "reset_to", _("Reset to")
+
+    class EventSource(models.TextChoices):
+        MANUAL = "manual", _("Manual")
+        API = "api", _("API")
+        SIS = "sis", _("SIS import")
+
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, editable=False, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    course = models.ForeignKey(
+        Course,
+        verbose_name=_("course"),
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,  # served by the (course, created_at, id) index
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account at the time"),
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,  # served by the (account, created_at, id) index
+    )
+    event_type = models.CharField(_("event type"), max_length=16, choices=EventType.choices)
+    event_source = models.CharField(_("source"), max_length=8, choices=EventSource.choices)
+    event_data = models.JSONField(_("data"), encoder=DjangoJSONEncoder, default=dict, blank=True)
+    related_course = models.ForeignKey(
+        Course,
+        verbose_name=_("other course"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        help_text=_("The other course of a copy or reset."),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    user_name = models.CharField(_("user name at the time"), max_length=255, blank=True)
+    # The request id of the HTTP request the event was recorded in. The page view row is
+    # written when the response goes out, so this is a plain column, not a constraint.
+    page_view = models.ForeignKey(
+        PageView,
+        verbose_name=_("page view"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_column="request_id",
+        db_index=False,
+        related_name="+",
+    )
+    sis_batch = models.ForeignKey(
+        SisBatch,
+        verbose_name=_("SIS batch"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="events",
+        db_index=False,
+    )
+
+    objects = CourseEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("course event")
+        verbose_name_plural = _("course events")
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(
+                fields=["course", "-created_at", "-id"], name="course_audit_evt_course_idx"
+            ),
+            models.Index(
+                fields=["account", "-created_at", "-id"], name="course_audit_evt_account_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        when = f"{self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.get_event_type_display()} {self.course_id} @ {when}"
+
+    @property
+    def request_id(self) -> UUID | None:
+        return self.page_view_id

@@ -1,0 +1,143 @@
+"""QuerySets of course_audit.
+
+``CourseQuerySet`` makes the bulk write paths record events: ``update()``,
+``bulk_update()`` and ``bulk_create()`` lock and snapshot the rows they change and insert
+the events of the whole batch with a few multi-row INSERTs, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.db import NotSupportedError, models, transaction
+
+if TYPE_CHECKING:
+    from course_audit.models import Course, CourseEvent  # noqa: F401  (used in QuerySet[...])
+
+
+class CourseQuerySet(models.QuerySet["Course"]):
+    def update(self, **kwargs: Any) -> int:
+        """Update the rows and record an event for each row that really changed."""
+        from course_audit import recording
+
+        if not kwargs:
+            return 0
+        with transaction.atomic(using=self.db, savepoint=False):
+            pks = list(self.order_by().values_list("pk", flat=True))
+            if not pks:
+                return 0
+            old = recording.lock_snapshots(self.db, pks)
+            if "account" in kwargs or "account_id" in kwargs:
+                kwargs["root_account_id"] = _root_of(
+                    kwargs.get("account", kwargs.get("account_id")), self.db
+                )
+            base = self.model._base_manager.using(self.db)
+            count = 0
+            for chunk in recording.chunks(list(old), recording.CHUNK_SIZE):
+                count += base.filter(pk__in=chunk).update(**kwargs)
+            new = recording.read_snapshots(self.db, old)
+            recording.record_changes(((pk, old[pk], new[pk]) for pk in old if pk in new), self.db)
+            return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(
+        self, objs: Iterable[Course], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
+        """``QuerySet.bulk_update``, recorded: Django runs it as one ``update()`` per batch,
+        which records an event for each row that really changed."""
+        from course_audit import recording
+
+        objs = list(objs)
+        fields = list(fields)
+        if objs and "account_id" in recording.attnames(fields):
+            _sync_root_accounts(objs, self.db)
+            fields.append("root_account")
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Iterable[Course], *args: Any, **kwargs: Any) -> list[Course]:
+        """``QuerySet.bulk_create`` that records a ``created`` event (and the initial
+        lifecycle event) for each course.
+
+        Conflict handling is refused: with ``ignore_conflicts`` or ``update_conflicts`` the
+        database does not say which rows were inserted, so nothing could be recorded
+        faithfully. Use ``update_or_create()`` or an explicit update instead.
+        """
+        from course_audit import recording
+
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            raise NotSupportedError(
+                "Course.objects.bulk_create() does not support ignore_conflicts or "
+                "update_conflicts: the audit log could not tell inserted rows from updated ones."
+            )
+        objs = list(objs)
+        if not objs:
+            return objs
+        with transaction.atomic(using=self.db, savepoint=False):
+            _sync_root_accounts(objs, self.db)
+            created = super().bulk_create(objs, *args, **kwargs)
+            missing = [obj for obj in created if obj.pk is None]
+            if missing:
+                # Backends that cannot return ids from a multi-row INSERT: find them by uuid.
+                ids = dict(
+                    self.model._base_manager.using(self.db)
+                    .filter(uuid__in=[obj.uuid for obj in missing])
+                    .values_list("uuid", "pk")
+                )
+                for obj in missing:
+                    obj.pk = ids[obj.uuid]
+            if recording.has_expression(
+                value for obj in created for value in recording.snapshot_of(obj).values()
+            ):
+                news = recording.read_snapshots(self.db, [obj.pk for obj in created])
+            else:
+                news = {obj.pk: recording.snapshot_of(obj) for obj in created}
+            recording.record_changes(((pk, None, new) for pk, new in news.items()), self.db)
+            return created
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
+
+    def visible(self) -> CourseQuerySet:
+        """Courses that are not soft-deleted."""
+        return self.exclude(workflow_state="deleted")
+
+
+def _root_of(account: Any, using: str) -> int:
+    from course_audit.models import Account
+
+    if not isinstance(account, Account):
+        account = Account.objects.using(using).get(pk=account)
+    return account.resolved_root_id
+
+
+def _sync_root_accounts(objs: Sequence[Course], using: str) -> None:
+    """Keep each course's ``root_account`` that of its account."""
+    from course_audit.models import Account
+
+    account_ids = {obj.account_id for obj in objs}
+    roots = {
+        account.pk: account.resolved_root_id
+        for account in Account.objects.using(using)
+        .filter(pk__in=account_ids)
+        .only("pk", "root_account_id")
+    }
+    for obj in objs:
+        obj.root_account_id = roots[obj.account_id]
+
+
+class CourseEventQuerySet(models.QuerySet["CourseEvent"]):
+    def newest_first(self) -> CourseEventQuerySet:
+        return self.order_by("-created_at", "-id")
+
+    def for_course(self, course: Course | int) -> CourseEventQuerySet:
+        return self.filter(course=course)
+
+    def for_accounts(self, account_ids: Iterable[int]) -> CourseEventQuerySet:
+        return self.filter(account_id__in=list(account_ids))
+
+    def with_links(self) -> CourseEventQuerySet:
+        """Join what the API's ``linked`` collections show, in the same query."""
+        return self.select_related("course", "related_course", "user", "page_view")

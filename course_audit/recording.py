@@ -1,0 +1,308 @@
+"""Turning changes to courses into ``CourseEvent`` rows.
+
+The ORM entry points (``Course.save``, ``CourseQuerySet.update``, ``bulk_update`` and
+``bulk_create``) lock the rows they change, take a snapshot before and after, and call
+:func:`record_changes`, which applies the contract's diff rules and inserts every event of
+the batch in one ``bulk_create``. All of it runs inside the caller's transaction, so a
+change and its events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from django.db import models
+from django.db.models.expressions import Combinable
+from django.utils import timezone
+
+from course_audit.conf import conf
+from course_audit.context import get_audit_context
+from course_audit.models import Course, CourseEvent
+
+EventType = CourseEvent.EventType
+State = Course.WorkflowState
+
+# Fields whose changes make ``created``/``updated`` events, by attribute name.
+TRACKED_FIELDS: tuple[str, ...] = (
+    "name",
+    "course_code",
+    "sis_course_id",
+    "account_id",
+    "start_at",
+    "conclude_at",
+    "is_public",
+    "public_description",
+)
+SNAPSHOT_FIELDS: tuple[str, ...] = (*TRACKED_FIELDS, "workflow_state")
+
+# The PostgreSQL driver takes at most 65,535 parameters per statement.
+CHUNK_SIZE = 5000
+
+Snapshot = dict[str, Any]
+
+
+def json_value(value: Any) -> Any:
+    """A field value as it appears in ``event_data``: JSON, dates as ISO 8601 in UTC."""
+    if isinstance(value, dt.datetime):
+        if timezone.is_aware(value):
+            value = value.astimezone(dt.UTC)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _cut(value: Any) -> Any:
+    limit = conf.MAX_DIFF_STRING_LENGTH
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit]
+    return value
+
+
+def build_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """``{field: [old, new]}`` for each tracked field that changed, by Canvas's rules:
+    blank-to-blank is no change, dates compare as printed, long strings are cut."""
+    diff: dict[str, Any] = {}
+    for field in TRACKED_FIELDS:
+        before = json_value(old.get(field)) if old is not None else None
+        after = json_value(new.get(field))
+        if (is_blank(before) and is_blank(after)) or before == after:
+            continue
+        diff[field] = [_cut(before), _cut(after)]
+    return diff
+
+
+def lifecycle_events(old_state: str, new_state: str) -> list[str]:
+    """The events a move between workflow states records, in order.
+
+    A restored course comes back unpublished and an unconcluded one available, so a jump
+    such as deleted -> available records ``restored`` then ``published``.
+    """
+    if old_state == new_state:
+        return []
+    if new_state == State.DELETED:
+        return [EventType.DELETED]
+    if old_state == State.DELETED:
+        return [EventType.RESTORED, *lifecycle_events(State.UNPUBLISHED, new_state)]
+    if new_state == State.COMPLETED:
+        return [EventType.CONCLUDED]
+    if old_state == State.COMPLETED:
+        return [EventType.UNCONCLUDED, *lifecycle_events(State.AVAILABLE, new_state)]
+    if new_state == State.AVAILABLE:
+        return [EventType.PUBLISHED]
+    return [EventType.UNPUBLISHED]
+
+
+def snapshot_of(course: Course) -> Snapshot:
+    return {field: getattr(course, field) for field in SNAPSHOT_FIELDS}
+
+
+def lock_snapshots(using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
+    """Lock the rows (``SELECT ... FOR UPDATE``) and return their current values."""
+    found: dict[Any, Snapshot] = {}
+    for chunk in chunks(list(pks), CHUNK_SIZE):
+        rows = (
+            Course._base_manager.using(using)
+            .filter(pk__in=chunk)
+            .order_by()
+            .select_for_update()
+            .values("pk", *SNAPSHOT_FIELDS)
+        )
+        for row in rows:
+            found[row.pop("pk")] = row
+    return found
+
+
+def read_snapshots(using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
+    found: dict[Any, Snapshot] = {}
+    for chunk in chunks(list(pks), CHUNK_SIZE):
+        rows = Course._base_manager.using(using).filter(pk__in=chunk).values("pk", *SNAPSHOT_FIELDS)
+        for row in rows:
+            found[row.pop("pk")] = row
+    return found
+
+
+def has_expression(values: Iterable[Any]) -> bool:
+    return any(
+        isinstance(value, Combinable) or hasattr(value, "resolve_expression") for value in values
+    )
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def events_for_change(
+    *,
+    course_id: int,
+    old: Snapshot | None,
+    new: Snapshot,
+    created_at: dt.datetime,
+    attribution: Mapping[str, Any],
+) -> list[CourseEvent]:
+    """The events one course's change records: ``created``/``updated``, then lifecycle."""
+    account_id = new["account_id"]
+    events: list[CourseEvent] = []
+    diff = build_diff(old, new)
+    if old is None:
+        diff["created_source"] = attribution["event_source"]
+        events.append(
+            _event(course_id, account_id, EventType.CREATED, diff, created_at, attribution)
+        )
+        old_state = State.UNPUBLISHED
+    else:
+        if diff:
+            events.append(
+                _event(course_id, account_id, EventType.UPDATED, diff, created_at, attribution)
+            )
+        old_state = old["workflow_state"]
+    for event_type in lifecycle_events(old_state, new["workflow_state"]):
+        events.append(_event(course_id, account_id, event_type, {}, created_at, attribution))
+    return events
+
+
+def _event(
+    course_id: int,
+    account_id: int,
+    event_type: str,
+    data: dict[str, Any],
+    created_at: dt.datetime,
+    attribution: Mapping[str, Any],
+    related_course_id: int | None = None,
+) -> CourseEvent:
+    return CourseEvent(
+        course_id=course_id,
+        account_id=account_id,
+        event_type=event_type,
+        event_data=data,
+        created_at=created_at,
+        related_course_id=related_course_id,
+        **attribution,
+    )
+
+
+def display_name(user: Any) -> str:
+    """The actor's name as events keep it, so history survives the user's deletion."""
+    full_name = getattr(user, "get_full_name", None)
+    name = full_name() if callable(full_name) else ""
+    return str(name or user.get_username())[:255]
+
+
+def current_attribution() -> tuple[dict[str, Any], dt.datetime]:
+    """Column values every event recorded now shares, and its timestamp."""
+    context = get_audit_context()
+    actor = context.actor()
+    attribution = {
+        "event_source": context.source,
+        "user": actor,
+        "user_name": display_name(actor) if actor is not None else "",
+        "sis_batch": context.sis_batch,
+        "page_view_id": context.request_id,
+    }
+    return attribution, context.occurred_at or timezone.now()
+
+
+def insert_events(events: list[CourseEvent], using: str) -> list[CourseEvent]:
+    if not events:
+        return events
+    CourseEvent.objects.using(using).bulk_create(events, batch_size=CHUNK_SIZE)
+    trace = get_audit_context().trace
+    if trace is not None:
+        trace.events_recorded += len(events)
+        if trace.course_id is None:
+            trace.course_id = events[0].course_id
+            trace.account_id = events[0].account_id
+    return events
+
+
+def record_changes(
+    changes: Iterable[tuple[int, Snapshot | None, Snapshot]], using: str
+) -> list[CourseEvent]:
+    """Record ``(course_id, old, new)`` changes (``old`` is None for a new course)."""
+    attribution, created_at = current_attribution()
+    events: list[CourseEvent] = []
+    for course_id, old, new in changes:
+        events.extend(
+            events_for_change(
+                course_id=course_id,
+                old=old,
+                new=new,
+                created_at=created_at,
+                attribution=attribution,
+            )
+        )
+    return insert_events(events, using)
+
+
+def record_event(
+    *,
+    course: Course,
+    event_type: str,
+    related_course: Course | None = None,
+    using: str,
+) -> CourseEvent:
+    """Record one event that is not a field change (copy and reset pairs)."""
+    attribution, created_at = current_attribution()
+    event = _event(
+        course.pk,
+        course.account_id,
+        event_type,
+        {},
+        created_at,
+        attribution,
+        related_course_id=related_course.pk if related_course is not None else None,
+    )
+    insert_events([event], using)
+    return event
+
+
+def record_save(
+    course: Course, old: Snapshot | None, save_kwargs: Mapping[str, Any], using: str
+) -> None:
+    """Record what ``Course.save()`` just wrote."""
+    if course.__dict__.pop("_audit_recorded_by_caller", False):
+        return
+    new = snapshot_of(course)
+    if has_expression(new.values()):
+        new = read_snapshots(using, [course.pk])[course.pk]
+    update_fields = save_kwargs.get("update_fields")
+    if old is not None and update_fields is not None:
+        new = merge_written(old, new, update_fields)
+    record_changes([(course.pk, old, new)], using)
+
+
+def recorded_by_caller(course: Course) -> None:
+    """Make the next ``course.save()`` record nothing, because its caller records the
+    events itself in the same transaction.
+
+    Only for services whose events describe the change better than a field diff: a reset
+    records the old course's deletion (and its SIS id moving) as the ``reset_to`` event.
+    """
+    course.__dict__["_audit_recorded_by_caller"] = True
+
+
+def attnames(field_names: Iterable[str]) -> set[str]:
+    """Attribute names of model fields named either way (``account`` or ``account_id``)."""
+    names = set()
+    for name in field_names:
+        field = Course._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        names.add(field.attname)
+    return names
+
+
+def merge_written(old: Snapshot, new: Snapshot, field_names: Iterable[str]) -> Snapshot:
+    """The row after a write of only ``field_names``: their new values, the rest as before."""
+    written = attnames(field_names)
+    return {key: (new[key] if key in written else value) for key, value in old.items()}

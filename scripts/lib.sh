@@ -1,0 +1,41 @@
+# Shared by scripts/demo and scripts/test. Source it from the repository's top folder.
+
+PYTHON="${PYTHON:-python3}"
+VENV=".venv"
+PG_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/course_audit"
+
+# ensure_venv [extra]: create .venv and install the project (with an extra) from
+# pyproject.toml, again only when pyproject.toml changed since the last install.
+ensure_venv() {
+    local extra="${1:-}" spec="." stamp="$VENV/.install-stamp"
+    if [ -n "$extra" ]; then spec=".[$extra]"; stamp="$stamp-$extra"; fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "==> creating the virtualenv in $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        echo "==> installing $spec into $VENV"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+        touch "$stamp"
+    fi
+}
+
+# ensure_postgres: start the local PostgreSQL cluster if it is not accepting connections.
+ensure_postgres() {
+    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+    echo "==> PostgreSQL is down; starting it"
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$version" ]; then
+        echo "PostgreSQL is not installed here (no /etc/postgresql)." >&2
+        return 1
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 30); do
+        if pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
+        sleep 1
+    done
+    echo "PostgreSQL did not come up on 127.0.0.1:5432." >&2
+    return 1
+}

@@ -1,0 +1,89 @@
+"""A change and its events commit together or not at all."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, transaction
+
+from course_audit import recording, services
+from course_audit.models import Course, CourseEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Boom(Exception):
+    pass
+
+
+def test_an_exception_after_the_change_rolls_back_change_and_event(course):
+    with pytest.raises(Boom), transaction.atomic():
+        services.course_update(course=course, name="Never")
+        assert CourseEvent.objects.filter(course=course, event_type="updated").exists()
+        raise Boom
+    assert Course.objects.get(pk=course.pk).name == "Biology 101"
+    assert not CourseEvent.objects.filter(course=course, event_type="updated").exists()
+
+
+def _failing_insert(events, using):
+    raise DatabaseError("event insert failed")
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda course: services.course_update(course=course, name="Never"),
+        lambda course: services.course_publish(course=course),
+        lambda course: Course.objects.filter(pk=course.pk).update(name="Never"),
+        lambda course: Course.objects.bulk_update([_renamed(course)], ["name"]),
+        lambda course: services.course_reset(course=course),
+        lambda course: services.course_copy(source=course),
+    ],
+    ids=["service", "lifecycle", "queryset-update", "bulk-update", "reset", "copy"],
+)
+def test_a_recorder_failure_fails_the_change(course, monkeypatch, write):
+    monkeypatch.setattr(recording, "insert_events", _failing_insert)
+    with pytest.raises(DatabaseError):
+        write(course)
+    fresh = Course.objects.get(pk=course.pk)
+    assert (fresh.name, fresh.workflow_state, fresh.sis_course_id) == (
+        "Biology 101",
+        "unpublished",
+        "BIO101-F25",
+    )
+    assert Course.objects.count() == 1
+    assert CourseEvent.objects.count() == 1
+
+
+def test_a_recorder_failure_fails_creation(department, monkeypatch):
+    monkeypatch.setattr(recording, "insert_events", _failing_insert)
+    with pytest.raises(DatabaseError):
+        services.course_create(account=department, name="Never")
+    with pytest.raises(DatabaseError):
+        Course.objects.bulk_create([Course(account=department, name="Never")])
+    with pytest.raises(DatabaseError):
+        Course.objects.create(account=department, name="Never")
+    assert not Course.objects.exists()
+    assert not CourseEvent.objects.exists()
+
+
+def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatch):
+    """The INSERT itself fails in the database (an event pointing at no account)."""
+    original = recording._event
+
+    def broken(*args, **kwargs):
+        event = original(*args, **kwargs)
+        event.account_id = 987654321
+        return event
+
+    monkeypatch.setattr(recording, "_event", broken)
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        services.course_update(course=course, name="Never")
+    assert Course.objects.get(pk=course.pk).name == "Biology 101"
+    assert CourseEvent.objects.count() == 1
+
+
+def _renamed(course: Course) -> Course:
+    course.name = "Never"
+    return course
