@@ -1,10 +1,11 @@
 """URLs of the demo host project."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("course_audit.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -78,3 +78,6 @@ def grant(admin_role: Role) -> Callable[..., AccountMembership]:
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+pytest_plugins = ["tests.api_fixtures"]

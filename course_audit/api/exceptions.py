@@ -1,0 +1,72 @@
+"""Errors in the contract's shape, whatever the host's ``REST_FRAMEWORK`` settings say.
+
+- 401 ``{"status": "unauthenticated", "errors": [{"message": "user authorization required"}]}``
+  with ``WWW-Authenticate: Bearer realm="course_audit"``
+- 403 ``{"status": "unauthorized", "errors": [{"message": "user not authorized to ..."}]}``
+- 404 ``{"errors": [{"message": "The specified resource does not exist."}]}``
+- 400 ``{"errors": [{"message": "<what is wrong, naming the parameter>"}]}``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+WWW_AUTHENTICATE = 'Bearer realm="course_audit"'
+NOT_FOUND_MESSAGE = "The specified resource does not exist."
+
+
+def _messages(detail: Any, prefix: str = "") -> list[str]:
+    """Flatten DRF's error detail (nested dicts and lists) to messages naming the field."""
+    if isinstance(detail, dict):
+        found: list[str] = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            found.extend(_messages(value, f"{prefix}{name}" if not prefix else f"{prefix}[{name}]"))
+        return found
+    if isinstance(detail, list):
+        return [message for item in detail for message in _messages(item, prefix)]
+    text = str(detail)
+    return [f"{prefix}: {text}" if prefix and not text.startswith(prefix) else text]
+
+
+def error_body(*messages: str, status_word: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if status_word:
+        body["status"] = status_word
+    body["errors"] = [{"message": message} for message in messages]
+    return body
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler producing the contract's error bodies."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers: dict[str, str] = {}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return Response(
+            error_body("user authorization required", status_word="unauthenticated"),
+            status=status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": WWW_AUTHENTICATE},
+        )
+    if isinstance(exc, exceptions.PermissionDenied):
+        return Response(
+            error_body("user not authorized to perform that action", status_word="unauthorized"),
+            status=status.HTTP_403_FORBIDDEN,
+        )
+    if isinstance(exc, exceptions.NotFound):
+        return Response(error_body(NOT_FOUND_MESSAGE), status=status.HTTP_404_NOT_FOUND)
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        headers["Retry-After"] = str(int(wait))
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        headers["Allow"] = ", ".join(context["view"].allowed_methods)
+    return Response(error_body(*_messages(exc.detail)), status=exc.status_code, headers=headers)

@@ -1,0 +1,32 @@
+"""URLs of the REST API. Paths work with and without a trailing slash, without redirects."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+
+from course_audit.api import views
+
+app_name = "course_audit_api"
+
+urlpatterns = [
+    re_path(
+        r"^audit/course/courses/(?P<course_id>[^/]+)/?$",
+        views.CourseAuditViewSet.as_view({"get": "for_course"}),
+        name="audit-course",
+    ),
+    re_path(
+        r"^audit/course/accounts/(?P<account_id>[^/]+)/?$",
+        views.CourseAuditViewSet.as_view({"get": "for_account"}),
+        name="audit-account",
+    ),
+    re_path(
+        r"^courses/(?P<course_id>[^/]+)/?$",
+        views.CourseViewSet.as_view({"get": "retrieve"}),
+        name="course",
+    ),
+    re_path(
+        r"^accounts/(?P<account_id>[^/]+)/?$",
+        views.AccountViewSet.as_view({"get": "retrieve"}),
+        name="account",
+    ),
+]

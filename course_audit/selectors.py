@@ -1,0 +1,165 @@
+"""Reads: who may see or change what, and the events they may see.
+
+Permissions come from account memberships: a role held on an account applies to that
+account and every account below it. A ``RoleOverride`` on an account turns one of the
+role's permissions on or off there and below; the override nearest the account wins.
+Superusers may do everything. A user is a *member* of a root account when they hold any
+active role anywhere in its tree, even one without permissions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db.models import CharField, F, Q, QuerySet, Value
+
+from course_audit.models import (
+    Account,
+    AccountMembership,
+    Course,
+    CourseEvent,
+    Permission,
+    RoleOverride,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grants:
+    """A user's memberships and the relevant role overrides for one permission."""
+
+    # (account_id, role_id, whether the role itself grants the permission)
+    memberships: tuple[tuple[int, int, bool], ...] = ()
+    # (role_id, account_id) -> enabled
+    overrides: Mapping[tuple[int, int], bool] = dataclasses.field(default_factory=dict)
+    # Root accounts the user is a member of.
+    roots: frozenset[int] = frozenset()
+    superuser: bool = False
+
+    def is_member(self, root_id: int) -> bool:
+        return self.superuser or root_id in self.roots
+
+    def allows(self, account: Account) -> bool:
+        """Whether the permission holds on ``account``."""
+        if self.superuser:
+            return True
+        lineage = account.lineage_ids
+        return any(
+            self._effective(role_id, granted, lineage)
+            for account_id, role_id, granted in self.memberships
+            if account_id in lineage
+        )
+
+    def _effective(self, role_id: int, granted: bool, lineage: list[int]) -> bool:
+        enabled = granted
+        # Overrides from the root down to the account apply in turn: the nearest wins.
+        for account_id in lineage:
+            override = self.overrides.get((role_id, account_id))
+            if override is not None:
+                enabled = override
+        return enabled
+
+
+def _is_active_user(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def load_grants(user: Any, permission: str, root_ids: Iterable[int] | None = None) -> Grants:
+    """The user's memberships and overrides for ``permission`` in one query.
+
+    ``root_ids`` limits it to those root accounts (all of the user's when None).
+    """
+    permission = Permission(permission).value
+    if not _is_active_user(user):
+        return Grants()
+    if user.is_superuser:
+        return Grants(superuser=True)
+    memberships = AccountMembership.objects.filter(
+        user=user, workflow_state=AccountMembership.WorkflowState.ACTIVE
+    )
+    overrides = RoleOverride.objects.filter(
+        permission=permission,
+        role__memberships__user=user,
+        role__memberships__workflow_state=AccountMembership.WorkflowState.ACTIVE,
+    )
+    if root_ids is not None:
+        roots = list(root_ids)
+        memberships = memberships.filter(
+            Q(account_id__in=roots) | Q(account__root_account_id__in=roots)
+        )
+        overrides = overrides.filter(
+            Q(account_id__in=roots) | Q(account__root_account_id__in=roots)
+        )
+    rows = (
+        memberships.annotate(
+            kind=Value("m", output_field=CharField()),
+            flag=F(f"role__{permission}"),
+            root=F("account__root_account_id"),
+        )
+        .values_list("kind", "account_id", "role_id", "flag", "root")
+        .union(
+            overrides.annotate(
+                kind=Value("o", output_field=CharField()),
+                flag=F("enabled"),
+                root=F("account__root_account_id"),
+            ).values_list("kind", "account_id", "role_id", "flag", "root"),
+            all=True,
+        )
+    )
+    found: list[tuple[int, int, bool]] = []
+    found_overrides: dict[tuple[int, int], bool] = {}
+    roots_seen: set[int] = set()
+    for kind, account_id, role_id, flag, root in rows:
+        if kind == "m":
+            found.append((account_id, role_id, bool(flag)))
+            roots_seen.add(root or account_id)
+        else:
+            found_overrides[(role_id, account_id)] = bool(flag)
+    return Grants(memberships=tuple(found), overrides=found_overrides, roots=frozenset(roots_seen))
+
+
+def member_root_ids(user: Any) -> set[int] | None:
+    """Root accounts the user is a member of; None means every root (a superuser)."""
+    if not _is_active_user(user):
+        return set()
+    if user.is_superuser:
+        return None
+    return {
+        root or account
+        for account, root in AccountMembership.objects.filter(
+            user=user, workflow_state=AccountMembership.WorkflowState.ACTIVE
+        ).values_list("account_id", "account__root_account_id")
+    }
+
+
+def allowed_account_ids(user: Any, permission: str) -> set[int] | None:
+    """Every account where the user holds ``permission``; None means all (a superuser)."""
+    grants = load_grants(user, permission)
+    if grants.superuser:
+        return None
+    if not grants.memberships:
+        return set()
+    accounts = Account.objects.filter(
+        Q(pk__in=grants.roots) | Q(root_account_id__in=grants.roots)
+    ).only("pk", "ancestor_path", "parent_id")
+    return {account.pk for account in accounts if grants.allows(account)}
+
+
+def subtree_accounts(account: Account) -> list[Account]:
+    """The account and every account below it (only what permission checks read)."""
+    return list(
+        Account.objects.filter(account.subtree_q()).only(
+            "pk", "ancestor_path", "parent_id", "root_account_id"
+        )
+    )
+
+
+def course_events(course: Course) -> QuerySet[CourseEvent]:
+    """One course's events, newest first, with what the API links joined."""
+    return CourseEvent.objects.for_course(course).with_links().newest_first()
+
+
+def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
+    """Events of the courses that sat directly in these accounts when recorded."""
+    return CourseEvent.objects.for_accounts(account_ids).with_links().newest_first()
