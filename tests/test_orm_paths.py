@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connection
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 
@@ -116,7 +116,9 @@ def test_bulk_update_records_each_changed_row_once(make_course, django_assert_ma
 def test_bulk_create_records_created_events_in_bulk(department, django_assert_max_num_queries):
     courses = [Course(account=department, name=f"Bulk {i}") for i in range(300)]
     courses.append(Course(account=department, name="Published", workflow_state="available"))
-    with django_assert_max_num_queries(6):
+    # A handful of multi-row INSERTs, never one per row (SQLite batches by its
+    # parameter limit, so it needs a few more than PostgreSQL).
+    with django_assert_max_num_queries(6 if connection.vendor == "postgresql" else 20):
         created = Course.objects.bulk_create(courses)
     assert all(course.pk for course in created)
     assert CourseEvent.objects.filter(event_type="created").count() == 301
