@@ -319,7 +319,7 @@ class Course(models.Model):
         errors: dict[str, Any] = {}
         if self.start_at and self.conclude_at and self.conclude_at < self.start_at:
             errors["conclude_at"] = _("The end date must not be before the start date.")
-        if self.account_id is not None:
+        if self.account_id is not None and self._account_changed():
             account = self.account
             if account.workflow_state == Account.WorkflowState.DELETED:
                 errors["account"] = _("A course cannot be placed in a deleted account.")
@@ -327,6 +327,11 @@ class Course(models.Model):
                 errors["account"] = _("A course cannot move to another root account.")
         if errors:
             raise ValidationError(errors)
+
+    def _account_changed(self) -> bool:
+        if self._state.adding:
+            return True
+        return not Course._base_manager.filter(pk=self.pk, account_id=self.account_id).exists()
 
 
 class SisBatch(models.Model):

@@ -28,7 +28,8 @@ class CourseQuerySet(models.QuerySet["Course"]):
             if not pks:
                 return 0
             old = recording.lock_snapshots(self.db, pks)
-            if "account" in kwargs or "account_id" in kwargs:
+            moves = "account" in kwargs or "account_id" in kwargs
+            if moves and "root_account" not in kwargs and "root_account_id" not in kwargs:
                 kwargs["root_account_id"] = _root_of(
                     kwargs.get("account", kwargs.get("account_id")), self.db
                 )

@@ -96,13 +96,17 @@ def course_update(*, course: Course, user: Any = None, **changes: Any) -> Course
     if "sis_course_id" in changes:
         changes["sis_course_id"] = changes["sis_course_id"] or None
     with transaction.atomic(), _acting(user):
+        # Changes go onto the row as it is now, so a refused update leaves the caller's
+        # object untouched and unrelated unsaved attributes of it are not written.
         current = Course.objects.select_for_update().get(pk=course.pk)
         if current.workflow_state == State.DELETED:
             raise CourseStateError(_("A deleted course cannot be changed; restore it first."))
         for field, value in changes.items():
-            setattr(course, field, value)
-        course.full_clean()
-        course.save()
+            setattr(current, field, value)
+        current.full_clean()
+        current.save()
+    for model_field in Course._meta.concrete_fields:
+        setattr(course, model_field.attname, getattr(current, model_field.attname))
     return course
 
 

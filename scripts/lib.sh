@@ -9,9 +9,11 @@ PG_URL_DEFAULT="postgres://postgres@127.0.0.1:5432/course_audit"
 ensure_venv() {
     local extra="${1:-}" spec="." stamp="$VENV/.install-stamp"
     if [ -n "$extra" ]; then spec=".[$extra]"; stamp="$stamp-$extra"; fi
-    if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
         echo "==> creating the virtualenv in $VENV"
+        rm -rf "$VENV"
         "$PYTHON" -m venv "$VENV"
+        rm -f "$VENV"/.install-stamp*
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         echo "==> installing $spec into $VENV"

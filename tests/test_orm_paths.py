@@ -145,3 +145,18 @@ def test_update_or_create_and_get_or_create_record(department):
     Course.objects.update_or_create(pk=course.pk, defaults={"course_code": "G1"})
     assert event_types(course) == ["created", "updated"]
     assert last_event(course).event_data == {"course_code": ["", "G1"]}
+
+
+def test_bulk_update_can_move_courses_between_accounts(make_course, college):
+    courses = [make_course(name=f"M{i}") for i in range(3)]
+    old_account = courses[0].account_id
+    for course in courses:
+        course.account = college
+    Course.objects.bulk_update(courses, ["account"])
+    for course in courses:
+        course.refresh_from_db()
+        assert course.account_id == college.pk
+        assert course.root_account_id == college.root_account_id
+        event = last_event(course)
+        assert event.event_data == {"account_id": [old_account, college.pk]}
+        assert event.account_id == college.pk

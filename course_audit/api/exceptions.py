@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 WWW_AUTHENTICATE = 'Bearer realm="course_audit"'
 NOT_FOUND_MESSAGE = "The specified resource does not exist."
@@ -25,8 +26,10 @@ def _messages(detail: Any, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         found: list[str] = []
         for key, value in detail.items():
-            name = key if key != "non_field_errors" else ""
-            found.extend(_messages(value, f"{prefix}{name}" if not prefix else f"{prefix}[{name}]"))
+            name = key if key != api_settings.NON_FIELD_ERRORS_KEY else ""
+            found.extend(
+                _messages(value, f"{prefix}[{name}]" if prefix and name else prefix or name)
+            )
         return found
     if isinstance(detail, list):
         return [message for item in detail for message in _messages(item, prefix)]

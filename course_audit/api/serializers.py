@@ -3,19 +3,31 @@
 The declared fields describe each shape for the OpenAPI schema; ``to_representation``
 builds the dict directly, because a page of 100 events with its linked objects would
 otherwise spend most of its time in DRF's per-field machinery.
+
+The write endpoints' input serializers (at the end) validate the parameters, name each
+bad one in a 400, and hand the rest to ``course_audit.services``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
+from course_audit import services
+from course_audit.filters import parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, PageView
 from course_audit.recording import TRACKED_FIELDS
+from course_audit.services import CourseStateError
 
 _COPY_RESET = {
     CourseEvent.EventType.COPIED_FROM,
@@ -43,13 +55,15 @@ def _identity(value: Any) -> Any:
 
 
 class CourseSerializer(serializers.Serializer):
-    """Canvas's course JSON (``ids_as_strings`` for the ``linked`` collection)."""
+    """Canvas's course JSON, as ``GET /api/v1/courses/<id>`` answers it."""
 
-    id = serializers.CharField()
+    ids_as_strings = False
+
+    id = serializers.IntegerField()
     name = serializers.CharField()
     course_code = serializers.CharField()
-    account_id = serializers.CharField()
-    root_account_id = serializers.CharField()
+    account_id = serializers.IntegerField()
+    root_account_id = serializers.IntegerField()
     uuid = serializers.UUIDField()
     sis_course_id = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -58,12 +72,18 @@ class CourseSerializer(serializers.Serializer):
     is_public = serializers.BooleanField()
     workflow_state = serializers.ChoiceField(choices=Course.WorkflowState.choices)
 
-    def __init__(self, *args: Any, ids_as_strings: bool = True, **kwargs: Any) -> None:
-        self.ids_as_strings = ids_as_strings
-        super().__init__(*args, **kwargs)
-
     def to_representation(self, instance: Course) -> dict[str, Any]:
         return course_json(instance, ids_as_strings=self.ids_as_strings)
+
+
+class LinkedCourseSerializer(CourseSerializer):
+    """A course in ``linked.courses``: ids are strings there, as in Canvas."""
+
+    ids_as_strings = True
+
+    id = serializers.CharField()  # type: ignore[assignment]
+    account_id = serializers.CharField()  # type: ignore[assignment]
+    root_account_id = serializers.CharField()  # type: ignore[assignment]
 
 
 def course_json(course: Course, *, ids_as_strings: bool) -> dict[str, Any]:
@@ -218,7 +238,7 @@ class CourseEventSerializer(serializers.Serializer):
 
 class LinkedSerializer(serializers.Serializer):
     page_views = PageViewSerializer(many=True)
-    courses = CourseSerializer(many=True)
+    courses = LinkedCourseSerializer(many=True)
     users = UserSerializer(many=True)
 
 
@@ -259,3 +279,263 @@ def compound_document(events: list[CourseEvent], course_url_template: str) -> di
             "users": [user_serializer.to_representation(user) for user in users],
         },
     }
+
+
+# Write endpoints: their parameters, validated, and what they hand to the services.
+
+_BRACKETED_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])+)$")
+_BRACKET_PART = re.compile(r"\[([^\[\]]*)\]")
+# Model field names as the API calls them, for errors raised by the model's validation.
+_PARAMETER_NAMES = {"conclude_at": "end_at", "account": "account_id"}
+SIS_ID_CONSTRAINT = "course_audit_course_sis_id_unique_in_root"
+
+
+def unflatten_brackets(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Rails-style form keys as nested dicts: ``course[name]=x`` -> ``{"course": {"name": x}}``.
+
+    Canvas's clients send form-encoded bodies keyed like that; a JSON body is already
+    nested and passes through unchanged. A ``QueryDict`` gives each key's last value.
+    """
+    nested: dict[str, Any] = {}
+    for key in data:
+        value = data[key]
+        match = _BRACKETED_KEY.match(key) if isinstance(key, str) else None
+        if match is None:
+            nested[key] = value
+            continue
+        *parents, leaf = [match.group(1), *_BRACKET_PART.findall(match.group(2))]
+        node = nested
+        for part in parents:
+            child = node.get(part)
+            # Copied, so that merging into a nested JSON object never changes request.data.
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[leaf] = value
+    return nested
+
+
+def _nested(path: Sequence[str], messages: list[str]) -> Any:
+    detail: Any = messages
+    for part in reversed(path):
+        detail = {part: detail}
+    return detail
+
+
+@contextmanager
+def service_errors(*path: str) -> Iterator[None]:
+    """Turn the services' errors into 400s naming the request's parameters.
+
+    A model validation error names its fields as ``course[<field>]``; a lifecycle error
+    (``CourseStateError``) or an error without fields is reported under ``path``.
+    """
+    try:
+        yield
+    except CourseStateError as error:
+        raise serializers.ValidationError(_nested(path, [str(error)])) from error
+    except IntegrityError as error:
+        # A concurrent request took the SIS id between validation and the write.
+        if SIS_ID_CONSTRAINT not in str(error):
+            raise
+        raise serializers.ValidationError(
+            {
+                "course": {
+                    "sis_course_id": [
+                        "is already the SIS id of another course in this root account."
+                    ]
+                }
+            }
+        ) from error
+    except DjangoValidationError as error:
+        if not hasattr(error, "error_dict"):
+            raise serializers.ValidationError(_nested(path, error.messages)) from error
+        fields: dict[str, list[str]] = {}
+        detail: dict[str, Any] = {}
+        for field, messages in error.message_dict.items():
+            if field == NON_FIELD_ERRORS:
+                detail[api_settings.NON_FIELD_ERRORS_KEY] = messages
+            else:
+                fields[_PARAMETER_NAMES.get(field, field)] = messages
+        if fields:
+            detail["course"] = fields
+        raise serializers.ValidationError(detail) from error
+
+
+class TimestampField(serializers.DateTimeField):
+    """An ISO 8601 date-time or date, read by ``course_audit.filters.parse_timestamp``;
+    blank or null clears the date."""
+
+    default_error_messages = {
+        "invalid": "{value!r} is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)",
+    }
+
+    def to_internal_value(self, value: Any) -> dt.datetime | None:  # type: ignore[override]
+        if value == "":
+            return None
+        if not isinstance(value, str):
+            self.fail("invalid", value=value)
+        try:
+            parsed = parse_timestamp(value)
+            # An offset can carry a date at either end of the calendar out of range in UTC.
+            parsed.astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            self.fail("invalid", value=value)
+        return parsed
+
+
+class BracketParamsSerializer(serializers.Serializer):
+    """A serializer reading ``course[name]=...`` form bodies like nested JSON bodies."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            data = unflatten_brackets(data)
+        return super().to_internal_value(data)
+
+
+class CourseFieldsSerializer(serializers.Serializer):
+    """The ``course[...]`` parameters of creating and updating a course."""
+
+    name = serializers.CharField(max_length=255)
+    course_code = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    start_at = TimestampField(required=False, allow_null=True)
+    end_at = TimestampField(required=False, allow_null=True, source="conclude_at")
+    is_public = serializers.BooleanField(required=False)
+    sis_course_id = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True
+    )
+
+    def validate_sis_course_id(self, value: str | None) -> str | None:
+        # The model reports a clash only as an unnamed constraint violation.
+        if value:
+            course = self.root.instance
+            root_id = course.root_account_id if course else self.context["account"].resolved_root_id
+            taken = Course.objects.filter(root_account_id=root_id, sis_course_id=value)
+            if course is not None:
+                taken = taken.exclude(pk=course.pk)
+            if taken.exists():
+                raise serializers.ValidationError(
+                    f"{value!r} is already the SIS id of another course in this root account."
+                )
+        return value
+
+
+class CourseUpdateFieldsSerializer(CourseFieldsSerializer):
+    """``course[...]`` of an update, with Canvas's ``course[event]``."""
+
+    event = serializers.ChoiceField(
+        choices=["offer", "claim", "conclude", "delete", "undelete"], required=False
+    )
+
+
+class CourseWriteSerializer(BracketParamsSerializer):
+    """``POST /api/v1/accounts/<account_id>/courses``: ``course[...]`` and ``offer``.
+
+    Needs ``account`` in its context (the SIS id is unique within the account's root).
+    """
+
+    course = CourseFieldsSerializer()
+    offer = serializers.BooleanField(default=False)
+
+    def create(self, validated_data: dict[str, Any]) -> Course:
+        with service_errors("course"):
+            return services.course_create(
+                account=validated_data["account"],
+                publish=validated_data["offer"],
+                **validated_data["course"],
+            )
+
+
+# What course[event] does; ``offer=true`` is ``offer``.
+COURSE_EVENT_SERVICES: dict[str, Callable[..., Course]] = {
+    "offer": services.course_publish,
+    "claim": services.course_unpublish,
+    "conclude": services.course_conclude,
+    "delete": services.course_delete,
+    "undelete": services.course_restore,
+}
+
+
+class CourseUpdateSerializer(CourseWriteSerializer):
+    """``PUT /api/v1/courses/<course_id>``: any of ``course[...]``, ``course[event]``, ``offer``.
+
+    All in one transaction: ``undelete`` comes before the field changes (a deleted course
+    cannot change), every other event after them.
+    """
+
+    course = CourseUpdateFieldsSerializer(required=False)
+    offer = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        event = attrs.get("course", {}).get("event")
+        if attrs.get("offer") and event not in (None, "offer"):
+            raise serializers.ValidationError({"offer": f"contradicts course[event]={event}"})
+        return attrs
+
+    def update(self, instance: Course, validated_data: dict[str, Any]) -> Course:
+        changes = dict(validated_data.get("course", {}))
+        event = changes.pop("event", None) or ("offer" if validated_data.get("offer") else None)
+        with transaction.atomic():
+            if event == "undelete":
+                with service_errors("course", "event"):
+                    services.course_restore(course=instance)
+            if changes:
+                with service_errors("course"):
+                    services.course_update(course=instance, **changes)
+            if event is not None and event != "undelete":
+                with service_errors("course", "event"):
+                    COURSE_EVENT_SERVICES[event](course=instance)
+        return instance
+
+
+class CourseDeleteSerializer(serializers.Serializer):
+    """``DELETE /api/v1/courses/<course_id>?event=delete|conclude``."""
+
+    event = serializers.ChoiceField(choices=["delete", "conclude"])
+
+    def update(self, instance: Course, validated_data: dict[str, Any]) -> Course:
+        with service_errors("event"):
+            return COURSE_EVENT_SERVICES[validated_data["event"]](course=instance)
+
+
+class ContentMigrationSettingsSerializer(serializers.Serializer):
+    source_course_id = serializers.CharField(
+        help_text="The course to copy: a numeric id or sis_course_id:<value>."
+    )
+
+
+class ContentMigrationWriteSerializer(BracketParamsSerializer):
+    """``POST /api/v1/courses/<destination_id>/content_migrations``: a course copy.
+
+    The copy runs synchronously, so the migration is ``completed`` when answered. Its
+    ``id`` is the integer key of the ``copied_from`` event the copy recorded on the
+    destination: the copy's own record, so there is no migrations table to keep.
+    """
+
+    migration_type = serializers.ChoiceField(choices=["course_copy_importer"])
+    settings = ContentMigrationSettingsSerializer()
+
+    def create(self, validated_data: dict[str, Any]) -> dict[str, Any]:
+        source, destination = validated_data["source"], validated_data["destination"]
+        with service_errors("settings", "source_course_id"), transaction.atomic():
+            services.course_copy(source=source, destination=destination)
+            event_id = (
+                CourseEvent.objects.filter(
+                    course=destination,
+                    event_type=CourseEvent.EventType.COPIED_FROM,
+                    related_course=source,
+                )
+                .order_by("-id")
+                .values_list("pk", flat=True)[0]
+            )
+        return {
+            "id": event_id,
+            "migration_type": validated_data["migration_type"],
+            "workflow_state": "completed",
+        }
+
+
+class ContentMigrationSerializer(serializers.Serializer):
+    """The answer to a content migration (Canvas's ``ContentMigration``, in part)."""
+
+    id = serializers.IntegerField()
+    migration_type = serializers.CharField()
+    workflow_state = serializers.ChoiceField(choices=["completed"])

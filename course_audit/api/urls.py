@@ -21,8 +21,23 @@ urlpatterns = [
     ),
     re_path(
         r"^courses/(?P<course_id>[^/]+)/?$",
-        views.CourseViewSet.as_view({"get": "retrieve"}),
+        views.CourseViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="course",
+    ),
+    re_path(
+        r"^courses/(?P<course_id>[^/]+)/reset_content/?$",
+        views.CourseViewSet.as_view({"post": "reset_content"}),
+        name="course-reset-content",
+    ),
+    re_path(
+        r"^courses/(?P<course_id>[^/]+)/content_migrations/?$",
+        views.ContentMigrationViewSet.as_view({"post": "create"}),
+        name="course-content-migrations",
+    ),
+    re_path(
+        r"^accounts/(?P<account_id>[^/]+)/courses/?$",
+        views.AccountCourseViewSet.as_view({"post": "create"}),
+        name="account-courses",
     ),
     re_path(
         r"^accounts/(?P<account_id>[^/]+)/?$",

@@ -1,4 +1,5 @@
-"""The REST API: Canvas's Course Audit log endpoints and the objects they link to.
+"""The REST API: Canvas's Course Audit log endpoints, the objects they link to, and
+Canvas's write endpoints for courses (which record ``api`` events through the services).
 
 Every viewset declares its own authentication, permission, filter, pagination, renderer
 and exception handling: a host's ``REST_FRAMEWORK`` defaults never widen access.
@@ -6,12 +7,15 @@ and exception handling: a host's ``REST_FRAMEWORK`` defaults never widen access.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import exceptions
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
@@ -19,17 +23,33 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from course_audit import selectors
+from course_audit import selectors, services
 from course_audit.api.authentication import BearerTokenAuthentication
 from course_audit.api.exceptions import exception_handler
 from course_audit.api.pagination import KeysetPagination
 from course_audit.api.permissions import AccountGrantPermission, grants_for
+from course_audit.api.schema import (
+    ACCOUNT_ID,
+    COURSE_ID,
+    INCLUDE_SUBACCOUNTS,
+    LINK_HEADER,
+    LISTING_PARAMETERS,
+    document,
+    errors,
+)
 from course_audit.api.serializers import (
     AccountSerializer,
+    ContentMigrationSerializer,
+    ContentMigrationWriteSerializer,
+    CourseDeleteSerializer,
     CourseEventPageSerializer,
     CourseSerializer,
+    CourseUpdateSerializer,
+    CourseWriteSerializer,
     compound_document,
+    service_errors,
 )
+from course_audit.context import audit_context
 from course_audit.filters import CourseEventFilterSet
 from course_audit.models import Account, Course, CourseEvent, Permission
 
@@ -51,55 +71,70 @@ class CourseAuditAPIView(GenericViewSet):
     filter_backends: list[Any] = []
     pagination_class: Any = None
     required_permission = Permission.VIEW_COURSE_CHANGES
+    schema = AutoSchema()
 
     def get_exception_handler(self) -> Any:
         return exception_handler
 
-    def _scoped_roots(self) -> set[int] | None:
-        grants = grants_for(self.request, self.required_permission)
-        return None if grants.superuser else set(grants.roots)
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # Whatever path the host mounts the API under, its changes are ``api`` events.
+        with audit_context(source=CourseEvent.EventSource.API):
+            return super().dispatch(request, *args, **kwargs)
 
     def get_course(self, raw_id: str) -> Course:
         """The course named by a numeric id or ``sis_course_id:<value>``, checked."""
-        courses = Course.objects.select_related("account")
-        if raw_id.startswith(SIS_COURSE_PREFIX):
-            roots = self._scoped_roots()
-            matches = courses.filter(sis_course_id=raw_id[len(SIS_COURSE_PREFIX) :])
-            if roots is not None:
-                matches = matches.filter(root_account_id__in=roots)
-            found = list(matches[:2])
-            if len(found) > 1:
-                raise exceptions.ValidationError(
-                    {"course_id": "matches courses in several root accounts; use the numeric id"}
-                )
-            course = found[0] if found else None
-        else:
-            course = courses.filter(pk=_numeric_id(raw_id)).first()
-        if course is None:
-            raise exceptions.NotFound()
+        course = self._lookup(
+            Course.objects.select_related("account"),
+            raw_id,
+            prefix=SIS_COURSE_PREFIX,
+            sis_field="sis_course_id",
+            root_filter=lambda roots: Q(root_account_id__in=roots),
+            param="course_id",
+        )
         self.check_object_permissions(self.request, course)
         return course
 
     def get_account(self, raw_id: str) -> Account:
         """The active account named by a numeric id or ``sis_account_id:<value>``, checked."""
-        accounts = Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE)
-        if raw_id.startswith(SIS_ACCOUNT_PREFIX):
-            roots = self._scoped_roots()
-            matches = accounts.filter(sis_account_id=raw_id[len(SIS_ACCOUNT_PREFIX) :])
-            if roots is not None:
-                matches = matches.filter(pk__in=roots) | matches.filter(root_account_id__in=roots)
-            found = list(matches[:2])
-            if len(found) > 1:
-                raise exceptions.ValidationError(
-                    {"account_id": "matches accounts in several root accounts; use the numeric id"}
-                )
-            account = found[0] if found else None
-        else:
-            account = accounts.filter(pk=_numeric_id(raw_id)).first()
-        if account is None:
-            raise exceptions.NotFound()
+        account = self._lookup(
+            Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE),
+            raw_id,
+            prefix=SIS_ACCOUNT_PREFIX,
+            sis_field="sis_account_id",
+            root_filter=lambda roots: Q(pk__in=roots) | Q(root_account_id__in=roots),
+            param="account_id",
+        )
         self.check_object_permissions(self.request, account)
         return account
+
+    def _lookup(
+        self,
+        queryset: QuerySet[Any],
+        raw_id: str,
+        *,
+        prefix: str,
+        sis_field: str,
+        root_filter: Callable[[set[int]], Q],
+        param: str,
+    ) -> Any:
+        """One object by numeric id, or by SIS id within the caller's root accounts."""
+        if not raw_id.startswith(prefix):
+            found = queryset.filter(pk=_numeric_id(raw_id)).first()
+            if found is None:
+                raise exceptions.NotFound()
+            return found
+        grants = grants_for(self.request, self.required_permission)
+        matches = queryset.filter(**{sis_field: raw_id[len(prefix) :]})
+        if not grants.superuser:
+            matches = matches.filter(root_filter(set(grants.roots)))
+        candidates = list(matches[:2])
+        if not candidates:
+            raise exceptions.NotFound()
+        if len(candidates) > 1:
+            raise exceptions.ValidationError(
+                {param: "matches objects in several root accounts; use the numeric id"}
+            )
+        return candidates[0]
 
 
 def _numeric_id(raw_id: str) -> int:
@@ -126,10 +161,20 @@ class CourseAuditViewSet(CourseAuditAPIView):
     filterset_class = CourseEventFilterSet
     pagination_class = KeysetPagination
 
+    @document(
+        summary="Query by course",
+        parameters=[COURSE_ID, *LISTING_PARAMETERS, LINK_HEADER],
+        responses={200: CourseEventPageSerializer, **errors(400, 401, 403, 404)},
+    )
     def for_course(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
         return self._page(selectors.course_events(course))
 
+    @document(
+        summary="Query by account",
+        parameters=[ACCOUNT_ID, *LISTING_PARAMETERS, INCLUDE_SUBACCOUNTS, LINK_HEADER],
+        responses={200: CourseEventPageSerializer, **errors(400, 401, 403, 404)},
+    )
     def for_account(self, request: Request, account_id: str) -> Response:
         account = self.get_account(account_id)
         if _flag(request, "include_subaccounts"):
@@ -152,13 +197,91 @@ class CourseAuditViewSet(CourseAuditAPIView):
 
 
 class CourseViewSet(CourseAuditAPIView):
-    """``GET /api/v1/courses/<course_id>``."""
+    """``GET``, ``PUT`` and ``DELETE /api/v1/courses/<course_id>`` and
+    ``POST /api/v1/courses/<course_id>/reset_content``.
+
+    Reading a course needs ``view_course_changes``; changing it needs ``manage_courses``.
+    """
 
     serializer_class = CourseSerializer
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        self.required_permission = (
+            Permission.VIEW_COURSE_CHANGES
+            if self.action == "retrieve"
+            else Permission.MANAGE_COURSES
+        )
+        super().initial(request, *args, **kwargs)
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "update":
+            return CourseUpdateSerializer
+        if self.action == "destroy":
+            return CourseDeleteSerializer
+        return CourseSerializer
+
+    def get_object(self) -> Course:
+        return self.get_course(self.kwargs["course_id"])
+
+    @document(
+        summary="Get a course",
+        parameters=[COURSE_ID],
+        responses={200: CourseSerializer, **errors(401, 403, 404)},
+    )
     def retrieve(self, request: Request, course_id: str) -> Response:
-        course = self.get_course(course_id)
-        return Response(CourseSerializer(course, ids_as_strings=False).data)
+        return Response(CourseSerializer(self.get_object()).data)
+
+    @document(
+        summary="Update a course",
+        parameters=[COURSE_ID],
+        request=CourseUpdateSerializer,
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
+    )
+    def update(self, request: Request, course_id: str) -> Response:
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        course = serializer.save()
+        return Response(CourseSerializer(course).data)
+
+    @document(
+        summary="Delete or conclude a course",
+        parameters=[
+            COURSE_ID,
+            OpenApiParameter("event", str, enum=["delete", "conclude"], required=True),
+        ],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "CourseDeleted",
+                {
+                    "delete": serializers.BooleanField(required=False),
+                    "conclude": serializers.BooleanField(required=False),
+                },
+            ),
+            **errors(400, 401, 403, 404),
+        },
+    )
+    def destroy(self, request: Request, course_id: str) -> Response:
+        """Canvas reads ``event`` from the query string or, as canvasapi sends it, the body."""
+        course = self.get_object()
+        params = request.query_params if "event" in request.query_params else request.data
+        serializer = self.get_serializer(course, data=params)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response({serializer.validated_data["event"]: True})
+
+    @document(
+        summary="Reset a course's content",
+        parameters=[COURSE_ID],
+        request=None,
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
+    )
+    def reset_content(self, request: Request, course_id: str) -> Response:
+        """Answers the new course that replaced this one."""
+        course = self.get_object()
+        with service_errors():
+            new_course = services.course_reset(course=course)
+        return Response(CourseSerializer(new_course).data)
 
 
 class AccountViewSet(CourseAuditAPIView):
@@ -166,5 +289,58 @@ class AccountViewSet(CourseAuditAPIView):
 
     serializer_class = AccountSerializer
 
+    @document(
+        summary="Get an account",
+        parameters=[ACCOUNT_ID],
+        responses={200: AccountSerializer, **errors(401, 403, 404)},
+    )
     def retrieve(self, request: Request, account_id: str) -> Response:
         return Response(AccountSerializer(self.get_account(account_id)).data)
+
+
+class AccountCourseViewSet(CourseAuditAPIView):
+    """``POST /api/v1/accounts/<account_id>/courses``: create a course in the account."""
+
+    required_permission = Permission.MANAGE_COURSES
+    serializer_class = CourseWriteSerializer
+
+    @document(
+        summary="Create a course",
+        parameters=[ACCOUNT_ID],
+        request=CourseWriteSerializer,
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
+    )
+    def create(self, request: Request, account_id: str) -> Response:
+        account = self.get_account(account_id)
+        serializer = self.get_serializer(
+            data=request.data, context={**self.get_serializer_context(), "account": account}
+        )
+        serializer.is_valid(raise_exception=True)
+        course = serializer.save(account=account)
+        return Response(CourseSerializer(course).data)
+
+
+class ContentMigrationViewSet(CourseAuditAPIView):
+    """``POST /api/v1/courses/<destination_id>/content_migrations``: copy a course into it.
+
+    Only ``migration_type=course_copy_importer``. ``manage_courses`` is needed on both the
+    destination and the source (``settings[source_course_id]``); an unknown or foreign
+    source is a 404, as in Canvas. See ``ContentMigrationWriteSerializer`` for the answer.
+    """
+
+    required_permission = Permission.MANAGE_COURSES
+    serializer_class = ContentMigrationWriteSerializer
+
+    @document(
+        summary="Copy a course into this one",
+        parameters=[COURSE_ID],
+        request=ContentMigrationWriteSerializer,
+        responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404)},
+    )
+    def create(self, request: Request, course_id: str) -> Response:
+        destination = self.get_course(course_id)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = self.get_course(serializer.validated_data["settings"]["source_course_id"])
+        migration = serializer.save(source=source, destination=destination)
+        return Response(ContentMigrationSerializer(migration).data)

@@ -1,0 +1,156 @@
+"""OpenAPI 3.1 for course_audit's API, served by the app itself at ``api/schema/``.
+
+The schema covers only this app's endpoints, whatever else the host serves, and the docs
+page (Redoc) loads its script from the host's static files, so it needs no internet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import TemplateHTMLRenderer
+
+import course_audit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SCHEMA_SETTINGS: dict[str, Any] = {
+    "TITLE": "course_audit API",
+    "DESCRIPTION": (
+        "Canvas LMS's Course Audit log API (and the course endpoints whose changes it "
+        "records), served by the course_audit Django app."
+    ),
+    "VERSION": course_audit.__version__,
+    "OAS_VERSION": "3.1.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["course_audit.api.schema.only_course_audit_endpoints"],
+}
+
+
+def only_course_audit_endpoints(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[Any]:
+    """Keep the endpoints served by course_audit's own API views, with Canvas's paths
+    (no trailing slash, though one is accepted)."""
+    from course_audit.api.views import CourseAuditAPIView
+
+    return [
+        (path.rstrip("/"), path_regex, method, callback)
+        for path, path_regex, method, callback in endpoints
+        if isinstance(getattr(callback, "cls", None), type)
+        and issubclass(callback.cls, CourseAuditAPIView)
+    ]
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "course_audit.api.authentication.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token from `manage.py create_api_token <username>`.",
+        }
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI document (YAML, or JSON with ``?format=json``)."""
+
+    schema = AutoSchema()
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    custom_settings = SCHEMA_SETTINGS
+
+
+class DocsView(SpectacularRedocView):
+    """Browsable API documentation, from static files only."""
+
+    schema = AutoSchema()
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    renderer_classes = [TemplateHTMLRenderer]
+    url_name = "course_audit_schema"
+    title = SCHEMA_SETTINGS["TITLE"]
+    # Our own page: the stock one loads web fonts from the internet.
+    template_name = "course_audit/api_docs.html"
+
+
+# --- what the views declare --------------------------------------------------------------
+
+_ID_HELP = "A numeric id, or `{prefix}:<value>` (URL-encoded)."
+
+
+def path_id(name: str, prefix: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, str, OpenApiParameter.PATH, description=_ID_HELP.format(prefix=prefix)
+    )
+
+
+COURSE_ID = path_id("course_id", "sis_course_id")
+ACCOUNT_ID = path_id("account_id", "sis_account_id")
+
+LISTING_PARAMETERS = [
+    OpenApiParameter(
+        "start_time",
+        OpenApiTypes.DATETIME,
+        description="ISO 8601; events with created_at >= start_time (whole seconds). "
+        "A value without offset is read in the server's time zone; a bare date is the "
+        "start of that day.",
+    ),
+    OpenApiParameter(
+        "end_time", OpenApiTypes.DATETIME, description="ISO 8601; created_at <= end_time."
+    ),
+    OpenApiParameter("per_page", int, description="1..100 (clamped); default 10."),
+    OpenApiParameter("page", str, description="`first`, or the token from a `Link` header."),
+    OpenApiParameter(
+        "event_type", str, description="Comma-separated event types, e.g. `published,deleted`."
+    ),
+    OpenApiParameter(
+        "event_source", str, description="Comma-separated sources: `manual`, `api`, `sis`."
+    ),
+    OpenApiParameter("user_id", int, description="Only events by this user."),
+]
+INCLUDE_SUBACCOUNTS = OpenApiParameter(
+    "include_subaccounts", bool, description="Also the events of every sub-account's courses."
+)
+LINK_HEADER = OpenApiParameter(
+    "Link",
+    str,
+    OpenApiParameter.HEADER,
+    response=True,
+    description='Canvas\'s pagination links: rel="current", "next", "first" and "last".',
+)
+
+
+class ErrorMessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """``{"status": ..., "errors": [{"message": ...}]}``; ``status`` on 401 and 403."""
+
+    status = serializers.CharField(required=False)
+    errors = ErrorMessageSerializer(many=True)  # type: ignore[assignment]
+
+
+def errors(*codes: int) -> dict[int, Any]:
+    return {code: ErrorSerializer for code in codes}
+
+
+def document(**kwargs: Any) -> Callable[[F], F]:
+    """``extend_schema`` built on drf-spectacular's ``AutoSchema`` even when the host's
+    ``DEFAULT_SCHEMA_CLASS`` is DRF's own (the default)."""
+
+    def decorate(view_method: F) -> F:
+        existing = getattr(view_method, "kwargs", {})
+        view_method.kwargs = {**existing, "schema": AutoSchema}  # type: ignore[attr-defined]
+        return extend_schema(**kwargs)(view_method)
+
+    return decorate
