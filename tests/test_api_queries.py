@@ -1,0 +1,183 @@
+"""The audit endpoints run a fixed number of queries, whatever the page size.
+
+A page of 100 events linking users, page views, copied and reset courses and SIS batches
+costs exactly what a page of one costs: the linked objects come from the events query's
+joins, never from a query per event. The budget is at most six queries, counting
+authentication honestly: a bearer token's first use within a minute writes its
+``last_used_at`` (one UPDATE), a session costs the session and the user.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from course_audit import services
+from course_audit.context import audit_context
+from course_audit.models import Account, ApiToken, Course, CourseEvent, PageView, SisBatch
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2025, 3, 3, 12, 0, 0, tzinfo=dt.UTC)
+BUDGET = 6
+
+
+@dataclasses.dataclass
+class History:
+    course: Course
+    department: Account
+
+
+@pytest.fixture
+def history(
+    make_course: Callable[..., Course],
+    make_user: Callable[..., Any],
+    department: Account,
+    root_account: Account,
+) -> History:
+    """Over 100 events of one course by five users, in requests with and without a page
+    view row, from two SIS batches, with copies and resets; more in a sub-account."""
+    subaccount = Account.objects.create(name="Genetics", parent=department)
+    actors = [make_user(f"actor{index}") for index in range(5)]
+    batches = [SisBatch.objects.create(root_account=root_account) for _ in range(2)]
+    with audit_context(occurred_at=T0):
+        course = make_course(name="Biology 101", course_code="BIO101")
+        below = make_course(name="Genetics 201", account=subaccount)
+    for index in range(100):
+        request_id = uuid.uuid4()
+        when = T0 + dt.timedelta(minutes=index)
+        actor = actors[index % len(actors)]
+        with audit_context(user=actor, source="api", request_id=request_id, occurred_at=when):
+            services.course_update(course=course, name=f"Biology 101 v{index}")
+            services.course_update(course=below, name=f"Genetics 201 v{index}")
+            if index % 10 == 0:
+                services.course_copy(source=course)
+        if index % 3:
+            PageView.objects.create(request_id=request_id, url="http://x/api", http_method="PUT")
+        if index % 25 == 0:
+            batch = batches[index // 25 % len(batches)]
+            with audit_context(source="sis", sis_batch=batch, occurred_at=when):
+                services.course_update(course=course, course_code=f"BIO101-{index}")
+    with audit_context(user=actors[0], occurred_at=T0 + dt.timedelta(hours=3)):
+        copy = services.course_copy(source=course, name="Biology 101 (copy)")
+        services.course_reset(course=copy)
+        services.course_reset(course=below)
+        services.course_reset(course=course)
+    assert CourseEvent.objects.filter(course=course).count() > 100
+    return History(course=course, department=department)
+
+
+ENDPOINTS: dict[str, Callable[[History], tuple[str, dict[str, str]]]] = {
+    "course": lambda h: (f"/api/v1/audit/course/courses/{h.course.pk}", {}),
+    "account": lambda h: (f"/api/v1/audit/course/accounts/{h.department.pk}", {}),
+    "subaccounts": lambda h: (
+        f"/api/v1/audit/course/accounts/{h.department.pk}",
+        {"include_subaccounts": "true"},
+    ),
+}
+
+# Authentication (token look-up [+ last_used_at UPDATE] | session + user), the course or
+# account, the caller's grants, [the sub-accounts,] the page of events with its links.
+EXPECTED_QUERIES = {
+    ("course", "token"): 4,
+    ("course", "token first use"): 5,
+    ("course", "session"): 5,
+    ("account", "token"): 4,
+    ("account", "token first use"): 5,
+    ("account", "session"): 5,
+    ("subaccounts", "token"): 5,
+    ("subaccounts", "token first use"): 6,
+    ("subaccounts", "session"): 6,
+}
+
+
+@pytest.fixture
+def auditor(make_user: Callable[..., Any], grant: Callable[..., Any], root_account: Account) -> Any:
+    user = make_user("auditor")
+    grant(user, root_account)
+    return user
+
+
+def authenticate(auth: str, user: Any) -> Callable[[], tuple[Client, dict[str, str]]]:
+    """A factory of (client, headers) for one request, authenticated as ``auth`` says."""
+    if auth == "session":
+        client = Client()
+        client.force_login(user)
+        return lambda: (client, {})
+    if auth == "token":
+        _, plaintext = ApiToken.issue(user=user)
+        headers = {"Authorization": f"Bearer {plaintext}"}
+        Client().get("/api/v1/audit/course/courses/0", headers=headers)  # the first use
+        return lambda: (Client(), headers)
+
+    def fresh_token() -> tuple[Client, dict[str, str]]:
+        _, plaintext = ApiToken.issue(user=user)
+        return Client(), {"Authorization": f"Bearer {plaintext}"}
+
+    return fresh_token
+
+
+@pytest.mark.parametrize("auth", ["token", "token first use", "session"])
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_page_size_does_not_change_the_queries(
+    endpoint: str,
+    auth: str,
+    history: History,
+    auditor: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    path, params = ENDPOINTS[endpoint](history)
+    new_client = authenticate(auth, auditor)
+    counts: dict[int, int] = {}
+    for per_page in (1, 100):
+        client, headers = new_client()
+        with django_assert_max_num_queries(BUDGET) as captured:
+            response = client.get(path, {**params, "per_page": per_page}, headers=headers)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert len(body["events"]) == per_page
+        assert 'rel="next"' in response["Link"]
+        counts[per_page] = len(captured)
+        sql = [query["sql"] for query in captured.captured_queries]
+        assert sum('FROM "course_audit_courseevent"' in query for query in sql) == 1
+        token_writes = [
+            query for query in sql if query.startswith('UPDATE "course_audit_apitoken"')
+        ]
+        assert len(token_writes) == (1 if auth == "token first use" else 0)
+
+    assert counts[1] == counts[100] == EXPECTED_QUERIES[endpoint, auth]
+    linked = body["linked"]
+    assert len(linked["users"]) >= 5
+    assert len(linked["page_views"]) >= 20
+    assert len(linked["courses"]) >= 5
+    assert {event["event_source"] for event in body["events"]} >= {"api", "sis"}
+    assert any(event["links"]["sis_batch"] for event in body["events"])
+    assert any("copied_to" in event["links"] for event in body["events"])
+    assert any("reset_to" in event["links"] for event in body["events"])
+
+
+def test_token_last_used_is_written_once_a_minute(history: History, auditor: Any) -> None:
+    token, plaintext = ApiToken.issue(user=auditor)
+    path = f"/api/v1/audit/course/courses/{history.course.pk}"
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert token.last_used_at is None
+
+    with CaptureQueriesContext(connection) as first:
+        assert Client().get(path, headers=headers).status_code == 200
+    token.refresh_from_db()
+    used = token.last_used_at
+    assert used is not None
+    with CaptureQueriesContext(connection) as second:
+        assert Client().get(path, headers=headers).status_code == 200
+    token.refresh_from_db()
+
+    assert token.last_used_at == used
+    assert len(first) == len(second) + 1
