@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import NotSupportedError, models, transaction
+from django.db import NotSupportedError, connections, models, transaction
 
 if TYPE_CHECKING:
     from course_audit.models import Course, CourseEvent  # noqa: F401  (used in QuerySet[...])
@@ -46,8 +46,13 @@ class CourseQuerySet(models.QuerySet["Course"]):
     def bulk_update(
         self, objs: Iterable[Course], fields: Iterable[str], batch_size: int | None = None
     ) -> int:
-        """``QuerySet.bulk_update``, recorded: Django runs it as one ``update()`` per batch,
-        which records an event for each row that really changed."""
+        """``QuerySet.bulk_update`` that records an event for each row that really changed.
+
+        On PostgreSQL, plain values are written with one ``UPDATE ... FROM (VALUES ...)``
+        per batch (Django's generic form builds a CASE per row and field, which is slow
+        for big batches); elsewhere, or with expressions, Django runs it as one
+        ``update()`` per batch, which records the same way.
+        """
         from course_audit import recording
 
         objs = list(objs)
@@ -55,7 +60,34 @@ class CourseQuerySet(models.QuerySet["Course"]):
         if objs and "account_id" in recording.attnames(fields):
             _sync_root_accounts(objs, self.db)
             fields.append("root_account")
-        return super().bulk_update(objs, fields, batch_size=batch_size)
+        connection = connections[self.db]
+        attnames = recording.attnames(fields)
+        if (
+            not objs
+            or not fields
+            or connection.vendor != "postgresql"
+            or any(
+                recording.has_expression(getattr(obj, name) for name in attnames) for obj in objs
+            )
+        ):
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+        with transaction.atomic(using=self.db, savepoint=False):
+            latest = {obj.pk: obj for obj in objs}  # the last of duplicates wins
+            old = recording.lock_snapshots(self.db, latest)
+            count = 0
+            for batch in recording.chunks(list(latest.values()), batch_size or 1000):
+                count += _update_from_values(connection, batch, fields)
+            # Only the written fields are read from the objects: others may be deferred.
+            written = attnames & set(recording.SNAPSHOT_FIELDS)
+            recording.record_changes(
+                (
+                    (pk, old[pk], {**old[pk], **{name: getattr(obj, name) for name in written}})
+                    for pk, obj in latest.items()
+                    if pk in old
+                ),
+                self.db,
+            )
+            return count
 
     bulk_update.alters_data = True  # type: ignore[attr-defined]
 
@@ -104,6 +136,35 @@ class CourseQuerySet(models.QuerySet["Course"]):
     def visible(self) -> CourseQuerySet:
         """Courses that are not soft-deleted."""
         return self.exclude(workflow_state="deleted")
+
+
+def _update_from_values(connection: Any, objs: Sequence[Course], fields: Sequence[str]) -> int:
+    """``UPDATE course SET f = v.f ... FROM (VALUES (id, f, ...), ...) v WHERE id = v.id``."""
+    from course_audit.models import Course
+
+    opts = Course._meta
+    model_fields = [opts.get_field(name) for name in dict.fromkeys(fields)]
+    qn = connection.ops.quote_name
+    columns = [qn(field.column) for field in model_fields]  # type: ignore[union-attr]
+    assignments = ", ".join(
+        f"{column} = v.{column}::{field.db_type(connection)}"  # type: ignore[union-attr]
+        for column, field in zip(columns, model_fields, strict=True)
+    )
+    row = "(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"
+    params: list[Any] = []
+    for obj in objs:
+        params.append(obj.pk)
+        for field in model_fields:
+            value = getattr(obj, field.attname)  # type: ignore[union-attr]
+            params.append(field.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+    table = qn(opts.db_table)
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(objs))}) "
+        f"AS v(id, {', '.join(columns)}) WHERE {table}.{qn(opts.pk.column)} = v.id::bigint"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.rowcount)
 
 
 def _root_of(account: Any, using: str) -> int:

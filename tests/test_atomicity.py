@@ -72,7 +72,7 @@ def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatc
 
     def broken(*args, **kwargs):
         event = original(*args, **kwargs)
-        event.account_id = 987654321
+        event["account_id"] = 987654321
         return event
 
     monkeypatch.setattr(recording, "_event", broken)
@@ -87,3 +87,23 @@ def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatc
 def _renamed(course: Course) -> Course:
     course.name = "Never"
     return course
+
+
+def test_a_failing_bulk_event_insert_rolls_back_the_bulk_write(department, monkeypatch):
+    """Big batches go in with COPY on PostgreSQL: a failure there undoes the courses too."""
+    original = recording._event
+
+    def broken(*args, **kwargs):
+        event = original(*args, **kwargs)
+        event["account_id"] = 987654321
+        return event
+
+    monkeypatch.setattr(recording, "_event", broken)
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        Course.objects.bulk_create(
+            [Course(account=department, name=f"B{i}") for i in range(recording.COPY_MIN_ROWS)]
+        )
+    assert not Course.objects.exists()
+    assert not CourseEvent.objects.exists()

@@ -675,7 +675,7 @@ class Planner:
         cancellation. Returns the course that goes on (a reset replaces it), or None."""
         rng = self.rng
         pre_term = term.start - timedelta(days=1)
-        if want("syllabus", 0.4):
+        if want("syllabus", 0.3):
             self.update(
                 track,
                 self.after(track, hi=pre_term),
@@ -755,7 +755,7 @@ class Planner:
                 teacher,
                 is_public=not track.fields["is_public"],
             )
-        for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+        for _ in range(rng.choice((0, 0, 0, 1, 1, 2))):
             self.update(
                 track,
                 self.after(track, hi=in_term, gap=timedelta(days=30)),
