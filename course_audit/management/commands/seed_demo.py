@@ -2,13 +2,14 @@
 
 The base seed builds Northwind State University (sis_account_id ``NSU``): colleges and
 departments, the demo users and roles, a few hundred courses and about a year of their
-history. Every change goes through ``course_audit.services`` (or the recorded
-``Course.objects.bulk_create``) inside ``audit_context(occurred_at=...)``, so each course row
-agrees with its events, and the steps run in time order. It runs once: when the root account
-exists it changes nothing.
+history, with every event type from every source, SIS batches and page views. Every change
+goes through ``course_audit.services`` (or the recorded ``Course.objects.bulk_create``) inside
+``audit_context(occurred_at=...)``, in time order, so each course row agrees with its events.
+It runs once: when the root account exists it changes nothing. ``--seed`` makes it
+reproducible; ``--courses`` sizes it.
 
 ``--events N`` then appends N synthetic ``updated`` events for load testing, written straight
-into the event table (``COPY`` on PostgreSQL, ``bulk_create`` elsewhere).
+into the event table (``COPY`` on PostgreSQL, ``bulk_create`` elsewhere), committed in chunks.
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ USERS: tuple[DemoUser, ...] = (
     DemoUser("registrar", "Margaret", "Okafor", "admin", ROOT_SIS_ID, can_log_in=True),
     DemoUser("dept_admin", "Daniel", "Kim", "admin", DEPT_ADMIN_DEPARTMENT, can_log_in=True),
     DemoUser("teacher", "Priya", "Raman", "teacher", ROOT_SIS_ID, can_log_in=True),
-    DemoUser("hbrooks", "Hannah", "Brooks", "admin", "CAS"),
+    DemoUser("hbrooks", "Hannah", "Brooks", "admin", ROOT_SIS_ID),  # instructional design
     DemoUser("twhitfield", "Thomas", "Whitfield", "teacher", "BIOL"),
     DemoUser("epetrova", "Elena", "Petrova", "teacher", "CHEM"),
     DemoUser("mjohnson", "Marcus", "Johnson", "teacher", "CSCI"),
@@ -458,9 +459,9 @@ class Planner:
         for year in range(self.now.year - 1, self.now.year + 2):
             for code, label, (sm, sd), (em, ed), weight in TERM_CALENDAR:
                 start, end = utc(year, sm, sd, 7), utc(year, em, ed, 7)
-                if start >= self.window_start + timedelta(days=20) and self.load_time(
-                    start
-                ) < self.cutoff - timedelta(hours=1):
+                in_year = start >= self.window_start + timedelta(days=20)
+                loaded = self.load_time(start) < self.cutoff - timedelta(hours=1)
+                if in_year and loaded:
                     found.append(Term(f"{year}{code}", f"{label} {year}", start, end, weight))
         return found
 
@@ -1127,7 +1128,8 @@ SYNTHETIC_COLUMNS = (
     "page_view",
     "sis_batch",
 )
-CHUNK = 100_000
+CHUNK = 100_000  # rows per transaction
+PROGRESS_STEP = 10_000
 
 
 def iso(value: datetime) -> str:
@@ -1270,10 +1272,11 @@ def copy_events(rows: Iterator[tuple[Any, ...]], count: int, progress: tqdm[Any]
         size = min(CHUNK, left)
         chunk = sorted(itertools.islice(rows, size), key=in_index_order)
         with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in chunk:
-                copy.write_row(row)
+            for start in range(0, size, PROGRESS_STEP):
+                for row in chunk[start : start + PROGRESS_STEP]:
+                    copy.write_row(row)
+                progress.update(min(PROGRESS_STEP, size - start))
         left -= size
-        progress.update(size)
 
 
 def create_events(rows: Iterator[tuple[Any, ...]], count: int, progress: tqdm[Any]) -> None:
@@ -1312,7 +1315,10 @@ class Command(BaseCommand):
             "--events",
             type=int,
             default=0,
-            help="Add N synthetic 'updated' events on top of the demo data (load testing).",
+            help=(
+                "Add N synthetic 'updated' events on top of the demo data, for load testing "
+                f"(committed {CHUNK:,} at a time on PostgreSQL)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
