@@ -305,6 +305,8 @@ class Course(models.Model):
             old = None if self._state.adding else recording.lock_snapshots(using, [self.pk])
             if self.account_id is not None:
                 self.root_account_id = self.account.resolved_root_id
+            if self._state.adding:
+                recording.stamp_created([self])
             super().save(*args, **kwargs)
             recording.record_save(self, old.get(self.pk) if old else None, kwargs, using)
 

@@ -111,6 +111,7 @@ class CourseQuerySet(models.QuerySet["Course"]):
             return objs
         with transaction.atomic(using=self.db, savepoint=False):
             _sync_root_accounts(objs, self.db)
+            recording.stamp_created(objs)
             created = super().bulk_create(objs, *args, **kwargs)
             missing = [obj for obj in created if obj.pk is None]
             if missing:

@@ -324,6 +324,14 @@ def recorded_by_caller(course: Course) -> None:
     course.__dict__["_audit_recorded_by_caller"] = True
 
 
+def stamp_created(courses: Iterable[Course]) -> None:
+    """New courses of a backfill (``audit_context(occurred_at=...)``) were created then."""
+    occurred_at = get_audit_context().occurred_at
+    if occurred_at is not None:
+        for course in courses:
+            course.created_at = occurred_at
+
+
 def attnames(field_names: Iterable[str]) -> set[str]:
     """Attribute names of model fields named either way (``account`` or ``account_id``)."""
     names = set()

@@ -226,3 +226,15 @@ def test_deleting_a_user_keeps_their_events_and_name(course, registrar):
 def _display(user) -> str:
     full_name = getattr(user, "get_full_name", lambda: "")()
     return full_name or user.get_username()
+
+
+def test_a_backfill_stamps_events_and_new_courses_at_the_given_time(department):
+    import datetime as dt
+
+    then = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    with audit_context(occurred_at=then):
+        course = services.course_create(account=department, name="Imported history")
+        [bulk] = Course.objects.bulk_create([Course(account=department, name="Bulk history")])
+    for target in (course, bulk):
+        assert Course.objects.get(pk=target.pk).created_at == then
+        assert events_of(target)[0].created_at == then
