@@ -30,6 +30,9 @@ def parse_timestamp(raw: str) -> dt.datetime:
     of that day. Raises ``ValueError`` for anything else.
     """
     text = _DECODED_PLUS.sub(r"\1+\2", raw.strip())
+    if not (text.isascii() and text.isprintable()):
+        # Python's parser would quietly accept a trailing NUL, for one.
+        raise ValueError("not an ISO 8601 date-time")
     try:
         value = dateparse.parse_datetime(text)
     except ValueError as error:  # well-formed but impossible, e.g. month 13

@@ -544,3 +544,32 @@ def test_timestamps_are_whole_seconds_with_an_offset(registrar, course):
     assert body["events"][0]["created_at"] == timezone.localtime(created_at).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/audit/course/courses/sis_course_id:a%00b",
+        "/api/v1/audit/course/accounts/sis_account_id:%00",
+        "/api/v1/courses/sis_course_id:%00",
+        "/api/v1/audit/course/courses/%00",
+    ],
+)
+def test_nul_characters_in_ids_are_404_not_500(registrar, path):
+    assert registrar.get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_time": "2025-01-01T00:00:00\x00"},
+        {"event_type": "created\x00"},
+        {"per_page": "\x00"},
+        {"page": "\x00"},
+        {"user_id": "\x00"},
+        {"include_subaccounts": "\x00"},
+    ],
+)
+def test_nul_characters_in_parameters_are_400(registrar, department, params):
+    response = registrar.get(f"/api/v1/audit/course/accounts/{department.pk}", **params)
+    assert response.status_code == 400

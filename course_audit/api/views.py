@@ -123,8 +123,11 @@ class CourseAuditAPIView(GenericViewSet):
             if found is None:
                 raise exceptions.NotFound()
             return found
+        sis_id = raw_id[len(prefix) :]
+        if "\x00" in sis_id:  # no stored id has one, and PostgreSQL refuses it in a query
+            raise exceptions.NotFound()
         grants = grants_for(self.request, self.required_permission)
-        matches = queryset.filter(**{sis_field: raw_id[len(prefix) :]})
+        matches = queryset.filter(**{sis_field: sis_id})
         if not grants.superuser:
             matches = matches.filter(root_filter(set(grants.roots)))
         candidates = list(matches[:2])
