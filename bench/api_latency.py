@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -34,20 +33,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-COPY_CHUNK = 50_000
+CHUNK = 50_000
 ACTORS = 5
 TIES = 5  # events sharing one timestamp, as a SIS import writes them
-COPY_FIELDS = (
-    "uuid",
-    "created_at",
-    "course",
-    "account",
-    "event_type",
-    "event_source",
-    "event_data",
-    "user",
-    "user_name",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,29 +82,33 @@ def setup_django() -> None:
 
 def event_rows(
     course_id: int, account_id: int, actors: list[tuple[int, str]], count: int, start: dt.datetime
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[dict[str, Any]]:
+    """Rows for ``course_audit.recording.insert_events`` (which uses COPY on PostgreSQL)."""
     for index in range(count):
         user_id, user_name = actors[index % len(actors)]
-        yield (
-            uuid.uuid4(),
-            start + dt.timedelta(seconds=index // TIES),
-            course_id,
-            account_id,
-            "updated",
-            "api",
-            json.dumps({"name": [f"Course v{index}", f"Course v{index + 1}"]}),
-            user_id,
-            user_name,
-        )
+        yield {
+            "uuid": uuid.uuid4(),
+            "created_at": start + dt.timedelta(seconds=index // TIES),
+            "course_id": course_id,
+            "account_id": account_id,
+            "event_type": "updated",
+            "event_source": "api",
+            "event_data": {"name": [f"Course v{index}", f"Course v{index + 1}"]},
+            "related_course_id": None,
+            "user_id": user_id,
+            "user_name": user_name,
+            "page_view_id": None,
+            "sis_batch_id": None,
+        }
 
 
 def load(events: int) -> tuple[Any, Any, Any, str]:
     """A root account, a sub-account with one course of ``events`` events, and a token of
     a user who may see them. Returns (root, sub-account, course, token)."""
     from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
+    from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
-    from course_audit import services
+    from course_audit import recording, services
     from course_audit.models import Account, AccountMembership, ApiToken, CourseEvent, Role
 
     stamp = uuid.uuid4().hex[:8]
@@ -140,16 +132,12 @@ def load(events: int) -> tuple[Any, Any, Any, str]:
         ]
         _, token = ApiToken.issue(user=auditor, name="bench")
 
-    quote = connection.ops.quote_name
-    column_of = {field.name: field.column for field in CourseEvent._meta.concrete_fields}
-    columns = ", ".join(quote(column_of[name]) for name in COPY_FIELDS)
-    statement = f"COPY {quote(CourseEvent._meta.db_table)} ({columns}) FROM STDIN"
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=events // TIES + 60)
     rows = event_rows(course.pk, sub.pk, actors, events, start)
-    while chunk := list(itertools.islice(rows, COPY_CHUNK)):
-        with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in chunk:
-                copy.write_row(row)
+    while chunk := list(itertools.islice(rows, CHUNK)):
+        with transaction.atomic():
+            recording.insert_events(chunk, DEFAULT_DB_ALIAS)
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {quote(CourseEvent._meta.db_table)}")
     return root, sub, course, token

@@ -16,3 +16,15 @@ def event_types(course: Course) -> list[str]:
 
 def last_event(course: Course) -> CourseEvent:
     return CourseEvent.objects.filter(course=course).order_by("-created_at", "-id")[0]
+
+
+# The contract's error bodies (API.md §5).
+UNAUTHENTICATED = {
+    "status": "unauthenticated",
+    "errors": [{"message": "user authorization required"}],
+}
+FORBIDDEN = {
+    "status": "unauthorized",
+    "errors": [{"message": "user not authorized to perform that action"}],
+}
+NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}

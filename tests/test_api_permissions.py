@@ -7,18 +7,9 @@ from django.test import Client
 
 from course_audit import services
 from course_audit.models import Account, AccountMembership, ApiToken, Role, RoleOverride
+from tests.helpers import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 
 pytestmark = pytest.mark.django_db
-
-UNAUTHENTICATED = {
-    "status": "unauthenticated",
-    "errors": [{"message": "user authorization required"}],
-}
-FORBIDDEN = {
-    "status": "unauthorized",
-    "errors": [{"message": "user not authorized to perform that action"}],
-}
-NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 
 
 @pytest.fixture

@@ -16,20 +16,12 @@ from django.test import Client
 from course_audit import services
 from course_audit.models import Account, Course, CourseEvent, PageView, Role
 from tests.api_fixtures import ApiCaller
+from tests.helpers import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 
 pytestmark = pytest.mark.django_db
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
-UNAUTHENTICATED = {
-    "status": "unauthenticated",
-    "errors": [{"message": "user authorization required"}],
-}
-FORBIDDEN = {
-    "status": "unauthorized",
-    "errors": [{"message": "user not authorized to perform that action"}],
-}
-NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 BAD_DATE = "is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-import json
 import operator
 import random
 import sys
@@ -30,12 +29,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Count, Max, Min
 from django.utils import timezone
 from tqdm import tqdm
 
-from course_audit import services
+from course_audit import recording, services
 from course_audit.context import audit_context
 from course_audit.models import (
     Account,
@@ -1114,22 +1113,7 @@ def demo_login(name: str) -> str:
 
 # -- synthetic events for load testing ------------------------------------------------
 
-SYNTHETIC_COLUMNS = (
-    "uuid",
-    "created_at",
-    "course",
-    "account",
-    "event_type",
-    "event_source",
-    "event_data",
-    "related_course",
-    "user",
-    "user_name",
-    "page_view",
-    "sis_batch",
-)
 CHUNK = 100_000  # rows per transaction
-PROGRESS_STEP = 10_000
 
 
 def iso(value: datetime) -> str:
@@ -1152,11 +1136,10 @@ def synthetic_diffs(
 
 
 def synthetic_rows(
-    root: Account, count: int, rng: random.Random, now: datetime, *, json_text: bool
-) -> Iterator[tuple[Any, ...]]:
-    """``count`` rows of SYNTHETIC_COLUMNS: ``updated`` events over the demo's live courses,
-    each after its course's creation and not in the future. ``event_data`` is JSON text
-    with ``json_text`` (for ``COPY``), else a dict."""
+    root: Account, count: int, rng: random.Random, now: datetime
+) -> Iterator[recording.EventRow]:
+    """``count`` event rows: ``updated`` events over the demo's live courses, each after its
+    course's creation and not in the future."""
     # Read everything now: the rows are consumed while a COPY holds the connection.
     courses = []
     for pk, account_id, name, start_at, conclude_at, created_at in (
@@ -1164,10 +1147,7 @@ def synthetic_rows(
         .exclude(workflow_state=State.DELETED)
         .values_list("pk", "account_id", "name", "start_at", "conclude_at", "created_at")
     ):
-        diffs = [
-            json.dumps(diff) if json_text else diff
-            for diff in synthetic_diffs(name, conclude_at, start_at)
-        ]
+        diffs = synthetic_diffs(name, conclude_at, start_at)
         courses.append((pk, account_id, min(created_at, now).timestamp(), diffs))
     if not courses:
         raise CommandError("The demo has no live course to add events to.")
@@ -1200,7 +1180,7 @@ def _generate_rows(
     courses: list[tuple[int, int, float, list[Any]]],
     actors: list[tuple[int, str]],
     batches: list[tuple[float, int, int | None, str]],
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[recording.EventRow]:
     batch_times = [batch[0] for batch in batches]
     now_ts = now.timestamp()
     random_, randrange, uuid4, from_ts = (
@@ -1222,77 +1202,36 @@ def _generate_rows(
         else:
             source, batch_id = (MANUAL if roll < 0.55 else API), None
             user_id, user_name = actors[randrange(n_actors)] if n_actors else (None, "")
-        yield (
-            uuid4(),
-            from_ts(ts, UTC),
-            pk,
-            account_id,
-            CourseEvent.EventType.UPDATED.value,
-            source,
-            data,
-            None,
-            user_id,
-            user_name,
-            None,
-            batch_id,
-        )
+        yield {
+            "uuid": uuid4(),
+            "created_at": from_ts(ts, UTC),
+            "course_id": pk,
+            "account_id": account_id,
+            "event_type": CourseEvent.EventType.UPDATED.value,
+            "event_source": source,
+            "event_data": data,
+            "related_course_id": None,
+            "user_id": user_id,
+            "user_name": user_name,
+            "page_view_id": None,
+            "sis_batch_id": batch_id,
+        }
 
 
-def can_copy() -> bool:
-    """Whether the database is PostgreSQL through psycopg 3, whose ``COPY`` we use."""
-    if connection.vendor != "postgresql":
-        return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return is_psycopg3
-
-
-def synthetic_fields() -> list[models.Field[Any, Any]]:
-    fields = []
-    for name in SYNTHETIC_COLUMNS:
-        field = CourseEvent._meta.get_field(name)
-        assert isinstance(field, models.Field)
-        fields.append(field)
-    return fields
-
-
-def copy_events(rows: Iterator[tuple[Any, ...]], count: int, progress: tqdm[Any]) -> None:
-    """Stream the rows into the event table with PostgreSQL's ``COPY``, a chunk per
-    transaction (so the deferred foreign-key checks stay bounded)."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in synthetic_fields())
-    statement = f"COPY {quote(CourseEvent._meta.db_table)} ({columns}) FROM STDIN"
-    # In (account, time) order, each chunk walks the (account|course, created_at, id) indexes
-    # once instead of jumping about them.
-    in_index_order = operator.itemgetter(
-        SYNTHETIC_COLUMNS.index("account"), SYNTHETIC_COLUMNS.index("created_at")
-    )
+def insert_synthetic(rows: Iterator[recording.EventRow], count: int, progress: tqdm[Any]) -> None:
+    """Insert the rows through the recorder's bulk path (``COPY`` on PostgreSQL), a chunk
+    per transaction so the deferred foreign-key checks stay bounded."""
+    # In (account, time) order, each chunk walks the (account|course, created_at, id)
+    # indexes once instead of jumping about them.
+    in_index_order = operator.itemgetter("account_id", "created_at")
     left = count
     while left:
         size = min(CHUNK, left)
         chunk = sorted(itertools.islice(rows, size), key=in_index_order)
-        with transaction.atomic(), connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for start in range(0, size, PROGRESS_STEP):
-                for row in chunk[start : start + PROGRESS_STEP]:
-                    copy.write_row(row)
-                progress.update(min(PROGRESS_STEP, size - start))
-        left -= size
-
-
-def create_events(rows: Iterator[tuple[Any, ...]], count: int, progress: tqdm[Any]) -> None:
-    """The other databases: ``bulk_create`` in batches of 5,000."""
-    attnames = [field.attname for field in synthetic_fields()]
-    left = count
-    while left:
-        size = min(5000, left)
-        batch = [
-            CourseEvent(**dict(zip(attnames, row, strict=True)))
-            for row in itertools.islice(rows, size)
-        ]
         with transaction.atomic():
-            CourseEvent.objects.bulk_create(batch, batch_size=5000)
-        left -= size
+            recording.insert_events(chunk, DEFAULT_DB_ALIAS)
         progress.update(size)
+        left -= size
 
 
 class Command(BaseCommand):
@@ -1350,8 +1289,7 @@ class Command(BaseCommand):
         self.summary(root)
 
     def add_events(self, root: Account, count: int, rng: random.Random) -> None:
-        use_copy = can_copy()
-        rows = synthetic_rows(root, count, rng, timezone.now(), json_text=use_copy)
+        rows = synthetic_rows(root, count, rng, timezone.now())
         progress = tqdm(
             total=count,
             unit="event",
@@ -1360,10 +1298,7 @@ class Command(BaseCommand):
             disable=not sys.stderr.isatty(),
         )
         with progress:
-            if use_copy:
-                copy_events(rows, count, progress)
-            else:
-                create_events(rows, count, progress)
+            insert_synthetic(rows, count, progress)
         self.stdout.write(self.style.SUCCESS(f"Added {count:,} synthetic events."))
 
     def summary(self, root: Account) -> None:
