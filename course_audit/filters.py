@@ -23,6 +23,10 @@ MAX_BIGINT = 2**63 - 1
 _DECODED_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 
 
+class OutOfRange(ValueError):
+    """A well-formed date-time that does not exist in UTC (before year 1 or after 9999)."""
+
+
 def parse_timestamp(raw: str) -> dt.datetime:
     """An ISO 8601 date-time or date as an aware datetime.
 
@@ -45,8 +49,13 @@ def parse_timestamp(raw: str) -> dt.datetime:
         if day is None:
             raise ValueError("not an ISO 8601 date-time")
         value = dt.datetime.combine(day, dt.time())
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
+    try:
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        # Every comparison happens in UTC: the value must exist there too.
+        value.astimezone(dt.UTC)
+    except (OverflowError, ValueError) as error:
+        raise OutOfRange("out of the supported range of dates") from error
     return value
 
 
@@ -60,6 +69,10 @@ class TimestampField(forms.Field):
             return None
         try:
             return parse_timestamp(str(value))
+        except OutOfRange as error:
+            raise forms.ValidationError(
+                "%(value)r is out of the supported range of dates", params={"value": value}
+            ) from error
         except ValueError as error:
             raise forms.ValidationError(
                 "%(value)r is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)",
@@ -128,7 +141,11 @@ class CourseEventFilterSet(django_filters.FilterSet):
     def filter_end_time(
         self, queryset: QuerySet[CourseEvent], name: str, value: dt.datetime
     ) -> QuerySet[CourseEvent]:
-        return queryset.filter(created_at__lt=whole_second(value) + ONE_SECOND)
+        bound = whole_second(value)
+        try:
+            return queryset.filter(created_at__lt=bound + ONE_SECOND)
+        except OverflowError:  # the last second of the calendar: nothing comes after it
+            return queryset.filter(created_at__lte=bound)
 
     def is_valid(self) -> bool:
         valid = super().is_valid()

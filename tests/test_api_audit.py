@@ -573,3 +573,24 @@ def test_nul_characters_in_ids_are_404_not_500(registrar, path):
 def test_nul_characters_in_parameters_are_400(registrar, department, params):
     response = registrar.get(f"/api/v1/audit/course/accounts/{department.pk}", **params)
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"end_time": "9999-12-31T23:59:59Z"}, 200),
+        ({"end_time": "9999-12-31"}, 200),
+        ({"start_time": "0001-01-01"}, 200),
+        ({"end_time": "9999-12-31T23:59:59-14:00"}, 400),  # year 10000 in UTC
+        ({"start_time": "0001-01-01T00:00:00+14:00"}, 400),  # year 0 in UTC
+    ],
+)
+def test_the_ends_of_the_calendar_are_answered_not_500(registrar, course, params, status):
+    response = registrar.get(f"/api/v1/audit/course/courses/{course.pk}", **params)
+    assert response.status_code == status
+    if status == 200:
+        assert len(response.json()["events"]) == 1
+    else:
+        [error] = response.json()["errors"]
+        assert error["message"].endswith("is out of the supported range of dates")
+        assert error["message"].startswith(next(iter(params)))
