@@ -141,7 +141,7 @@ class CourseAuditAPIView(GenericViewSet):
 
 
 def _numeric_id(raw_id: str) -> int:
-    if not raw_id.isdigit() or int(raw_id) > MAX_ID:
+    if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) > MAX_ID:
         raise exceptions.NotFound()
     return int(raw_id)
 
