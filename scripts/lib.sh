@@ -41,3 +41,15 @@ ensure_postgres() {
     echo "PostgreSQL did not come up on 127.0.0.1:5432." >&2
     return 1
 }
+
+# ensure_chromium: Debian's Chromium for the browser tests (never `playwright install`).
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then return 0; fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "==> no /usr/bin/chromium and not root: browser tests will be skipped" >&2
+        return 0
+    fi
+    echo "==> installing Debian's chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}

@@ -31,6 +31,10 @@ SCHEMA_SETTINGS: dict[str, Any] = {
     "VERSION": course_audit.__version__,
     "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CourseWorkflowStateEnum": "course_audit.models.Course.WorkflowState",
+        "AccountWorkflowStateEnum": "course_audit.models.Account.WorkflowState",
+    },
     "PREPROCESSING_HOOKS": ["course_audit.api.schema.only_course_audit_endpoints"],
 }
 
