@@ -98,5 +98,6 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGIN_URL = "admin:login"
-LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "course_audit_home"
+LOGOUT_REDIRECT_URL = "login"

@@ -1,19 +1,30 @@
 """The Django admin for course_audit.
 
-Course events are read-only for everyone. Courses are never hard-deleted: deleting one in
-the admin is a soft delete through the service, recorded like any other change.
+Course events are read-only for everyone, and their changelist is built for a table of
+millions (see ``CourseEventAdmin``). Courses are never hard-deleted: deleting one in the
+admin is a soft delete through the service, recorded like any other change. API tokens are
+issued here (the plaintext is shown once) and revoked, never shown again.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from course_audit import services
 from course_audit.models import (
@@ -27,6 +38,154 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
+from course_audit.recording import TRACKED_FIELDS
+
+
+class EstimatedCountPaginator(Paginator):
+    """A paginator that never counts a big table exactly.
+
+    The whole table (an unfiltered queryset) is counted from PostgreSQL's planner estimate,
+    ``pg_class.reltuples``, kept fresh by autovacuum; anything else, and every table on
+    other databases, is counted up to ``count_limit`` rows, shown as "10,000+" beyond: the
+    count stops at the ``count_limit + 1``-th matching row instead of reading them all.
+    Pages past the bound are not offered; a narrower filter or search reaches them.
+    """
+
+    count_limit = 10_000
+    count_is_estimate = False
+    count_is_truncated = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and _is_whole_table(queryset):
+            estimate = _estimated_rows(queryset)
+            if estimate is not None and estimate > self.count_limit:
+                self.count_is_estimate = True
+                return estimate
+        if not isinstance(queryset, QuerySet):
+            return super().count
+        bounded = queryset.order_by()[: self.count_limit + 1].count()
+        self.count_is_truncated = bounded > self.count_limit
+        return bounded
+
+    @property
+    def count_label(self) -> str:
+        """The count as the changelist shows it: "about 1,500,000", "10,000+" or "42"."""
+        count = self.count
+        if self.count_is_estimate:
+            return gettext("about %(count)s") % {"count": f"{count:,}"}
+        if self.count_is_truncated:
+            return f"{self.count_limit:,}+"
+        return f"{count:,}"
+
+
+def _is_whole_table(queryset: QuerySet[Any]) -> bool:
+    query = queryset.query
+    return (
+        not query.where
+        and not query.distinct
+        and not query.combinator
+        and query.low_mark == 0
+        and query.high_mark is None
+    )
+
+
+def _estimated_rows(queryset: QuerySet[Any]) -> int | None:
+    """PostgreSQL's row estimate for the queryset's table (summed over its partitions,
+    should it be partitioned); None elsewhere or if the table was never analysed."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sum(reltuples) FILTER (WHERE reltuples >= 0) FROM pg_class"
+            " WHERE oid = to_regclass(%s)"
+            " OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))",
+            [connection.ops.quote_name(queryset.model._meta.db_table)] * 2,
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def _admin_link(model: Any, pk: Any, label: Any) -> SafeString | str:
+    if pk is None:
+        return "—"
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def course_history_url(course_id: int) -> str | None:
+    """The course history page, if the host serves it."""
+    try:
+        return reverse("course_audit_course_history", kwargs={"course_id": course_id})
+    except NoReverseMatch:
+        return None
+
+
+def course_events_url(course_id: int) -> str:
+    """The course event changelist filtered to one course (served by its index)."""
+    return f"{reverse('admin:course_audit_courseevent_changelist')}?course__id__exact={course_id}"
+
+
+# Values longer than this are folded into a <details> element in the diff table.
+FOLD_LENGTH = 80
+
+
+def _diff_value(field: str, value: Any) -> SafeString | str:
+    if value is None:
+        return format_html('<span class="quiet">{}</span>', "—")
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if field == "account_id" and isinstance(value, int):
+        return _admin_link(Account, value, f"#{value}")
+    if len(text) > FOLD_LENGTH:
+        return format_html(
+            "<details><summary>{}…</summary>{}</details>", text[: FOLD_LENGTH // 2], text
+        )
+    return format_html("{}", text)
+
+
+def diff_table(event_data: Any) -> SafeString | str:
+    """``event_data`` as an HTML table of field, before, after; every value escaped."""
+    if not isinstance(event_data, dict) or not event_data:
+        return "—"
+    order = {name: index for index, name in enumerate(TRACKED_FIELDS)}
+    rows = []
+    for field in sorted(event_data, key=lambda name: (order.get(name, len(order)), name)):
+        value = event_data[field]
+        label = _field_label(field)
+        if isinstance(value, list) and len(value) == 2:
+            rows.append(
+                format_html(
+                    "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+                    label,
+                    _diff_value(field, value[0]),
+                    _diff_value(field, value[1]),
+                )
+            )
+        else:
+            rows.append(
+                format_html(
+                    '<tr><th>{}</th><td colspan="2">{}</td></tr>', label, _diff_value(field, value)
+                )
+            )
+    return format_html(
+        '<table class="course-audit-diff"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr>'
+        "</thead><tbody>{}</tbody></table>",
+        gettext("Field"),
+        gettext("Before"),
+        gettext("After"),
+        format_html_join("", "{}", ((row,) for row in rows)),
+    )
+
+
+def _field_label(name: str) -> str:
+    try:
+        field = Course._meta.get_field(name)
+    except FieldDoesNotExist:
+        return name
+    return str(getattr(field, "verbose_name", name))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -87,8 +246,42 @@ class CourseAdmin(admin.ModelAdmin):
     search_fields = ("name", "course_code", "sis_course_id")
     list_select_related = ("account",)
     autocomplete_fields = ("account",)
-    readonly_fields = ("uuid", "root_account", "created_at", "updated_at")
+    readonly_fields = ("uuid", "root_account", "created_at", "updated_at", "recent_events")
     actions = ("soft_delete",)
+    # Recent events shown on the change page; the rest are a link away.
+    recent_events_shown = 10
+
+    @admin.display(description=_("recent changes"))
+    def recent_events(self, course: Course) -> SafeString | str:
+        if course.pk is None:
+            return "—"
+        events = list(
+            CourseEvent.objects.filter(course=course).order_by("-created_at", "-id")[
+                : self.recent_events_shown
+            ]
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _admin_link(CourseEvent, event.pk, f"{event.created_at:%Y-%m-%d %H:%M:%S}"),
+                    event.get_event_type_display(),
+                    event.get_event_source_display(),
+                    event.user_name or "—",
+                )
+                for event in events
+            ),
+        )
+        links = [format_html('<a href="{}">{}</a>', course_events_url(course.pk), _("all events"))]
+        history = course_history_url(course.pk)
+        if history is not None:
+            links.append(format_html('<a href="{}">{}</a>', history, _("history page")))
+        return format_html(
+            "<table>{}</table><p>{}</p>",
+            rows,
+            format_html_join(" · ", "{}", ((link,) for link in links)),
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -111,11 +304,117 @@ class CourseAdmin(admin.ModelAdmin):
 
 @admin.register(CourseEvent)
 class CourseEventAdmin(ReadOnlyAdmin):
+    """Stays fast on a table of millions: no exact count, an index behind the ordering and
+    each filter, and search that finds the courses and actors first."""
+
     list_display = ("created_at", "event_type", "event_source", "course", "user_name")
     list_filter = ("event_type", "event_source")
     list_select_related = ("course",)
+    # Shown in the search box's help; the matching is get_search_results'.
     search_fields = ("course__name", "course__course_code", "course__sis_course_id", "user_name")
+    search_help_text = _("Course name, code or SIS id, or the actor's user name.")
+    ordering = ("-created_at", "-id")
+    # Sorting by any other column, or facet counts, would read the whole table.
+    sortable_by = ()
+    show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    # Matching courses or users beyond this many are ignored: refine the search.
+    search_match_limit = 200
+    fieldsets = (
+        (None, {"fields": ("uuid", "created_at", "event_type", "event_source")}),
+        (_("Change"), {"fields": ("diff",)}),
+        (_("Courses"), {"fields": ("course_link", "related_course_link", "account_link")}),
+        (_("Attribution"), {"fields": ("actor", "sis_batch_link", "page_view_link")}),
+    )
+    readonly_fields = (
+        "diff",
+        "course_link",
+        "related_course_link",
+        "account_link",
+        "actor",
+        "sis_batch_link",
+        "page_view_link",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
+        return super().get_queryset(request).select_related("course")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[CourseEvent], search_term: str
+    ) -> tuple[QuerySet[CourseEvent], bool]:
+        """Find the matching courses and users first (small tables), then their events
+        through the (course, created_at, id) and user indexes: a LIKE joined over every
+        event would read the whole table."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        limit = self.search_match_limit
+        course_ids = list(
+            Course._base_manager.filter(
+                Q(name__icontains=term)
+                | Q(course_code__icontains=term)
+                | Q(sis_course_id__icontains=term)
+            )
+            .order_by()
+            .values_list("pk", flat=True)[:limit]
+        )
+        user_model = get_user_model()
+        user_ids = list(
+            user_model._default_manager.filter(**{f"{user_model.USERNAME_FIELD}__icontains": term})
+            .order_by()
+            .values_list("pk", flat=True)[:limit]
+        )
+        return queryset.filter(Q(course_id__in=course_ids) | Q(user_id__in=user_ids)), False
+
+    @admin.display(description=_("change"))
+    def diff(self, event: CourseEvent) -> SafeString | str:
+        return diff_table(event.event_data)
+
+    @admin.display(description=_("course"))
+    def course_link(self, event: CourseEvent) -> SafeString | str:
+        return _course_links(event.course)
+
+    @admin.display(description=_("other course"))
+    def related_course_link(self, event: CourseEvent) -> SafeString | str:
+        return _course_links(event.related_course)
+
+    @admin.display(description=_("account at the time"))
+    def account_link(self, event: CourseEvent) -> SafeString | str:
+        return _admin_link(Account, event.account_id, event.account)
+
+    @admin.display(description=_("user"))
+    def actor(self, event: CourseEvent) -> SafeString | str:
+        if event.user_id is None:
+            return event.user_name or "—"
+        opts = get_user_model()._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[event.user_id])
+        return format_html('<a href="{}">{}</a>', url, event.user_name or event.user_id)
+
+    @admin.display(description=_("SIS batch"))
+    def sis_batch_link(self, event: CourseEvent) -> SafeString | str:
+        return _admin_link(SisBatch, event.sis_batch_id, event.sis_batch)
+
+    @admin.display(description=_("page view"))
+    def page_view_link(self, event: CourseEvent) -> SafeString | str:
+        if event.page_view_id is None:
+            return "—"
+        # No constraint: the page view may not have been written (or was pruned).
+        page_view = PageView.objects.filter(pk=event.page_view_id).first()
+        label = str(page_view) if page_view is not None else str(event.page_view_id)
+        return _admin_link(PageView, event.page_view_id, label)
+
+
+def _course_links(course: Course | None) -> SafeString | str:
+    if course is None:
+        return "—"
+    admin_link = _admin_link(
+        Course, course.pk, f"{course.name} ({course.sis_course_id or course.course_code})"
+    )
+    history = course_history_url(course.pk)
+    if history is None:
+        return admin_link
+    return format_html('{} · <a href="{}">{}</a>', admin_link, history, gettext("history"))
 
 
 @admin.register(SisBatch)
@@ -131,6 +430,16 @@ class SisBatchAdmin(ReadOnlyAdmin):
     )
     list_filter = ("workflow_state",)
     list_select_related = ("root_account",)
+    exclude = ("messages",)
+    readonly_fields = ("message_list",)
+
+    @admin.display(description=_("messages"))
+    def message_list(self, batch: SisBatch) -> SafeString | str:
+        if not batch.messages:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((m,) for m in batch.messages))
+        )
 
 
 @admin.register(PageView)
@@ -138,8 +447,11 @@ class PageViewAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "http_method", "url", "user", "render_time")
     list_filter = ("http_method",)
     list_select_related = ("user",)
-    search_fields = ("=request_id", "url")
+    # Only the primary key: a LIKE on url would read the whole table.
+    search_fields = ("=request_id",)
+    show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
 
 
 @admin.register(ApiToken)
@@ -155,12 +467,38 @@ class ApiTokenAdmin(admin.ModelAdmin):
     )
     list_select_related = ("user",)
     raw_id_fields = ("user",)
-    readonly_fields = ("hint", "created_at", "last_used_at")
     actions = ("revoke",)
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Tokens are issued with `manage.py create_api_token`, which shows the secret once.
-        return False
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None:
+            return ("user", "name", "expires_at")
+        return ("user", "name", "hint", "created_at", "expires_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
+        if obj is None:
+            return ()
+        # Revoking is the action's job; a revoked token is never brought back.
+        return ("user", "hint", "created_at", "last_used_at", "revoked_at")
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        issued, plaintext = ApiToken.issue(user=obj.user, name=obj.name, expires_at=obj.expires_at)
+        obj.pk = issued.pk
+        obj.refresh_from_db()
+        # The plaintext is not kept: it goes through the message storage (session or signed
+        # cookie) to the next page only, and is gone once that page has shown it.
+        self.message_user(
+            request,
+            format_html(
+                "{} <code>{}</code> {}",
+                gettext("The new token is"),
+                plaintext,
+                gettext("Copy it now: it is stored hashed and cannot be shown again."),
+            ),
+            messages.WARNING,
+        )
 
     @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

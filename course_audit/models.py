@@ -601,6 +601,12 @@ class CourseEvent(models.Model):
             models.Index(
                 fields=["account", "-created_at", "-id"], name="course_audit_evt_account_idx"
             ),
+            # The admin changelist: every event, newest first, and its event type filter
+            # (a rare type would otherwise read the whole table to fill a page).
+            models.Index(fields=["-created_at", "-id"], name="course_audit_evt_created_idx"),
+            models.Index(
+                fields=["event_type", "-created_at", "-id"], name="course_audit_evt_type_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,10 +10,12 @@ active role anywhere in its tree, even one without permissions.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models import CharField, Count, F, Q, QuerySet, Value
+from django.db.models.functions import TruncDay, TruncWeek
 
 from course_audit.models import (
     Account,
@@ -163,3 +165,64 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return CourseEvent.objects.for_accounts(account_ids).with_links().newest_first()
+
+
+@dataclasses.dataclass
+class AccountNode:
+    """An account of the tree shown on the home page, with the auditable ones below it."""
+
+    account: Account
+    children: list[AccountNode] = dataclasses.field(default_factory=list)
+
+
+def auditable_courses(user: Any, query: str, *, limit: int = 50) -> list[Course]:
+    """Courses (deleted ones too) whose name, code or SIS id contains ``query``, among those
+    whose account the user may audit."""
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
+    courses = Course.objects.select_related("account")
+    if allowed is not None:
+        courses = courses.filter(account_id__in=allowed)
+    courses = courses.filter(
+        Q(name__icontains=query)
+        | Q(course_code__icontains=query)
+        | Q(sis_course_id__icontains=query)
+    )
+    return list(courses.order_by("name", "id")[:limit])
+
+
+def auditable_account_tree(user: Any) -> list[AccountNode]:
+    """The active accounts the user may audit, as trees (an account whose parent the user may
+    not audit starts a tree of its own)."""
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
+    accounts = Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE)
+    if allowed is not None:
+        accounts = accounts.filter(pk__in=allowed)
+    nodes: dict[int, AccountNode] = {}
+    roots: list[AccountNode] = []
+    for account in sorted(
+        accounts.only("pk", "name", "parent_id", "ancestor_path", "root_account_id"),
+        key=lambda account: (len(account.ancestor_ids), account.name, account.pk),
+    ):
+        node = nodes[account.pk] = AccountNode(account)
+        parent = nodes.get(account.parent_id) if account.parent_id else None
+        (parent.children if parent else roots).append(node)
+    return roots
+
+
+def event_counts(
+    events: QuerySet[CourseEvent], *, weekly: bool, tzinfo: dt.tzinfo
+) -> dict[dt.date, dict[str, int]]:
+    """Events per day (or per week, keyed by its Monday) and type, in ``tzinfo``'s days."""
+    trunc = TruncWeek if weekly else TruncDay
+    rows = (
+        events.order_by()
+        .annotate(bucket=trunc("created_at", tzinfo=tzinfo))
+        .values_list("bucket", "event_type")
+        .annotate(count=Count("id"))
+    )
+    counts: dict[dt.date, dict[str, int]] = {}
+    for bucket, event_type, count in rows:
+        day = bucket.astimezone(tzinfo).date() if isinstance(bucket, dt.datetime) else bucket
+        per_type = counts.setdefault(day, {})
+        per_type[event_type] = per_type.get(event_type, 0) + count
+    return counts

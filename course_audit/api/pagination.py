@@ -20,7 +20,7 @@ from django.core import signing
 from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -72,6 +72,64 @@ def scope_of(request: Request) -> str:
     return request.path.rstrip("/")
 
 
+def keyset_rows(
+    queryset: QuerySet[Any],
+    *,
+    limit: int,
+    after: tuple[dt.datetime, int] | None = None,
+    before: tuple[dt.datetime, int] | None = None,
+    partitions: tuple[str, list[int]] | None = None,
+) -> tuple[list[Any], bool]:
+    """Up to ``limit`` rows, newest first, and whether more lie beyond them.
+
+    With ``after`` (a decoded cursor) the rows are the next older ones; with ``before``,
+    the next newer ones (read oldest first, then turned round), so a page can step back
+    without offsets. ``partitions`` is as in ``fetch_ordered``.
+    """
+    newer = before is not None
+    if after is not None:
+        queryset = queryset.filter(TupleLessThan(Tuple("created_at", "id"), after))
+    if before is not None:
+        queryset = queryset.filter(TupleGreaterThan(Tuple("created_at", "id"), before))
+    rows = fetch_ordered(queryset, limit + 1, partitions, ascending=newer)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if newer:
+        rows.reverse()
+    return rows, more
+
+
+def fetch_ordered(
+    queryset: QuerySet[Any],
+    limit: int,
+    partitions: tuple[str, list[int]] | None,
+    *,
+    ascending: bool = False,
+) -> list[Any]:
+    """The first ``limit`` rows, newest first (oldest first when ``ascending``).
+
+    ``partitions`` (a field and its values, e.g. the accounts of a subtree) says the
+    rows are the union of several index ranges. On PostgreSQL each range is then read
+    with its own LIMITed index scan (a LATERAL join) and only those candidates are
+    merged, instead of reading and sorting every row of every range for each page.
+    """
+    ordered = queryset.order_by(*(("created_at", "id") if ascending else ("-created_at", "-id")))
+    if partitions is not None and len(partitions[1]) > 1:
+        connection = connections[queryset.db]
+        if connection.vendor == "postgresql":
+            field, keys = partitions
+            inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id")[:limit]
+            sql, params = inner.query.get_compiler(using=queryset.db).as_sql()
+            ordered = ordered.filter(
+                pk__in=RawSQL(
+                    "SELECT top.id FROM unnest(%s::bigint[]) AS fan(key) "
+                    f"CROSS JOIN LATERAL ({sql}) AS top",
+                    (list(keys), *params),
+                )
+            )
+    return list(ordered[:limit])
+
+
 class KeysetPagination(BasePagination):
     """Pages of ``per_page`` rows after the ``page`` cursor; ``Link`` as Canvas sends it."""
 
@@ -82,40 +140,15 @@ class KeysetPagination(BasePagination):
         self.per_page = parse_per_page(request.query_params.get("per_page"))
         self.page_token = request.query_params.get("page") or FIRST
         cursor = Cursor(scope_of(request))
-        if self.page_token != FIRST:
-            created_at, pk = cursor.decode(self.page_token)
-            queryset = queryset.filter(TupleLessThan(Tuple("created_at", "id"), (created_at, pk)))
-        rows = self.fetch(queryset, self.per_page + 1, getattr(view, "keyset_partitions", None))
-        self.has_next = len(rows) > self.per_page
-        rows = rows[: self.per_page]
+        after = cursor.decode(self.page_token) if self.page_token != FIRST else None
+        rows, self.has_next = keyset_rows(
+            queryset,
+            limit=self.per_page,
+            after=after,
+            partitions=getattr(view, "keyset_partitions", None),
+        )
         self.next_token = cursor.encode(rows[-1].created_at, rows[-1].pk) if self.has_next else None
         return rows
-
-    def fetch(
-        self, queryset: QuerySet[Any], limit: int, partitions: tuple[str, list[int]] | None
-    ) -> list[Any]:
-        """The first ``limit`` rows, newest first.
-
-        ``partitions`` (a field and its values, e.g. the accounts of a subtree) says the
-        rows are the union of several index ranges. On PostgreSQL each range is then read
-        with its own LIMITed index scan (a LATERAL join) and only those candidates are
-        merged, instead of reading and sorting every row of every range for each page.
-        """
-        ordered = queryset.order_by("-created_at", "-id")
-        if partitions is not None and len(partitions[1]) > 1:
-            connection = connections[queryset.db]
-            if connection.vendor == "postgresql":
-                field, keys = partitions
-                inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id")[:limit]
-                sql, params = inner.query.get_compiler(using=queryset.db).as_sql()
-                ordered = ordered.filter(
-                    pk__in=RawSQL(
-                        "SELECT top.id FROM unnest(%s::bigint[]) AS fan(key) "
-                        f"CROSS JOIN LATERAL ({sql}) AS top",
-                        (list(keys), *params),
-                    )
-                )
-        return list(ordered[:limit])
 
     def page_url(self, token: str) -> str:
         request = self.request

@@ -23,7 +23,7 @@ def test_the_api_docs_render_offline(live_server, page):
     page.route("**/*", offline)
     response = page.goto(f"{live_server.url}/api/docs/")
     assert response is not None and response.status == 200
-    page.get_by_role("heading", name="Query by course").wait_for(timeout=20_000)
+    page.get_by_role("heading", name="Query by course").wait_for(timeout=60_000)
     assert page.get_by_role("heading", name="Query by account").is_visible()
     assert page.title() == "course_audit API"
     # The only outside request is Redoc's own "by Redocly" logo, which is decoration.

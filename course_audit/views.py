@@ -1,0 +1,515 @@
+"""The registrar's pages: course and account histories, their exports, and the home page.
+
+They answer exactly as the API does: 404 for an unknown object or one in another tenant,
+403 for a member without ``view_course_changes`` on it. Filters are the API's
+(``CourseEventFilterSet``) and paging is the API's keyset, in both directions.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import re
+import zoneinfo
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import ValidationError
+
+from course_audit import charts, selectors
+from course_audit.api.pagination import Cursor, keyset_rows
+from course_audit.filters import CourseEventFilterSet
+from course_audit.models import Account, Course, CourseEvent, PageView, Permission
+
+PER_PAGE = 25
+EXPORT_CHUNK = 1000
+CHART_DAYS = 90
+CHART_FLOOR = dt.date(1901, 1, 1)
+CHART_CEILING = dt.date(9998, 12, 30)
+FOLD_AT = 120
+TIMEZONE_SESSION_KEY = "course_audit_timezone"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LIST_PARAMS = ("event_type", "event_source")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_COLUMNS = [
+    "id",
+    "created_at",
+    "course_id",
+    "course_name",
+    "account_id",
+    "event_type",
+    "event_source",
+    "user_id",
+    "user_name",
+    "sis_batch_id",
+    "request_id",
+    "related_course_id",
+    "event_data",
+]
+Partitions = tuple[str, list[int]] | None
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+def _authorize(request: HttpRequest, account: Account) -> None:
+    """The API's order of answers: 404 outside the user's tenants, then 403 without the grant."""
+    grants = selectors.load_grants(request.user, Permission.VIEW_COURSE_CHANGES)
+    if not grants.is_member(account.resolved_root_id):
+        raise Http404
+    if not grants.allows(account):
+        raise PermissionDenied
+
+
+def _course(request: HttpRequest, course_id: int) -> Course:
+    course = Course.objects.select_related("account").filter(pk=course_id).first()
+    if course is None:
+        raise Http404
+    _authorize(request, course.account)
+    return course
+
+
+def _account(request: HttpRequest, account_id: int) -> Account:
+    account = Account.objects.filter(
+        pk=account_id, workflow_state=Account.WorkflowState.ACTIVE
+    ).first()
+    if account is None:
+        raise Http404
+    _authorize(request, account)
+    return account
+
+
+def _account_scope(
+    request: HttpRequest, account: Account
+) -> tuple[QuerySet[CourseEvent], Partitions]:
+    if not _include_subaccounts(request):
+        return selectors.account_events([account.pk]), None
+    grants = selectors.load_grants(request.user, Permission.VIEW_COURSE_CHANGES)
+    account_ids = [sub.pk for sub in selectors.subtree_accounts(account) if grants.allows(sub)]
+    return selectors.account_events(account_ids), ("account_id", account_ids)
+
+
+def _include_subaccounts(request: HttpRequest) -> bool:
+    return request.GET.get("include_subaccounts", "") in {"1", "true", "on", "yes"}
+
+
+# --- time zone -----------------------------------------------------------------------------
+
+
+@cache
+def _time_zones() -> list[str]:
+    return sorted(
+        name
+        for name in zoneinfo.available_timezones()
+        if "/" in name and not name.startswith(("Etc/", "SystemV/", "posix/", "right/"))
+    )
+
+
+def _viewer_zone(request: HttpRequest) -> dt.tzinfo:
+    name = request.session.get(TIMEZONE_SESSION_KEY)
+    if name in _time_zones() or name == "UTC":
+        return zoneinfo.ZoneInfo(name)
+    return timezone.get_default_timezone()
+
+
+@require_POST
+def set_timezone(request: HttpRequest) -> HttpResponse:
+    """Remember the viewer's time zone in the session (an empty value: the site's)."""
+    name = request.POST.get("timezone", "")
+    if name in _time_zones() or name == "UTC":
+        request.session[TIMEZONE_SESSION_KEY] = name
+    else:
+        request.session.pop(TIMEZONE_SESSION_KEY, None)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "course_audit_home"
+    return redirect(target)
+
+
+# --- filters and paging --------------------------------------------------------------------
+
+
+def _filter_data(params: QueryDict) -> dict[str, str]:
+    """The page's GET form as the API's parameters: checkboxes become comma lists and an
+    end date means the end of that day."""
+    data = {key: params.get(key, "").strip() for key in ("start_time", "end_time", "user_id")}
+    for key in _LIST_PARAMS:
+        data[key] = ",".join(value for value in params.getlist(key) if value)
+    if _DATE.match(data["end_time"]):
+        data["end_time"] += "T23:59:59"
+    return {key: value for key, value in data.items() if value}
+
+
+def _filter_label(field: str) -> str:
+    labels = {
+        "start_time": _("From"),
+        "end_time": _("To"),
+        "user_id": _("User id"),
+        "event_type": _("Event types"),
+        "event_source": _("Sources"),
+    }
+    return labels.get(field, field)
+
+
+def _filtered(
+    request: HttpRequest, events: QuerySet[CourseEvent]
+) -> tuple[CourseEventFilterSet, QuerySet[CourseEvent] | None]:
+    filterset = CourseEventFilterSet(_filter_data(request.GET), queryset=events)
+    if not filterset.is_valid():
+        return filterset, None
+    return filterset, filterset.qs
+
+
+def _query(request: HttpRequest, **changes: str | None) -> str:
+    params = request.GET.copy()
+    for key, value in changes.items():
+        params.pop(key, None)
+        if value is not None:
+            params[key] = value
+    return params.urlencode()
+
+
+def _history(
+    request: HttpRequest,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    context: dict[str, Any],
+) -> HttpResponse:
+    context["time_zones"] = _time_zones()
+    context["event_types"] = CourseEvent.EventType.choices
+    context["event_sources"] = CourseEvent.EventSource.choices
+    context["selected_types"] = request.GET.getlist("event_type")
+    context["selected_sources"] = request.GET.getlist("event_source")
+    filterset, filtered = _filtered(request, events)
+    context["filter_errors"] = [
+        (_filter_label(field), errors) for field, errors in filterset.errors.items()
+    ]
+    if filtered is None:
+        return render(request, "course_audit/history.html", context, status=400)
+    cursor = Cursor(request.path.rstrip("/"))
+    try:
+        after = cursor.decode(request.GET["after"]) if request.GET.get("after") else None
+        before = cursor.decode(request.GET["before"]) if request.GET.get("before") else None
+    except ValidationError:
+        context["page_error"] = _("This page link is out of date; start again from the newest.")
+        return render(request, "course_audit/history.html", context, status=400)
+    rows, more = keyset_rows(
+        filtered, limit=PER_PAGE, after=after, before=before, partitions=partitions
+    )
+    older = newer = None
+    if rows:
+        last, first = rows[-1], rows[0]
+        if more or before is not None:
+            older = _query(request, after=cursor.encode(last.created_at, last.pk), before=None)
+        if (more and before is not None) or after is not None:
+            newer = _query(request, before=cursor.encode(first.created_at, first.pk), after=None)
+    context.update(
+        events=_present_all(rows),
+        older_query=older,
+        newer_query=newer,
+        first_query=_query(request, after=None, before=None) if before or after else None,
+        export_query=_query(request, after=None, before=None, format=None),
+        chart=_chart(filterset, filtered),
+    )
+    return render(request, "course_audit/history.html", context)
+
+
+def _chart(filterset: CourseEventFilterSet, events: QuerySet[CourseEvent]) -> charts.Chart:
+    """The filtered range (by default the last ``CHART_DAYS`` days), per day or week; a range
+    longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days."""
+    zone = timezone.get_current_timezone()
+    end_time = filterset.form.cleaned_data.get("end_time") or timezone.now()
+    start_time = filterset.form.cleaned_data.get("start_time")
+    # Clamped away from the ends of the calendar, where the day arithmetic overflows.
+    end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
+    start = (
+        timezone.localtime(start_time, zone).date()
+        if start_time
+        else end - dt.timedelta(days=CHART_DAYS - 1)
+    )
+    start = min(max(start, end - dt.timedelta(days=charts.MAX_DAYS - 1)), end)
+    weekly = (end - start).days >= charts.DAILY_LIMIT
+    window_start = dt.datetime.combine(start, dt.time(), tzinfo=zone)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    counts = selectors.event_counts(
+        events.filter(created_at__gte=window_start, created_at__lt=window_end),
+        weekly=weekly,
+        tzinfo=zone,
+    )
+    chart = charts.build_chart(counts, start, end, weekly=weekly)
+    return dataclasses.replace(chart, clipped=bool(start_time) and start_time.date() < start)
+
+
+# --- presenting an event -------------------------------------------------------------------
+
+
+_DATE_FIELDS = {"start_at", "conclude_at"}
+_DIFF_TYPES = (CourseEvent.EventType.CREATED, CourseEvent.EventType.UPDATED)
+
+
+def _field_label(name: str) -> str:
+    if name == "account_id":
+        return str(Course._meta.get_field("account").verbose_name)
+    try:
+        return str(Course._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
+    except FieldDoesNotExist:
+        return name
+
+
+def _value(name: str, value: Any) -> dict[str, Any]:
+    """One side of a diff: what the template shows, nothing marked safe."""
+    if value is None or value == "":
+        return {"empty": True}
+    if isinstance(value, bool):
+        return {"text": _("Yes") if value else _("No")}
+    if name in _DATE_FIELDS and isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return {"date": parsed, "text": value}
+    text = value if isinstance(value, str) else json.dumps(value, cls=DjangoJSONEncoder)
+    if len(text) > FOLD_AT:
+        return {"text": text, "folded": text[:FOLD_AT]}
+    return {"text": text}
+
+
+def _present_all(events: list[CourseEvent]) -> list[dict[str, Any]]:
+    """The events as the timeline shows them; account ids in diffs get their names (one query)."""
+    account_ids = {
+        value
+        for event in events
+        if event.event_type in _DIFF_TYPES
+        for value in (event.event_data or {}).get("account_id", ()) or ()
+        if isinstance(value, int)
+    }
+    names = dict(Account.objects.filter(pk__in=account_ids).values_list("pk", "name"))
+    return [_present(event, names) for event in events]
+
+
+def _present(event: CourseEvent, account_names: dict[int, str]) -> dict[str, Any]:
+    diff = []
+    if event.event_type in _DIFF_TYPES:
+        for name, change in (event.event_data or {}).items():
+            if isinstance(change, list) and len(change) == 2:
+                old, new = change
+                if name == "account_id":
+                    old, new = (account_names.get(value, value) for value in change)
+                diff.append(
+                    {
+                        "field": _field_label(name),
+                        "old": _value(name, old),
+                        "new": _value(name, new),
+                    }
+                )
+    if event.sis_batch_id is not None:
+        who = _("SIS import #%(id)s") % {"id": event.sis_batch_id}
+    elif event.user_name or event.user_id is not None:
+        who = event.user_name or str(event.user)
+    else:
+        who = _("system")
+    return {
+        "event": event,
+        "who": who,
+        "diff": diff,
+        "created_source": (event.event_data or {}).get("created_source"),
+    }
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    # PostgreSQL refuses NUL in a string literal, and no stored name holds one.
+    query = request.GET.get("q", "").replace("\x00", "").strip()
+    return render(
+        request,
+        "course_audit/home.html",
+        {
+            "query": query,
+            "courses": selectors.auditable_courses(request.user, query) if query else None,
+            "tree": selectors.auditable_account_tree(request.user),
+        },
+    )
+
+
+@require_GET
+@login_required
+def course_history(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _course(request, course_id)
+    with timezone.override(_viewer_zone(request)):
+        return _history(
+            request,
+            selectors.course_events(course),
+            None,
+            {"course": course, "export_url_name": "course_audit_course_export", "subject": course},
+        )
+
+
+@require_GET
+@login_required
+def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
+    account = _account(request, account_id)
+    events, partitions = _account_scope(request, account)
+    with timezone.override(_viewer_zone(request)):
+        return _history(
+            request,
+            events,
+            partitions,
+            {
+                "account": account,
+                "subject": account,
+                "export_url_name": "course_audit_account_export",
+                "include_subaccounts": _include_subaccounts(request),
+            },
+        )
+
+
+@require_GET
+@login_required
+def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
+    view = PageView.objects.select_related("user", "account").filter(pk=request_id).first()
+    if view is None:
+        raise Http404
+    account = view.account
+    course = None
+    if view.context_type == "Course" and view.context_id is not None:
+        course = Course.objects.select_related("account").filter(pk=view.context_id).first()
+        account = account or (course.account if course else None)
+    if account is None:
+        raise Http404
+    _authorize(request, account)
+    events = []
+    if course is not None:
+        # The course's index serves this; the request id alone has none.
+        events = _present_all(
+            list(selectors.course_events(course).filter(page_view_id=view.pk)[:100])
+        )
+    with timezone.override(_viewer_zone(request)):
+        return render(
+            request,
+            "course_audit/page_view.html",
+            {"view": view, "course": course, "events": events, "time_zones": _time_zones()},
+        )
+
+
+# --- exports -------------------------------------------------------------------------------
+
+
+def _neutralise(cell: Any) -> Any:
+    """Keep a spreadsheet from reading a cell as a formula (OWASP's CSV injection advice)."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def _export_row(event: CourseEvent, zone: dt.tzinfo) -> dict[str, Any]:
+    return {
+        "id": str(event.uuid),
+        "created_at": event.created_at.astimezone(zone).isoformat(timespec="seconds"),
+        "course_id": event.course_id,
+        "course_name": event.course.name,
+        "account_id": event.account_id,
+        "event_type": event.event_type,
+        "event_source": event.event_source,
+        "user_id": event.user_id,
+        "user_name": event.user_name,
+        "sis_batch_id": event.sis_batch_id,
+        "request_id": str(event.page_view_id) if event.page_view_id else None,
+        "related_course_id": event.related_course_id,
+        "event_data": event.event_data,
+    }
+
+
+def _walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[CourseEvent]:
+    """Every event, newest first, one keyset page at a time: memory stays flat."""
+    after = None
+    while True:
+        rows, more = keyset_rows(
+            events.select_related("course"), limit=EXPORT_CHUNK, after=after, partitions=partitions
+        )
+        yield from rows
+        if not more:
+            return
+        after = (rows[-1].created_at, rows[-1].pk)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    for event in events:
+        row = _export_row(event, zone)
+        row["event_data"] = json.dumps(row["event_data"], cls=DjangoJSONEncoder, sort_keys=True)
+        yield writer.writerow(
+            [_neutralise("" if row[key] is None else row[key]) for key in EXPORT_COLUMNS]
+        )
+
+
+def _jsonl_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
+    for event in events:
+        yield json.dumps(_export_row(event, zone), cls=DjangoJSONEncoder) + "\n"
+
+
+def _export(
+    request: HttpRequest, events: QuerySet[CourseEvent], partitions: Partitions, name: str
+) -> HttpResponseBase:
+    kind = request.GET.get("format", "csv")
+    if kind not in ("csv", "jsonl"):
+        return HttpResponse(
+            _("Unknown export format; use csv or jsonl."), status=400, content_type="text/plain"
+        )
+    zone = _viewer_zone(request)
+    with timezone.override(zone):
+        filterset, filtered = _filtered(request, events)
+    if filtered is None:
+        lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
+        return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
+    rows = _walk(filtered, partitions)
+    if kind == "csv":
+        response = StreamingHttpResponse(
+            _csv_lines(rows, zone), content_type="text/csv; charset=utf-8"
+        )
+    else:
+        response = StreamingHttpResponse(
+            _jsonl_lines(rows, zone), content_type="application/x-ndjson"
+        )
+    response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
+    return response
+
+
+@require_GET
+@login_required
+def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
+    course = _course(request, course_id)
+    return _export(request, selectors.course_events(course), None, f"course-{course.pk}-history")
+
+
+@require_GET
+@login_required
+def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
+    account = _account(request, account_id)
+    events, partitions = _account_scope(request, account)
+    return _export(request, events, partitions, f"account-{account.pk}-history")
