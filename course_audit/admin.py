@@ -112,7 +112,10 @@ def _admin_link(model: Any, pk: Any, label: Any) -> SafeString | str:
     if pk is None:
         return "—"
     opts = model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    try:
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    except NoReverseMatch:  # a model the host does not show in the admin (its user model)
+        return format_html("{}", label)
     return format_html('<a href="{}">{}</a>', url, label)
 
 
@@ -387,9 +390,7 @@ class CourseEventAdmin(ReadOnlyAdmin):
     def actor(self, event: CourseEvent) -> SafeString | str:
         if event.user_id is None:
             return event.user_name or "—"
-        opts = get_user_model()._meta
-        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[event.user_id])
-        return format_html('<a href="{}">{}</a>', url, event.user_name or event.user_id)
+        return _admin_link(get_user_model(), event.user_id, event.user_name or event.user_id)
 
     @admin.display(description=_("SIS batch"))
     def sis_batch_link(self, event: CourseEvent) -> SafeString | str:
