@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from course_audit import recording, services
 from course_audit.models import Course, CourseEvent
@@ -66,8 +66,8 @@ def test_a_recorder_failure_fails_creation(department, monkeypatch):
     assert not CourseEvent.objects.exists()
 
 
-def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatch):
-    """The INSERT itself fails in the database (an event pointing at no account)."""
+def make_event_inserts_fail(monkeypatch) -> None:
+    """From now on, the event INSERT itself fails in the database (a key to nothing)."""
     original = recording._event
 
     def broken(*args, **kwargs):
@@ -76,8 +76,11 @@ def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatc
         return event
 
     monkeypatch.setattr(recording, "_event", broken)
-    from django.db import IntegrityError
 
+
+def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatch):
+    """The INSERT itself fails in the database (an event pointing at no account)."""
+    make_event_inserts_fail(monkeypatch)
     with pytest.raises(IntegrityError):
         services.course_update(course=course, name="Never")
     assert Course.objects.get(pk=course.pk).name == "Biology 101"
@@ -91,16 +94,7 @@ def _renamed(course: Course) -> Course:
 
 def test_a_failing_bulk_event_insert_rolls_back_the_bulk_write(department, monkeypatch):
     """Big batches go in with COPY on PostgreSQL: a failure there undoes the courses too."""
-    original = recording._event
-
-    def broken(*args, **kwargs):
-        event = original(*args, **kwargs)
-        event["account_id"] = 987654321
-        return event
-
-    monkeypatch.setattr(recording, "_event", broken)
-    from django.db import IntegrityError
-
+    make_event_inserts_fail(monkeypatch)
     with pytest.raises(IntegrityError):
         Course.objects.bulk_create(
             [Course(account=department, name=f"B{i}") for i in range(recording.COPY_MIN_ROWS)]
