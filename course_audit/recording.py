@@ -4,7 +4,8 @@ The ORM entry points (``Course.save``, ``CourseQuerySet.update``, ``bulk_update`
 ``bulk_create``) lock the rows they change, take a snapshot before and after, and call
 :func:`record_changes`, which applies the contract's diff rules and inserts every event of
 the batch in one ``bulk_create``. All of it runs inside the caller's transaction, so a
-change and its events commit together or not at all.
+change and its events commit together or not at all; ``signals.events_recorded`` is sent
+for each batch after that transaction commits.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from course_audit.conf import conf
 from course_audit.context import get_audit_context
 from course_audit.models import Course, CourseEvent
+from course_audit.signals import events_recorded
 
 EventType = CourseEvent.EventType
 State = Course.WorkflowState
@@ -220,14 +223,16 @@ def current_attribution() -> tuple[dict[str, Any], dt.datetime]:
 
 
 def insert_events(events: list[EventRow], using: str) -> None:
-    """Insert the rows: a COPY for a big batch on PostgreSQL, else multi-row INSERTs."""
+    """Insert the rows: a COPY for a big batch on PostgreSQL (psycopg 3), else multi-row
+    INSERTs. ``events_recorded`` is sent with them once the transaction commits."""
     if not events:
         return
     connection = connections[using]
-    if connection.vendor == "postgresql" and len(events) >= COPY_MIN_ROWS:
+    written: list[CourseEvent] | None = None
+    if len(events) >= COPY_MIN_ROWS and _can_copy(connection):
         _copy_events(events, connection)
     else:
-        CourseEvent.objects.using(using).bulk_create(
+        written = CourseEvent.objects.using(using).bulk_create(
             [CourseEvent(**row) for row in events], batch_size=CHUNK_SIZE
         )
     trace = get_audit_context().trace
@@ -236,6 +241,22 @@ def insert_events(events: list[EventRow], using: str) -> None:
         if trace.course_id is None:
             trace.course_id = events[0]["course_id"]
             trace.account_id = events[0]["account_id"]
+    # Instances are built for a COPY batch only when someone listens.
+    if events_recorded.has_listeners(CourseEvent):
+        recorded = written if written is not None else [CourseEvent(**row) for row in events]
+        transaction.on_commit(
+            partial(events_recorded.send_robust, CourseEvent, events=recorded, using=using),
+            using=using,
+        )
+
+
+def _can_copy(connection: Any) -> bool:
+    if connection.vendor != "postgresql":
+        return False
+    # psycopg2 has no COPY of Python rows; Django still supports it, so fall back to INSERTs.
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
 
 
 def _copy_events(events: list[EventRow], connection: Any) -> None:
