@@ -6,13 +6,24 @@ and background jobs use :func:`audit_context`::
 
     with audit_context(user=registrar, source=CourseEvent.EventSource.MANUAL):
         course_publish(course=course)
+
+A job queued from a request (a Celery task, a thread) does not inherit the context: take
+:func:`capture_audit_context` when queuing it, pass it along with the job's arguments (it is
+JSON), and run the job inside :func:`use_audit_context`, so its events keep the actor::
+
+    close_course.delay(course.pk, audit=capture_audit_context())
+
+    @shared_task
+    def close_course(course_id, audit):
+        with use_audit_context(audit):
+            course_conclude(course=Course.objects.get(pk=course_id))
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -79,3 +90,46 @@ def audit_context(**changes: Any) -> Iterator[AuditContext]:
         yield context
     finally:
         _current.reset(token)
+
+
+def capture_audit_context() -> dict[str, Any]:
+    """The active attribution as JSON-safe data, for a job to restore with
+    :func:`use_audit_context`: the actor's id (the request's user in a view), the source,
+    the SIS batch's id and the id of the request that queued the job."""
+    context = get_audit_context()
+    actor = context.actor()
+    return {
+        # A string, so that a UUID primary key travels as JSON too.
+        "user_id": str(actor.pk) if actor is not None else None,
+        "source": context.source,
+        "sis_batch_id": context.sis_batch.pk if context.sis_batch is not None else None,
+        "request_id": str(context.request_id) if context.request_id is not None else None,
+    }
+
+
+@contextmanager
+def use_audit_context(snapshot: Mapping[str, Any]) -> Iterator[AuditContext]:
+    """Record the block's events as :func:`capture_audit_context` saw them.
+
+    Loads the actor (one query); an actor deleted since leaves the events without a user.
+    """
+    from django.contrib.auth import get_user_model
+
+    from course_audit.models import SisBatch
+
+    user, sis_batch, request_id = None, None, None
+    if snapshot.get("user_id") is not None:
+        user = get_user_model()._default_manager.filter(pk=snapshot["user_id"]).first()
+    if snapshot.get("sis_batch_id") is not None:
+        sis_batch = SisBatch.objects.filter(pk=snapshot["sis_batch_id"]).first()
+    if snapshot.get("request_id") is not None:
+        request_id = uuid.UUID(snapshot["request_id"])
+    with audit_context(
+        user=user,
+        source=snapshot.get("source", "manual"),
+        sis_batch=sis_batch,
+        request_id=request_id,
+        request=None,
+        trace=None,
+    ) as context:
+        yield context
