@@ -1,28 +1,48 @@
 """Settings of course_audit, read lazily so ``override_settings`` just works.
 
-Every setting is optional; the defaults suit most sites.
+Every setting is optional; the defaults suit most sites. ``course_audit.checks`` reports a
+value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "API_PATH_PREFIX": "/api/",
+    "RECORD_PAGE_VIEWS": True,
+    "MAX_DIFF_STRING_LENGTH": 1000,
+    "USER_SERIALIZER": "course_audit.api.serializers.UserSerializer",
+}
+
+
+def setting(name: str) -> Any:
+    """The host's ``COURSE_AUDIT_<name>``, or its default."""
+    return getattr(settings, f"COURSE_AUDIT_{name}", DEFAULTS[name])
 
 
 class Settings:
     @property
     def API_PATH_PREFIX(self) -> str:
         """Requests whose path starts with this prefix are recorded with source ``api``."""
-        return str(getattr(settings, "COURSE_AUDIT_API_PATH_PREFIX", "/api/"))
+        return str(setting("API_PATH_PREFIX"))
 
     @property
     def RECORD_PAGE_VIEWS(self) -> bool:
         """Store a ``PageView`` for each request that records at least one course event."""
-        return bool(getattr(settings, "COURSE_AUDIT_RECORD_PAGE_VIEWS", True))
+        return bool(setting("RECORD_PAGE_VIEWS"))
 
     @property
     def MAX_DIFF_STRING_LENGTH(self) -> int:
         """Strings in an event's diff are cut to this many characters (Canvas: 1000)."""
-        return int(getattr(settings, "COURSE_AUDIT_MAX_DIFF_STRING_LENGTH", 1000))
+        return int(setting("MAX_DIFF_STRING_LENGTH"))
+
+    @property
+    def USER_SERIALIZER(self) -> str:
+        """The dotted path of the DRF serializer that renders users in ``linked.users``."""
+        return str(setting("USER_SERIALIZER"))
 
 
 conf = Settings()

@@ -20,10 +20,12 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from course_audit import services
+from course_audit.conf import conf
 from course_audit.filters import parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, PageView
 from course_audit.recording import TRACKED_FIELDS
@@ -124,7 +126,12 @@ class AccountSerializer(serializers.Serializer):
 
 
 class UserSerializer(serializers.Serializer):
-    """A user in ``linked.users``; works with any user model."""
+    """A user in ``linked.users``; works with any user model.
+
+    A host renders its users its own way with ``COURSE_AUDIT_USER_SERIALIZER``: the dotted
+    path of a serializer (a subclass of this one, or any DRF serializer) whose
+    ``to_representation`` gets a user instance. Keep ``id`` a string, as Canvas does.
+    """
 
     id = serializers.CharField()
     name = serializers.CharField()
@@ -236,10 +243,18 @@ class CourseEventSerializer(serializers.Serializer):
         }
 
 
+def user_serializer_class() -> type[serializers.BaseSerializer]:
+    """The serializer of ``linked.users``: ``COURSE_AUDIT_USER_SERIALIZER``."""
+    return import_string(conf.USER_SERIALIZER)
+
+
 class LinkedSerializer(serializers.Serializer):
     page_views = PageViewSerializer(many=True)
     courses = LinkedCourseSerializer(many=True)
-    users = UserSerializer(many=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Chosen when used (not at import), so the schema shows the host's user shape.
+        return {**super().get_fields(), "users": user_serializer_class()(many=True)}
 
 
 class CourseEventPageSerializer(serializers.Serializer):
@@ -258,14 +273,20 @@ def _unique(objects: Iterable[Any], key: str = "pk") -> list[Any]:
     return list(seen.values())
 
 
-def compound_document(events: list[CourseEvent], course_url_template: str) -> dict[str, Any]:
-    """A page of events with its linked page views, courses and users, each once."""
+def compound_document(
+    events: list[CourseEvent], course_url_template: str, context: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A page of events with its linked page views, courses and users, each once.
+
+    ``context`` (the view's serializer context, with the request) goes to the user
+    serializer, which a host may have chosen (``COURSE_AUDIT_USER_SERIALIZER``).
+    """
     event_serializer = CourseEventSerializer()
     page_views = _unique((event.page_view for event in events), key="request_id")
     courses = _unique(course for event in events for course in (event.course, event.related_course))
     users = _unique(event.user for event in events)
     page_view_serializer = PageViewSerializer()
-    user_serializer = UserSerializer()
+    user_serializer = user_serializer_class()(context=context or {})
     return {
         "links": {
             "events.course": course_url_template,

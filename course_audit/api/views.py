@@ -199,7 +199,9 @@ class CourseAuditViewSet(CourseAuditAPIView):
         template = self.request.build_absolute_uri(
             reverse("course_audit_api:course", kwargs={"course_id": "__course__"})
         ).replace("__course__", "{events.course}")
-        return self.get_paginated_response(compound_document(page, template))
+        return self.get_paginated_response(
+            compound_document(page, template, self.get_serializer_context())
+        )
 
 
 class CourseViewSet(CourseAuditAPIView):
