@@ -1,21 +1,54 @@
-"""System checks for a host's configuration of course_audit."""
+"""System checks for a host's configuration of course_audit.
+
+- ``course_audit.E001``: ``AuditContextMiddleware`` is not in ``MIDDLEWARE``.
+- ``course_audit.E002``: it comes before ``AuthenticationMiddleware``.
+- ``course_audit.E003``: ``COURSE_AUDIT_API_PATH_PREFIX`` is not a path in ``/.../``.
+- ``course_audit.E004``: ``COURSE_AUDIT_RECORD_PAGE_VIEWS`` is not ``True`` or ``False``.
+- ``course_audit.E005``: ``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH`` is not a positive integer.
+- ``course_audit.E006``: ``COURSE_AUDIT_USER_SERIALIZER`` does not name a DRF serializer.
+- ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
+- ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
+  in ``INSTALLED_APPS``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.db import connections, router
+from django.utils.module_loading import import_string
+
+from course_audit.conf import DEFAULTS, setting
 
 MIDDLEWARE_PATH = "course_audit.middleware.AuditContextMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
+SUPPORTED_VENDORS = ("postgresql", "sqlite")
+
+
+def _position(middleware: list[str], class_path: str) -> int | None:
+    """Where the class, or a subclass of it, sits in ``middleware`` (``None``: absent)."""
+    wanted = import_string(class_path)
+    for index, path in enumerate(middleware):
+        if path == class_path:
+            return index
+        try:
+            candidate = import_string(path)
+        except ImportError:
+            continue  # Django reports a middleware that does not import.
+        if isinstance(candidate, type) and issubclass(candidate, wanted):
+            return index
+    return None
 
 
 @register()
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """course_audit.E001: the middleware is missing; E002: it runs before authentication."""
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    if MIDDLEWARE_PATH not in middleware:
+    audit = _position(middleware, MIDDLEWARE_PATH)
+    if audit is None:
         return [
             Error(
                 f"'{MIDDLEWARE_PATH}' is not in MIDDLEWARE.",
@@ -24,9 +57,8 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 id="course_audit.E001",
             )
         ]
-    if AUTH_MIDDLEWARE_PATH in middleware and middleware.index(MIDDLEWARE_PATH) < middleware.index(
-        AUTH_MIDDLEWARE_PATH
-    ):
+    auth = _position(middleware, AUTH_MIDDLEWARE_PATH)
+    if auth is not None and audit < auth:
         return [
             Error(
                 f"'{MIDDLEWARE_PATH}' must come after '{AUTH_MIDDLEWARE_PATH}' in MIDDLEWARE.",
@@ -35,3 +67,96 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             )
         ]
     return []
+
+
+def _setting_error(name: str, problem: str, check_id: str) -> Error:
+    value = setting(name)
+    return Error(
+        f"COURSE_AUDIT_{name} {problem}; it is {value!r}.",
+        hint=f"Remove it to use the default, {DEFAULTS[name]!r}.",
+        id=check_id,
+    )
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.E003 to E006: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
+    errors: list[CheckMessage] = []
+    prefix = setting("API_PATH_PREFIX")
+    if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
+        errors.append(
+            _setting_error(
+                "API_PATH_PREFIX",
+                "must be a URL path starting and ending with '/'",
+                "course_audit.E003",
+            )
+        )
+    if not isinstance(setting("RECORD_PAGE_VIEWS"), bool):
+        errors.append(
+            _setting_error("RECORD_PAGE_VIEWS", "must be True or False", "course_audit.E004")
+        )
+    length = setting("MAX_DIFF_STRING_LENGTH")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        errors.append(
+            _setting_error(
+                "MAX_DIFF_STRING_LENGTH", "must be a positive integer", "course_audit.E005"
+            )
+        )
+    problem = _serializer_problem(setting("USER_SERIALIZER"))
+    if problem:
+        errors.append(_setting_error("USER_SERIALIZER", problem, "course_audit.E006"))
+    return errors
+
+
+def _serializer_problem(path: Any) -> str | None:
+    from rest_framework.serializers import BaseSerializer
+
+    if not isinstance(path, str):
+        return "must be the dotted path of a serializer class"
+    try:
+        serializer = import_string(path)
+    except ImportError as error:
+        return f"does not import ({error})"
+    if not (isinstance(serializer, type) and issubclass(serializer, BaseSerializer)):
+        return "must name a subclass of rest_framework.serializers.BaseSerializer"
+    return None
+
+
+@register()
+def check_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.W001: events are written to a database the app is not tested on.
+
+    The vendor is read from the backend class; no connection is opened.
+    """
+    from course_audit.models import CourseEvent
+
+    alias = router.db_for_write(CourseEvent)
+    vendor = connections[alias].vendor
+    # Monthly partitioning of the events table will need PostgreSQL; it gets its own
+    # check when it lands.
+    if vendor in SUPPORTED_VENDORS:
+        return []
+    return [
+        Warning(
+            f"course_audit writes its events to the database '{alias}', which is {vendor}; "
+            "it is built and tested for PostgreSQL and SQLite only.",
+            hint="Route course_audit's models to a PostgreSQL database with a database "
+            "router, or silence this check if you have tested your database yourself.",
+            id="course_audit.W001",
+        )
+    ]
+
+
+@register()
+def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.W002: the API docs page's script comes from drf_spectacular_sidecar."""
+    if apps.is_installed("drf_spectacular_sidecar"):
+        return []
+    return [
+        Warning(
+            "'drf_spectacular_sidecar' is not in INSTALLED_APPS.",
+            hint="course_audit's API documentation page (api/docs/) loads its script from "
+            "that app's static files; add it to INSTALLED_APPS.",
+            id="course_audit.W002",
+        )
+    ]

@@ -1,0 +1,133 @@
+"""The system checks: each misconfiguration a host can make has its id (course_audit.checks)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.core.checks import CheckMessage, run_checks
+from django.db import connections
+
+from course_audit.checks import AUTH_MIDDLEWARE_PATH, MIDDLEWARE_PATH
+from course_audit.middleware import AuditContextMiddleware
+
+
+class HostAuditMiddleware(AuditContextMiddleware):
+    """A host's own subclass, under its own path."""
+
+
+class HostAuthenticationMiddleware(AuthenticationMiddleware):
+    pass
+
+
+HOST_AUDIT = "tests.test_checks.HostAuditMiddleware"
+HOST_AUTH = "tests.test_checks.HostAuthenticationMiddleware"
+
+
+def _messages() -> list[CheckMessage]:
+    return [m for m in run_checks() if m.id and m.id.startswith("course_audit")]
+
+
+def _ids() -> set[str]:
+    return {message.id for message in _messages() if message.id}
+
+
+def test_the_demo_configuration_passes_the_checks():
+    assert _ids() == set()
+
+
+def test_missing_middleware_is_e001(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE_PATH]
+    assert _ids() == {"course_audit.E001"}
+
+
+def test_middleware_before_authentication_is_e002(settings):
+    rest = [m for m in settings.MIDDLEWARE if m not in (MIDDLEWARE_PATH, AUTH_MIDDLEWARE_PATH)]
+    settings.MIDDLEWARE = [MIDDLEWARE_PATH, *rest, AUTH_MIDDLEWARE_PATH]
+    assert _ids() == {"course_audit.E002"}
+
+
+def test_subclasses_of_either_middleware_count(settings):
+    settings.MIDDLEWARE = [
+        m.replace(MIDDLEWARE_PATH, HOST_AUDIT).replace(AUTH_MIDDLEWARE_PATH, HOST_AUTH)
+        for m in settings.MIDDLEWARE
+    ]
+    assert _ids() == set()
+    rest = [m for m in settings.MIDDLEWARE if m not in (HOST_AUDIT, HOST_AUTH)]
+    settings.MIDDLEWARE = [HOST_AUDIT, *rest, HOST_AUTH]
+    assert _ids() == {"course_audit.E002"}
+
+
+@pytest.mark.parametrize("value", ["api/", "/api", "", 42, None, ["/api/"]])
+def test_a_bad_api_path_prefix_is_e003(settings, value):
+    settings.COURSE_AUDIT_API_PATH_PREFIX = value
+    [message] = _messages()
+    assert message.id == "course_audit.E003"
+    assert message.msg == (
+        "COURSE_AUDIT_API_PATH_PREFIX must be a URL path starting and ending with '/'; "
+        f"it is {value!r}."
+    )
+    assert message.hint == "Remove it to use the default, '/api/'."
+
+
+@pytest.mark.parametrize("value", ["/", "/campus-api/", "/registrar/api/v1/"])
+def test_good_api_path_prefixes_pass(settings, value):
+    settings.COURSE_AUDIT_API_PATH_PREFIX = value
+    assert _ids() == set()
+
+
+@pytest.mark.parametrize("value", ["false", 0, 1, None])
+def test_a_record_page_views_that_is_not_a_bool_is_e004(settings, value):
+    settings.COURSE_AUDIT_RECORD_PAGE_VIEWS = value
+    assert _ids() == {"course_audit.E004"}
+
+
+def test_record_page_views_false_passes(settings):
+    settings.COURSE_AUDIT_RECORD_PAGE_VIEWS = False
+    assert _ids() == set()
+
+
+@pytest.mark.parametrize("value", [0, -1, "1000", 1.5, True, None])
+def test_a_bad_max_diff_string_length_is_e005(settings, value):
+    settings.COURSE_AUDIT_MAX_DIFF_STRING_LENGTH = value
+    [message] = _messages()
+    assert message.id == "course_audit.E005"
+    assert message.msg.startswith("COURSE_AUDIT_MAX_DIFF_STRING_LENGTH must be a positive")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("no_such_module.Serializer", "does not import"),
+        ("course_audit.api.serializers.NoSuchSerializer", "does not import"),
+        ("course_audit.models.Course", "must name a subclass of"),
+        ("course_audit.api.serializers.format_time", "must name a subclass of"),
+        (42, "must be the dotted path of a serializer class"),
+    ],
+)
+def test_a_bad_user_serializer_is_e006(settings, value, problem):
+    settings.COURSE_AUDIT_USER_SERIALIZER = value
+    [message] = _messages()
+    assert message.id == "course_audit.E006"
+    assert message.msg.startswith(f"COURSE_AUDIT_USER_SERIALIZER {problem}")
+
+
+def test_a_host_user_serializer_passes(settings):
+    settings.COURSE_AUDIT_USER_SERIALIZER = "tests.test_api_linked_users.DirectoryUserSerializer"
+    assert _ids() == set()
+
+
+def test_an_untested_database_is_w001(monkeypatch):
+    monkeypatch.setattr(connections["default"], "vendor", "mysql")
+    [message] = _messages()
+    assert message.id == "course_audit.W001"
+    assert message.msg == (
+        "course_audit writes its events to the database 'default', which is mysql; "
+        "it is built and tested for PostgreSQL and SQLite only."
+    )
+
+
+def test_the_api_docs_without_their_script_is_w002(settings):
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"
+    ]
+    assert _ids() == {"course_audit.W002"}
