@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from django.test import Client
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.versioning import URLPathVersioning
+from rest_framework.views import APIView
 
 from course_audit import services
 from course_audit.models import Account, AccountMembership, ApiToken, Role, RoleOverride
@@ -197,15 +204,68 @@ def test_permission_is_checked_before_parameters(
     assert Client().get(path, {"start_time": "garbage"}).status_code == 401
 
 
-def test_host_defaults_cannot_open_the_api(client, course, settings):
-    settings.REST_FRAMEWORK = {
-        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-        "DEFAULT_AUTHENTICATION_CLASSES": [],
-        "EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
+class OnlyHostVersions(URLPathVersioning):
+    """A host whose own API is versioned in its paths (/api/v2/...) and allows only those."""
+
+    allowed_versions = ["v2"]
+
+
+@pytest.fixture
+def open_host_defaults(monkeypatch):
+    """A host's dangerously open REST_FRAMEWORK defaults.
+
+    DRF copies REST_FRAMEWORK into APIView's class attributes when it is imported, so
+    override_settings cannot change them; set them as such a host's settings would have.
+    """
+    defaults = {
+        "authentication_classes": [BasicAuthentication, SessionAuthentication],
+        "permission_classes": [AllowAny],
+        "renderer_classes": [JSONRenderer, BrowsableAPIRenderer],
+        "versioning_class": OnlyHostVersions,
     }
-    response = client.get(f"/api/v1/audit/course/courses/{course.pk}")
+    for name, value in defaults.items():
+        monkeypatch.setattr(APIView, name, value)
+
+
+def test_host_defaults_cannot_open_the_api(
+    client, course, department, make_user, open_host_defaults
+):
+    # Basic authentication of a superuser with the right password: not one of the API's.
+    root = make_user("root", is_superuser=True)
+    basic = "Basic " + base64.b64encode(f"{root.get_username()}:demo".encode()).decode()
+    for path in surfaces(course, department):
+        for headers in ({}, {"HTTP_AUTHORIZATION": basic}):
+            response = client.get(path, **headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.json() == UNAUTHENTICATED
+
+
+def test_host_versioning_does_not_hide_the_api(
+    client, caller, root_account, admin_role, course, open_host_defaults
+):
+    registrar = caller("registrar", (root_account, admin_role))
+    assert registrar.get(f"/api/v1/audit/course/courses/{course.pk}").status_code == 200
+    assert registrar.get(f"/api/v1/courses/{course.pk}").status_code == 200
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_login_required_middleware_answers_api_clients_itself(
+    client, caller, root_account, admin_role, course, settings
+):
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    registrar = caller("registrar", (root_account, admin_role))
+    path = f"/api/v1/audit/course/courses/{course.pk}"
+    assert registrar.get(path).status_code == 200
+    response = Client().get(path)
     assert response.status_code == 401
     assert response.json() == UNAUTHENTICATED
+    assert Client().get("/api/schema/").status_code == 200
+    # The pages stay behind the host's login.
+    assert Client().get("/audit/").status_code == 302
 
 
 def test_the_link_targets(caller, root_account, admin_role, course, department):

@@ -17,6 +17,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import TemplateHTMLRenderer
+from rest_framework.views import APIView
 
 import course_audit
 
@@ -64,21 +65,28 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-class SchemaView(SpectacularAPIView):
+class PublicView(APIView):
+    """The schema and its docs are public, whatever the host's DRF defaults say: they
+    describe the API and hold no audit data. (DRF's views are exempt from the host's
+    ``LoginRequiredMiddleware``.)"""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+    versioning_class = None
+
+
+class SchemaView(PublicView, SpectacularAPIView):
     """The OpenAPI document (YAML, or JSON with ``?format=json``)."""
 
     schema = AutoSchema()
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
     custom_settings = SCHEMA_SETTINGS
 
 
-class DocsView(SpectacularRedocView):
+class DocsView(PublicView, SpectacularRedocView):
     """Browsable API documentation, from static files only."""
 
     schema = AutoSchema()
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
     renderer_classes = [TemplateHTMLRenderer]
     url_name = "course_audit_schema"
     title = SCHEMA_SETTINGS["TITLE"]

@@ -70,6 +70,8 @@ class CourseAuditAPIView(GenericViewSet):
     throttle_classes: list[Any] = []
     filter_backends: list[Any] = []
     pagination_class: Any = None
+    # Canvas's paths carry no version; a host's DEFAULT_VERSIONING_CLASS must not 404 them.
+    versioning_class = None
     required_permission = Permission.VIEW_COURSE_CHANGES
     schema = AutoSchema()
 
