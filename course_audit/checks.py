@@ -6,6 +6,7 @@
 - ``course_audit.E004``: ``COURSE_AUDIT_RECORD_PAGE_VIEWS`` is not ``True`` or ``False``.
 - ``course_audit.E005``: ``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH`` is not a positive integer.
 - ``course_audit.E006``: ``COURSE_AUDIT_USER_SERIALIZER`` does not name a DRF serializer.
+- ``course_audit.E007``: ``USE_TZ`` is off.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -158,5 +159,20 @@ def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             hint="course_audit's API documentation page (api/docs/) loads its script from "
             "that app's static files; add it to INSTALLED_APPS.",
             id="course_audit.W002",
+        )
+    ]
+
+
+@register()
+def check_time_zone_support(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.E007: events are stamped and shown as aware date-times."""
+    if settings.USE_TZ:
+        return []
+    return [
+        Error(
+            "course_audit needs USE_TZ = True.",
+            hint="Events are stored in UTC and shown with their offset in the active time "
+            "zone; naive date-times cannot be. Set USE_TZ = True (Django's default).",
+            id="course_audit.E007",
         )
     ]

@@ -116,6 +116,11 @@ def test_a_host_user_serializer_passes(settings):
     assert _ids() == set()
 
 
+def test_use_tz_off_is_e007(settings):
+    settings.USE_TZ = False
+    assert _ids() == {"course_audit.E007"}
+
+
 def test_an_untested_database_is_w001(monkeypatch):
     monkeypatch.setattr(connections["default"], "vendor", "mysql")
     [message] = _messages()
