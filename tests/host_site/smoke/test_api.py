@@ -155,6 +155,19 @@ def test_the_site_s_throttling_and_pagination_do_not_apply(client, registrar_tok
         assert len(response.json()["events"]) == 2
 
 
+def test_answers_and_errors_keep_the_app_s_shape(client, registrar_token, api_course):
+    path = f"{API}/audit/course/courses/{api_course.pk}"
+    # JSON, whatever renderers the site offers (the open variant has the browsable API).
+    response = client.get(path, HTTP_ACCEPT="text/html", **bearer(registrar_token))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    # Canvas's error shape, not the site's EXCEPTION_HANDLER's.
+    response = client.get(path, {"start_time": "yesterday"}, **bearer(registrar_token))
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("start_time: ")
+
+
 def test_the_schema_and_docs_are_public_and_name_the_site_s_paths(client, registrar):
     schema = client.get("/registrar/api/schema/", {"format": "json"})
     assert schema.status_code == 200
