@@ -38,7 +38,7 @@ def _position(middleware: list[str], class_path: str) -> int | None:
         try:
             candidate = import_string(path)
         except ImportError:
-            continue  # Django reports a middleware that does not import.
+            continue  # Django itself fails on it when it loads the middleware.
         if isinstance(candidate, type) and issubclass(candidate, wanted):
             return index
     return None

@@ -160,3 +160,19 @@ def test_bulk_update_can_move_courses_between_accounts(make_course, college):
         event = last_event(course)
         assert event.event_data == {"account_id": [old_account, college.pk]}
         assert event.account_id == college.pk
+
+
+def test_a_big_batch_without_psycopg_3_is_recorded_by_inserts(department, monkeypatch):
+    """psycopg2 cannot COPY Python rows: the batch goes in as multi-row INSERTs instead."""
+    from django.db.backends.postgresql import psycopg_any
+
+    from course_audit import recording
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("COPY without psycopg 3")
+
+    monkeypatch.setattr(psycopg_any, "is_psycopg3", False)
+    monkeypatch.setattr(recording, "_copy_events", no_copy)
+    count = recording.COPY_MIN_ROWS
+    Course.objects.bulk_create([Course(account=department, name=f"B{i}") for i in range(count)])
+    assert CourseEvent.objects.filter(event_type="created").count() == count

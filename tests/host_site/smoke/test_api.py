@@ -157,8 +157,10 @@ def test_the_site_s_throttling_and_pagination_do_not_apply(client, registrar_tok
 
 def test_answers_and_errors_keep_the_app_s_shape(client, registrar_token, api_course):
     path = f"{API}/audit/course/courses/{api_course.pk}"
-    # JSON, whatever renderers the site offers (the open variant has the browsable API).
-    response = client.get(path, HTTP_ACCEPT="text/html", **bearer(registrar_token))
+    # JSON for a browser too, whatever renderers the site offers (the open variant has the
+    # browsable API).
+    browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    response = client.get(path, HTTP_ACCEPT=browser_accept, **bearer(registrar_token))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     # Canvas's error shape, not the site's EXCEPTION_HANDLER's.
