@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from course_audit import services, views
+from course_audit import exports, services
 from course_audit.models import Course, CourseEvent, PageView, SisBatch
 from course_audit.recording import display_name
 
@@ -288,7 +288,7 @@ def test_jsonl_export_parses(registrar_browser, course, mixed):
 
 def test_export_walks_past_one_chunk(registrar_browser, course, add_events, monkeypatch):
     add_events(course, 7, when=T0)
-    monkeypatch.setattr(views, "EXPORT_CHUNK", 3)
+    monkeypatch.setattr(exports, "EXPORT_CHUNK", 3)
     text = streamed(registrar_browser.get(reverse("course_audit_course_export", args=[course.pk])))
     ids = [row["id"] for row in csv.DictReader(io.StringIO(text))]
     assert len(ids) == len(set(ids)) == 8
@@ -379,6 +379,23 @@ def test_the_activity_chart(registrar_browser, course, mixed):
     html = body(registrar_browser.get(url, {"start_time": "1990-01-01"}))
     assert "The chart shows the last two years" in html
     assert html.count("<g>") <= 106
+
+
+def test_the_chart_defaults_to_the_range_of_the_events(registrar_browser, course, mixed):
+    """Without dates the chart spans the oldest to the newest matching event, so events of
+    March 2025 are drawn even though the last 90 days hold only the course's creation."""
+    url = reverse("course_audit_course_history", args=[course.pk])
+    html = body(registrar_browser.get(url))
+    table = html[html.index('<details class="chart-data">') :]
+    assert "Events per week" in table  # March 2025 to today is longer than 92 days
+    row = table[table.index('<th scope="row">March 3, 2025</th>') :]
+    assert row[: row.index("</tr>")].endswith("<td>4</td>")  # the week's total
+    assert "The chart shows the last two years" not in html
+    # only an end date: the chart starts at the oldest event, per day
+    html = body(registrar_browser.get(url, {"end_time": "2025-03-10"}))
+    assert "Events per day and type" in html
+    assert '<th scope="row">March 3, 2025</th>' in html
+    assert '<th scope="row">March 1, 2025</th>' not in html
 
 
 def test_times_are_shown_in_the_viewers_time_zone(registrar_browser, course, add_events, settings):
