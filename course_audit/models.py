@@ -285,6 +285,10 @@ class Course(models.Model):
         verbose_name = _("course")
         verbose_name_plural = _("courses")
         ordering = ("name", "id")
+        # The home page's search lists matches in name order: a broad term reads this
+        # index until a page is full. On PostgreSQL, migration 0003 adds trigram indexes
+        # for the substring match itself.
+        indexes = [models.Index(fields=["name", "id"], name="course_audit_course_name_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["root_account", "sis_course_id"],
@@ -606,6 +610,9 @@ class CourseEvent(models.Model):
             models.Index(fields=["-created_at", "-id"], name="course_audit_evt_created_idx"),
             models.Index(
                 fields=["event_type", "-created_at", "-id"], name="course_audit_evt_type_idx"
+            ),
+            models.Index(
+                fields=["event_source", "-created_at", "-id"], name="course_audit_evt_source_idx"
             ),
         ]
 

@@ -203,6 +203,46 @@ def test_the_changelist_is_ordered_by_an_index_and_labels_the_count(admin_client
     assert re.search(r"3\s+course events", response.content.decode())
 
 
+def test_the_changelist_pages_by_position_not_offset(admin_client, make_course, monkeypatch):
+    """Older/Newer links carry a signed position; no page costs an OFFSET."""
+    for _ in range(6):
+        make_course()  # one `created` event each
+    monkeypatch.setattr(admin.site._registry[CourseEvent], "list_per_page", 3)
+    url = reverse("admin:course_audit_courseevent_changelist")
+    newest_first = list(
+        CourseEvent.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
+    )
+    assert len(newest_first) == 6
+
+    def page(query=""):
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(url + query)
+        assert response.status_code == 200
+        sql = [q["sql"] for q in captured if "course_audit_courseevent" in q["sql"]]
+        assert not any("OFFSET" in statement.upper() for statement in sql), sql
+        return response.context["cl"], response.content.decode()
+
+    first, html = page()
+    assert [event.pk for event in first.result_list] == newest_first[:3]
+    assert first.newer_query is None and first.older_query
+    assert 'rel="next"' in html and 'rel="prev"' not in html
+    second, html = page(first.older_query)
+    assert [event.pk for event in second.result_list] == newest_first[3:]
+    assert second.older_query is None and second.newer_query
+    back, _html = page(second.newer_query)
+    assert [event.pk for event in back.result_list] == newest_first[:3]
+    # a filter or search link starts again from the newest: no position in it
+    assert "after=" not in second.get_query_string({"event_type__exact": "created"})
+    filtered, _html = page(first.older_query + "&event_type__exact=created")
+    assert [event.pk for event in filtered.result_list] == newest_first[3:]
+    # a tampered or foreign position: the newest page and a note, never a 500
+    stale, html = page("?after=not-a-token")
+    assert [event.pk for event in stale.result_list] == newest_first[:3]
+    assert "That page link is out of date" in html
+    # page numbers are not offered (they would be an OFFSET)
+    assert "?p=" not in html
+
+
 def test_search_finds_events_by_course_name_code_sis_id_and_actor(
     admin_client, course, make_course, make_user
 ):

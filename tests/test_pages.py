@@ -112,6 +112,45 @@ def test_home_searches_only_auditable_courses(dept_admin_browser, course, chemis
     assert "Chemistry" not in tree
 
 
+def test_short_searches_match_prefixes(registrar_browser, course, make_course):
+    """Under three characters a trigram index cannot serve a substring: prefixes only."""
+    make_course(name="Zoology 9", course_code="ZOO9", sis_course_id="Z-9")
+    home = reverse("course_audit_home")
+    assert "Zoology 9" in body(registrar_browser.get(home, {"q": "zo"}))
+    assert "Zoology 9" not in body(registrar_browser.get(home, {"q": "oo"}))  # inside a name
+    assert "Zoology 9" in body(registrar_browser.get(home, {"q": "ool"}))  # three: substring
+    assert "Biology 101" in body(registrar_browser.get(home, {"q": "b"}))
+    assert "Biology 101" not in body(registrar_browser.get(home, {"q": "y"}))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm is PostgreSQL's")
+def test_the_course_search_has_trigram_indexes_on_postgresql(registrar_browser, course):
+    from course_audit import selectors
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'course_audit_course'"
+            " AND indexdef LIKE '%gin_trgm_ops%' ORDER BY 1"
+        )
+        assert [row[0] for row in cursor.fetchall()] == [
+            "course_audit_course_course_code_trgm",
+            "course_audit_course_name_trgm",
+            "course_audit_course_sis_course_id_trgm",
+        ]
+        # the planner can answer the page's own query from them (no table scan)
+        query = selectors.Course.objects.filter(
+            selectors.Q(name__icontains="iolog")
+            | selectors.Q(course_code__icontains="iolog")
+            | selectors.Q(sis_course_id__icontains="iolog")
+        )
+        sql, params = query.query.sql_with_params()
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")  # not the (name, id) walk
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "_trgm" in plan and "Seq Scan" not in plan, plan
+
+
 def test_home_shows_the_account_tree(registrar_browser, root_account, college, department):
     html = body(registrar_browser.get(reverse("course_audit_home")))
     # nested lists: the department sits inside the college, inside the root
