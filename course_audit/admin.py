@@ -564,10 +564,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "{} <code>{}</code> {}",
-                gettext("The new token is"),
-                plaintext,
-                gettext("Copy it now: it is stored hashed and cannot be shown again."),
+                gettext(
+                    # Translators: {token} is the token itself; keep it as it is.
+                    "The new token is {token}. Copy it now: it is stored hashed and cannot be "
+                    "shown again."
+                ),
+                token=format_html("<code>{}</code>", plaintext),
             ),
             messages.WARNING,
         )

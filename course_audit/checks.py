@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.utils.translation import gettext as _
 
 MIDDLEWARE_PATH = "course_audit.middleware.AuditContextMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -18,9 +19,11 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     if MIDDLEWARE_PATH not in middleware:
         return [
             Error(
-                f"'{MIDDLEWARE_PATH}' is not in MIDDLEWARE.",
-                hint="Without it, changes made in requests are recorded without actor, "
-                "source or request id. Add it after AuthenticationMiddleware.",
+                _("'%(middleware)s' is not in MIDDLEWARE.") % {"middleware": MIDDLEWARE_PATH},
+                hint=_(
+                    "Without it, changes made in requests are recorded without actor, "
+                    "source or request id. Add it after AuthenticationMiddleware."
+                ),
                 id="course_audit.E001",
             )
         ]
@@ -29,8 +32,9 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     ):
         return [
             Error(
-                f"'{MIDDLEWARE_PATH}' must come after '{AUTH_MIDDLEWARE_PATH}' in MIDDLEWARE.",
-                hint="It reads request.user to attribute events.",
+                _("'%(middleware)s' must come after '%(auth)s' in MIDDLEWARE.")
+                % {"middleware": MIDDLEWARE_PATH, "auth": AUTH_MIDDLEWARE_PATH},
+                hint=_("It reads request.user to attribute events."),
                 id="course_audit.E002",
             )
         ]

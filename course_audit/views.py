@@ -36,6 +36,9 @@ from course_audit.models import Account, Course, CourseEvent, PageView, Permissi
 PER_PAGE = 25
 CHART_FLOOR = dt.date(1901, 1, 1)
 CHART_CEILING = dt.date(9998, 12, 30)
+# The chart counts at most this many of the newest matching events (see ``_chart``).
+CHART_MAX_EVENTS = 5000
+ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_PARAMS = ("event_type", "event_source")
@@ -211,9 +214,14 @@ def _history(
 def _chart(
     filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
 ) -> charts.Chart:
-    """The filtered range, per day or week. A bound the viewer did not set is the date of
-    the newest (or oldest) matching event, so an old course's chart shows its history; a
-    range longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days."""
+    """The filtered range, per day or week, bounded in the work it costs.
+
+    A bound the viewer did not set is the date of the newest (or oldest) matching event,
+    so an old course's chart shows its history. Only the newest ``CHART_MAX_EVENTS`` are
+    counted: when the range holds more, the chart starts on the first whole day they
+    cover (and says so), so a subtree of millions of events costs what a course does. A
+    range longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days.
+    """
     zone = timezone.get_current_timezone()
     end_time = filterset.form.cleaned_data.get("end_time")
     start_time = filterset.form.cleaned_data.get("start_time")
@@ -221,23 +229,33 @@ def _chart(
         # One LIMIT 1 index read each way (per partition), whatever the table's size.
         newest = fetch_ordered(events, 1, partitions)
         end_time = newest[0].created_at if newest else timezone.now()
-    if start_time is None:
-        oldest = fetch_ordered(events, 1, partitions, ascending=True)
-        start_time = oldest[0].created_at if oldest else end_time
     # Clamped away from the ends of the calendar, where the day arithmetic overflows.
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
-    wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    in_window = events.filter(created_at__lt=window_end)
+    beyond_cap = list(
+        in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+            CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+        ]
+    )
+    capped = bool(beyond_cap)
+    if capped:
+        wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
+    else:
+        if start_time is None:
+            oldest = fetch_ordered(events, 1, partitions, ascending=True)
+            start_time = oldest[0].created_at if oldest else end_time
+        wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
     start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))
     weekly = (end - start).days >= charts.DAILY_LIMIT
     window_start = dt.datetime.combine(start, dt.time(), tzinfo=zone)
-    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     counts = selectors.event_counts(
-        events.filter(created_at__gte=window_start, created_at__lt=window_end),
-        weekly=weekly,
-        tzinfo=zone,
+        in_window.filter(created_at__gte=window_start), weekly=weekly, tzinfo=zone
     )
     chart = charts.build_chart(counts, start, end, weekly=weekly)
-    return dataclasses.replace(chart, clipped=wanted_start < start)
+    return dataclasses.replace(
+        chart, clipped=wanted_start < start, capped_at=CHART_MAX_EVENTS if capped else 0
+    )
 
 
 # --- pages ---------------------------------------------------------------------------------

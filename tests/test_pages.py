@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from course_audit import exports, services
+from course_audit import exports, services, views
 from course_audit.models import Course, CourseEvent, PageView, SisBatch
 from course_audit.recording import display_name
 
@@ -435,6 +435,23 @@ def test_the_chart_defaults_to_the_range_of_the_events(registrar_browser, course
     assert "Events per day and type" in html
     assert '<th scope="row">March 3, 2025</th>' in html
     assert '<th scope="row">March 1, 2025</th>' not in html
+
+
+def test_the_chart_counts_a_bounded_number_of_events(registrar_browser, course, mixed, monkeypatch):
+    """Past ``CHART_MAX_EVENTS`` the chart starts on the first whole day the newest ones
+    cover (a subtree of millions would otherwise be aggregated on every page view)."""
+    monkeypatch.setattr(views, "CHART_MAX_EVENTS", 2)
+    url = reverse("course_audit_course_history", args=[course.pk])
+    html = body(registrar_browser.get(url))
+    # newest first: the creation (today), March 6, 5, 4, 3; the third newest is March 5,
+    # so the chart starts on March 6 and counts two events in all
+    assert "The chart covers the days of the newest 2 events" in html
+    table = html[html.index('<details class="chart-data">') :]
+    row = table[table.index('<th scope="row">March 3, 2025</th>') :]
+    assert row[: row.index("</tr>")].endswith("<td>1</td>")
+    assert "2 events from March 6, 2025" in html
+    # the list itself is not capped
+    assert html.count('data-event="') == 5
 
 
 def test_times_are_shown_in_the_viewers_time_zone(registrar_browser, course, add_events, settings):
