@@ -34,6 +34,7 @@ from course_audit.filters import CourseEventFilterSet
 from course_audit.models import Account, Course, CourseEvent, PageView, Permission
 
 PER_PAGE = 25
+PER_PAGE_CHOICES = (10, 25, 50, 100)
 CHART_FLOOR = dt.date(1901, 1, 1)
 CHART_CEILING = dt.date(9998, 12, 30)
 # The chart counts at most this many of the newest matching events (see ``_chart``).
@@ -157,6 +158,12 @@ def _filtered(
     return filterset, filterset.qs
 
 
+def _per_page(request: HttpRequest) -> int:
+    """``per_page``, one of ``PER_PAGE_CHOICES``; anything else is the default."""
+    raw = request.GET.get("per_page", "")
+    return int(raw) if raw in {str(choice) for choice in PER_PAGE_CHOICES} else PER_PAGE
+
+
 def _query(request: HttpRequest, **changes: str | None) -> str:
     params = request.GET.copy()
     for key, value in changes.items():
@@ -190,8 +197,9 @@ def _history(
     except ValidationError:
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
+    per_page = _per_page(request)
     rows, more = keyset_rows(
-        filtered, limit=PER_PAGE, after=after, before=before, partitions=partitions
+        filtered, limit=per_page, after=after, before=before, partitions=partitions
     )
     older = newer = None
     if rows:
@@ -201,6 +209,8 @@ def _history(
         if (more and before is not None) or after is not None:
             newer = _query(request, before=cursor.encode(first.created_at, first.pk), after=None)
     context.update(
+        per_page=per_page,
+        per_page_choices=PER_PAGE_CHOICES,
         events=presentation.present_all(rows),
         older_query=older,
         newer_query=newer,

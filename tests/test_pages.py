@@ -279,6 +279,20 @@ def test_older_and_newer_walk_every_event_once(registrar_browser, course, add_ev
     assert newer == [uuid for page in newest_first_pages for uuid in page]
 
 
+def test_the_viewer_chooses_the_page_size(registrar_browser, course, add_events):
+    add_events(course, 30, when=T0, step=dt.timedelta(seconds=1))
+    url = reverse("course_audit_course_history", args=[course.pk])
+    older, pages = walk(registrar_browser, url + "?per_page=10", "next")
+    assert len(older) == 31 and len(pages) == 4  # 10 + 10 + 10 + 1
+    assert all("per_page=10" in page for page in pages)  # the links keep it
+    html = body(registrar_browser.get(url, {"per_page": "10"}))
+    assert "<option selected>10</option>" in html
+    # anything but a listed size is the default, never an error
+    for odd in ["7", "1000", "x", ""]:
+        html = body(registrar_browser.get(url, {"per_page": odd}))
+        assert html.count('data-event="') == 25, odd
+
+
 # --- exports -------------------------------------------------------------------------------
 
 
