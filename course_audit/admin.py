@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
@@ -140,8 +141,11 @@ FOLD_LENGTH = 80
 
 
 def _diff_value(field: str, value: Any) -> SafeString | str:
-    if value is None:
-        return format_html('<span class="quiet">{}</span>', "—")
+    """One side of a change, as the history pages show it: blank as "—", yes/no."""
+    if value is None or value == "":
+        return format_html('<span class="quiet" title="{}">—</span>', gettext("empty"))
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if field == "account_id" and isinstance(value, int):
         return _admin_link(Account, value, f"#{value}")
@@ -191,7 +195,7 @@ def _field_label(name: str) -> str:
         field = Course._meta.get_field(name)
     except FieldDoesNotExist:
         return name
-    return str(getattr(field, "verbose_name", name))
+    return capfirst(str(getattr(field, "verbose_name", name)))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
