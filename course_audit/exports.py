@@ -36,6 +36,22 @@ EXPORT_COLUMNS = [
     "related_course_id",
     "event_data",
 ]
+_ROW_FIELDS = (
+    "id",
+    "uuid",
+    "created_at",
+    "course_id",
+    "course__name",
+    "account_id",
+    "event_type",
+    "event_source",
+    "user_id",
+    "user_name",
+    "sis_batch_id",
+    "page_view_id",
+    "related_course_id",
+    "event_data",
+)
 # The partitioned walk of an account's sub-accounts: (column, ids), or None.
 Partitions = tuple[str, list[int]] | None
 
@@ -47,35 +63,36 @@ def neutralise(cell: Any) -> Any:
     return cell
 
 
-def export_row(event: CourseEvent, zone: dt.tzinfo) -> dict[str, Any]:
+def export_row(row: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
+    """One exported record (``EXPORT_COLUMNS``) from a row of ``walk``."""
     return {
-        "id": str(event.uuid),
-        "created_at": event.created_at.astimezone(zone).isoformat(timespec="seconds"),
-        "course_id": event.course_id,
-        "course_name": event.course.name,
-        "account_id": event.account_id,
-        "event_type": event.event_type,
-        "event_source": event.event_source,
-        "user_id": event.user_id,
-        "user_name": event.user_name,
-        "sis_batch_id": event.sis_batch_id,
-        "request_id": str(event.page_view_id) if event.page_view_id else None,
-        "related_course_id": event.related_course_id,
-        "event_data": event.event_data,
+        "id": str(row["uuid"]),
+        "created_at": row["created_at"].astimezone(zone).isoformat(timespec="seconds"),
+        "course_id": row["course_id"],
+        "course_name": row["course__name"],
+        "account_id": row["account_id"],
+        "event_type": row["event_type"],
+        "event_source": row["event_source"],
+        "user_id": row["user_id"],
+        "user_name": row["user_name"],
+        "sis_batch_id": row["sis_batch_id"],
+        "request_id": str(row["page_view_id"]) if row["page_view_id"] else None,
+        "related_course_id": row["related_course_id"],
+        "event_data": row["event_data"],
     }
 
 
-def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[CourseEvent]:
-    """Every event, newest first, one keyset page at a time: memory stays flat."""
+def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[dict[str, Any]]:
+    """Every event as a row of plain values (no model instances), newest first, one keyset
+    page at a time: memory stays flat whatever the size."""
+    rows_of = events.select_related(None).values(*_ROW_FIELDS)
     after = None
     while True:
-        rows, more = keyset_rows(
-            events.select_related("course"), limit=EXPORT_CHUNK, after=after, partitions=partitions
-        )
+        rows, more = keyset_rows(rows_of, limit=EXPORT_CHUNK, after=after, partitions=partitions)
         yield from rows
         if not more:
             return
-        after = (rows[-1].created_at, rows[-1].pk)
+        after = (rows[-1]["created_at"], rows[-1]["id"])
 
 
 class _Echo:
@@ -83,7 +100,7 @@ class _Echo:
         return value
 
 
-def csv_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
+def csv_lines(events: Iterator[dict[str, Any]], zone: dt.tzinfo) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
     for event in events:
@@ -94,6 +111,6 @@ def csv_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
         )
 
 
-def jsonl_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
+def jsonl_lines(events: Iterator[dict[str, Any]], zone: dt.tzinfo) -> Iterator[str]:
     for event in events:
         yield json.dumps(export_row(event, zone), cls=DjangoJSONEncoder) + "\n"
