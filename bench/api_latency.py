@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import itertools
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-CHUNK = 50_000
+from _common import insert_events, make_user, server_version, setup_django
+
 ACTORS = 5
 TIES = 5  # events sharing one timestamp, as a SIS import writes them
 
@@ -70,16 +68,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def setup_django() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "auditlog_project.settings")
-    # DEBUG keeps every query in memory; production does not.
-    os.environ.setdefault("DEBUG", "0")
-    import django
-
-    django.setup()
-
-
 def event_rows(
     course_id: int, account_id: int, actors: list[tuple[int, str]], count: int, start: dt.datetime
 ) -> Iterator[dict[str, Any]]:
@@ -105,41 +93,29 @@ def event_rows(
 def load(events: int) -> tuple[Any, Any, Any, str]:
     """A root account, a sub-account with one course of ``events`` events, and a token of
     a user who may see them. Returns (root, sub-account, course, token)."""
-    from django.contrib.auth import get_user_model
-    from django.db import DEFAULT_DB_ALIAS, connection, transaction
+    from django.db import transaction
 
-    from course_audit import recording, services
-    from course_audit.models import Account, AccountMembership, ApiToken, CourseEvent, Role
+    from course_audit import services
+    from course_audit.models import Account, AccountMembership, ApiToken, Role
 
     stamp = uuid.uuid4().hex[:8]
-    user_model = get_user_model()
-    username_field = user_model.USERNAME_FIELD
-
-    def make_user(name: str) -> Any:
-        value = f"{name}-{stamp}@example.edu" if username_field == "email" else f"{name}-{stamp}"
-        return user_model._default_manager.create_user(**{username_field: value})
 
     with transaction.atomic():
         root = Account.objects.create(name=f"Bench University {stamp}")
         sub = Account.objects.create(name="Bench College", parent=root)
         course = services.course_create(account=sub, name="Bench 101")
         role = Role.objects.create(name=f"Bench auditor {stamp}", view_course_changes=True)
-        auditor = make_user("auditor")
+        auditor = make_user(f"auditor-{stamp}")
         AccountMembership.objects.create(user=auditor, account=root, role=role)
         actors = [
             (user.pk, user.get_username())
-            for user in (make_user(f"actor{index}") for index in range(ACTORS))
+            for user in (make_user(f"actor{index}-{stamp}") for index in range(ACTORS))
         ]
         _, token = ApiToken.issue(user=auditor, name="bench")
 
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=events // TIES + 60)
     rows = event_rows(course.pk, sub.pk, actors, events, start)
-    while chunk := list(itertools.islice(rows, CHUNK)):
-        with transaction.atomic():
-            recording.insert_events(chunk, DEFAULT_DB_ALIAS)
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {quote(CourseEvent._meta.db_table)}")
+    insert_events(rows)
     return root, sub, course, token
 
 
@@ -230,15 +206,6 @@ def print_table(results: list[Result]) -> None:
             f"{result.listing:<24} {result.per_page:>8} {result.depth:>8,} "
             f"{result.p50_ms:>8.2f} {result.p95_ms:>8.2f} {result.queries:>7}"
         )
-
-
-def server_version() -> str:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        [(version,)] = cursor.fetchall()
-    return str(version)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
@@ -23,10 +24,13 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import ValidationError
 
 from course_audit import services
+from course_audit.api.pagination import Cursor, keyset_rows
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -137,8 +141,11 @@ FOLD_LENGTH = 80
 
 
 def _diff_value(field: str, value: Any) -> SafeString | str:
-    if value is None:
-        return format_html('<span class="quiet">{}</span>', "—")
+    """One side of a change, as the history pages show it: blank as "—", yes/no."""
+    if value is None or value == "":
+        return format_html('<span class="quiet" title="{}">—</span>', gettext("empty"))
+    if isinstance(value, bool):
+        return gettext("Yes") if value else gettext("No")
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if field == "account_id" and isinstance(value, int):
         return _admin_link(Account, value, f"#{value}")
@@ -188,7 +195,7 @@ def _field_label(name: str) -> str:
         field = Course._meta.get_field(name)
     except FieldDoesNotExist:
         return name
-    return str(getattr(field, "verbose_name", name))
+    return capfirst(str(getattr(field, "verbose_name", name)))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -305,6 +312,71 @@ class CourseAdmin(admin.ModelAdmin):
         )
 
 
+class KeysetChangeList(ChangeList):
+    """A changelist paged by position, not by page number.
+
+    "Older" and "Newer" links carry a signed (created_at, id) position, so the millionth
+    page is one index range read like the first (``WHERE (created_at, id) < (t, i) ORDER
+    BY created_at DESC, id DESC LIMIT n + 1``), where page numbers would be an OFFSET over
+    everything before them. The count shown is the paginator's (estimated or bounded).
+    """
+
+    AFTER_VAR = "after"
+    BEFORE_VAR = "before"
+    cursor_error = False
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        # The positions are not lookups: keep them out of the filters and of every link
+        # the changelist builds (a new filter or search starts again from the newest).
+        params = request.GET.copy()
+        self.after_token = params.pop(self.AFTER_VAR, [""])[-1]
+        self.before_token = params.pop(self.BEFORE_VAR, [""])[-1]
+        params._mutable = False
+        request.GET = params  # type: ignore[assignment]
+        self.cursor = Cursor(f"admin:{request.path.rstrip('/')}")
+        super().__init__(request, *args, **kwargs)
+
+    def _position(self, token: str) -> tuple[Any, int] | None:
+        if not token:
+            return None
+        try:
+            return self.cursor.decode(token)
+        except ValidationError:
+            self.cursor_error = True  # an out-of-date link: start again from the newest
+            return None
+
+    def get_results(self, request: HttpRequest) -> None:
+        paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
+        after = self._position(self.after_token)
+        before = self._position(self.before_token) if after is None else None
+        rows, more = keyset_rows(
+            self.queryset, limit=self.list_per_page, after=after, before=before
+        )
+        self.older_query = self.newer_query = None
+        if rows:
+            if more or before is not None:
+                last = rows[-1]
+                self.older_query = self.get_query_string(
+                    {self.AFTER_VAR: self.cursor.encode(last.created_at, last.pk)}
+                )
+            if (more and before is not None) or after is not None:
+                first = rows[0]
+                self.newer_query = self.get_query_string(
+                    {self.BEFORE_VAR: self.cursor.encode(first.created_at, first.pk)}
+                )
+        self.newest_query = (
+            self.get_query_string() if after is not None or before is not None else None
+        )
+        self.result_list = rows
+        self.paginator = paginator
+        self.result_count = paginator.count
+        self.full_result_count = None
+        self.show_full_result_count = False
+        self.show_admin_actions = True
+        self.can_show_all = False
+        self.multi_page = self.older_query is not None or self.newer_query is not None
+
+
 @admin.register(CourseEvent)
 class CourseEventAdmin(ReadOnlyAdmin):
     """Stays fast on a table of millions: no exact count, an index behind the ordering and
@@ -342,6 +414,9 @@ class CourseEventAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
         return super().get_queryset(request).select_related("course")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return KeysetChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[CourseEvent], search_term: str
@@ -493,10 +568,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "{} <code>{}</code> {}",
-                gettext("The new token is"),
-                plaintext,
-                gettext("Copy it now: it is stored hashed and cannot be shown again."),
+                gettext(
+                    # Translators: {token} is the token itself; keep it as it is.
+                    "The new token is {token}. Copy it now: it is stored hashed and cannot be "
+                    "shown again."
+                ),
+                token=format_html("<code>{}</code>", plaintext),
             ),
             messages.WARNING,
         )

@@ -64,6 +64,7 @@ class Chart:
     max_total: int
     total: int
     clipped: bool = False  # the range was longer than MAX_DAYS: only its end is drawn
+    capped_at: int = 0  # the range held more events than this: only the newest are drawn
     width: int = WIDTH
     height: int = HEIGHT
     plot_left: int = MARGIN_LEFT

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import connections, router
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from course_audit.conf import DEFAULTS, setting
 
@@ -52,9 +53,11 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     if audit is None:
         return [
             Error(
-                f"'{MIDDLEWARE_PATH}' is not in MIDDLEWARE.",
-                hint="Without it, changes made in requests are recorded without actor, "
-                "source or request id. Add it after AuthenticationMiddleware.",
+                _("'%(middleware)s' is not in MIDDLEWARE.") % {"middleware": MIDDLEWARE_PATH},
+                hint=_(
+                    "Without it, changes made in requests are recorded without actor, "
+                    "source or request id. Add it after AuthenticationMiddleware."
+                ),
                 id="course_audit.E001",
             )
         ]
@@ -62,19 +65,20 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     if auth is not None and audit < auth:
         return [
             Error(
-                f"'{MIDDLEWARE_PATH}' must come after '{AUTH_MIDDLEWARE_PATH}' in MIDDLEWARE.",
-                hint="It reads request.user to attribute events.",
+                _("'%(middleware)s' must come after '%(auth)s' in MIDDLEWARE.")
+                % {"middleware": MIDDLEWARE_PATH, "auth": AUTH_MIDDLEWARE_PATH},
+                hint=_("It reads request.user to attribute events."),
                 id="course_audit.E002",
             )
         ]
     return []
 
 
-def _setting_error(name: str, problem: str, check_id: str) -> Error:
-    value = setting(name)
+def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Error:
+    """``message`` names the setting and takes its ``value`` (and ``details``)."""
     return Error(
-        f"COURSE_AUDIT_{name} {problem}; it is {value!r}.",
-        hint=f"Remove it to use the default, {DEFAULTS[name]!r}.",
+        message % {"value": setting(name), **details},
+        hint=_("Remove it to use the default, %(default)r.") % {"default": DEFAULTS[name]},
         id=check_id,
     )
 
@@ -85,41 +89,47 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
-        errors.append(
-            _setting_error(
-                "API_PATH_PREFIX",
-                "must be a URL path starting and ending with '/'",
-                "course_audit.E003",
-            )
+        message = _(
+            "COURSE_AUDIT_API_PATH_PREFIX must be a URL path starting and ending with '/'; "
+            "it is %(value)r."
         )
+        errors.append(_setting_error("API_PATH_PREFIX", message, "course_audit.E003"))
     if not isinstance(setting("RECORD_PAGE_VIEWS"), bool):
-        errors.append(
-            _setting_error("RECORD_PAGE_VIEWS", "must be True or False", "course_audit.E004")
-        )
+        message = _("COURSE_AUDIT_RECORD_PAGE_VIEWS must be True or False; it is %(value)r.")
+        errors.append(_setting_error("RECORD_PAGE_VIEWS", message, "course_audit.E004"))
     length = setting("MAX_DIFF_STRING_LENGTH")
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        errors.append(
-            _setting_error(
-                "MAX_DIFF_STRING_LENGTH", "must be a positive integer", "course_audit.E005"
-            )
+        message = _(
+            "COURSE_AUDIT_MAX_DIFF_STRING_LENGTH must be a positive integer; it is %(value)r."
         )
-    problem = _serializer_problem(setting("USER_SERIALIZER"))
-    if problem:
-        errors.append(_setting_error("USER_SERIALIZER", problem, "course_audit.E006"))
+        errors.append(_setting_error("MAX_DIFF_STRING_LENGTH", message, "course_audit.E005"))
+    serializer_error = _serializer_error()
+    if serializer_error is not None:
+        errors.append(serializer_error)
     return errors
 
 
-def _serializer_problem(path: Any) -> str | None:
+def _serializer_error() -> Error | None:
     from rest_framework.serializers import BaseSerializer
 
+    path = setting("USER_SERIALIZER")
     if not isinstance(path, str):
-        return "must be the dotted path of a serializer class"
+        message = _(
+            "COURSE_AUDIT_USER_SERIALIZER must be the dotted path of a serializer class; "
+            "it is %(value)r."
+        )
+        return _setting_error("USER_SERIALIZER", message, "course_audit.E006")
     try:
         serializer = import_string(path)
     except ImportError as error:
-        return f"does not import ({error})"
+        message = _("COURSE_AUDIT_USER_SERIALIZER does not import (%(error)s); it is %(value)r.")
+        return _setting_error("USER_SERIALIZER", message, "course_audit.E006", error=error)
     if not (isinstance(serializer, type) and issubclass(serializer, BaseSerializer)):
-        return "must name a subclass of rest_framework.serializers.BaseSerializer"
+        message = _(
+            "COURSE_AUDIT_USER_SERIALIZER must name a subclass of "
+            "rest_framework.serializers.BaseSerializer; it is %(value)r."
+        )
+        return _setting_error("USER_SERIALIZER", message, "course_audit.E006")
     return None
 
 
@@ -139,10 +149,15 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return []
     return [
         Warning(
-            f"course_audit writes its events to the database '{alias}', which is {vendor}; "
-            "it is built and tested for PostgreSQL and SQLite only.",
-            hint="Route course_audit's models to a PostgreSQL database with a database "
-            "router, or silence this check if you have tested your database yourself.",
+            _(
+                "course_audit writes its events to the database '%(alias)s', which is "
+                "%(vendor)s; it is built and tested for PostgreSQL and SQLite only."
+            )
+            % {"alias": alias, "vendor": vendor},
+            hint=_(
+                "Route course_audit's models to a PostgreSQL database with a database "
+                "router, or silence this check if you have tested your database yourself."
+            ),
             id="course_audit.W001",
         )
     ]
@@ -155,9 +170,11 @@ def check_installed_apps(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
         return []
     return [
         Warning(
-            "'drf_spectacular_sidecar' is not in INSTALLED_APPS.",
-            hint="course_audit's API documentation page (api/docs/) loads its script from "
-            "that app's static files; add it to INSTALLED_APPS.",
+            _("'drf_spectacular_sidecar' is not in INSTALLED_APPS."),
+            hint=_(
+                "course_audit's API documentation page (api/docs/) loads its script from "
+                "that app's static files; add it to INSTALLED_APPS."
+            ),
             id="course_audit.W002",
         )
     ]
@@ -170,9 +187,11 @@ def check_time_zone_support(app_configs: Any = None, **kwargs: Any) -> list[Chec
         return []
     return [
         Error(
-            "course_audit needs USE_TZ = True.",
-            hint="Events are stored in UTC and shown with their offset in the active time "
-            "zone; naive date-times cannot be. Set USE_TZ = True (Django's default).",
+            _("course_audit needs USE_TZ = True."),
+            hint=_(
+                "Events are stored in UTC and shown with their offset in the active time "
+                "zone; naive date-times cannot be. Set USE_TZ = True (Django's default)."
+            ),
             id="course_audit.E007",
         )
     ]

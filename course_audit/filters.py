@@ -14,6 +14,7 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 from django.utils import dateparse, timezone
+from django.utils.translation import gettext as _
 
 from course_audit.models import CourseEvent
 
@@ -71,11 +72,11 @@ class TimestampField(forms.Field):
             return parse_timestamp(str(value))
         except OutOfRange as error:
             raise forms.ValidationError(
-                "%(value)r is out of the supported range of dates", params={"value": value}
+                _("%(value)r is out of the supported range of dates"), params={"value": value}
             ) from error
         except ValueError as error:
             raise forms.ValidationError(
-                "%(value)r is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)",
+                _("%(value)r is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)"),
                 params={"value": value},
             ) from error
 
@@ -96,7 +97,8 @@ class CommaListField(forms.Field):
         unknown = [item for item in items if item not in self.allowed]
         if unknown or not items:
             raise forms.ValidationError(
-                "unknown value %(unknown)s; expected a comma-separated list of %(allowed)s",
+                # Translators: "allowed" lists the values the API accepts; they stay as they are.
+                _("unknown value %(unknown)s; expected a comma-separated list of %(allowed)s"),
                 params={
                     "unknown": ", ".join(repr(item) for item in unknown) or "''",
                     "allowed": ", ".join(self.allowed),
@@ -153,6 +155,7 @@ class CourseEventFilterSet(django_filters.FilterSet):
             start = self.form.cleaned_data.get("start_time")
             end = self.form.cleaned_data.get("end_time")
             if start and end and whole_second(start) > whole_second(end):
-                self.form.add_error("start_time", "start_time must not be after end_time")
+                # Translators: start_time and end_time are the API's parameter names; keep them.
+                self.form.add_error("start_time", _("start_time must not be after end_time"))
                 return False
         return valid

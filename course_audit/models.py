@@ -23,6 +23,7 @@ from django.db.models import Q, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext, pgettext_lazy
 
 from course_audit.querysets import CourseEventQuerySet, CourseQuerySet
 
@@ -39,7 +40,8 @@ class Account(models.Model):
 
     class WorkflowState(models.TextChoices):
         ACTIVE = "active", _("Active")
-        DELETED = "deleted", _("Deleted")
+        # A context of its own: some languages agree the word with "account".
+        DELETED = "deleted", pgettext_lazy("account state", "Deleted")
 
     name = models.CharField(_("name"), max_length=255)
     parent = models.ForeignKey(
@@ -237,7 +239,7 @@ class RoleOverride(models.Model):
         ]
 
     def __str__(self) -> str:
-        state = "on" if self.enabled else "off"
+        state = pgettext("permission", "on") if self.enabled else pgettext("permission", "off")
         return f"{self.role}: {self.permission} {state} @ {self.account}"
 
 
@@ -285,6 +287,10 @@ class Course(models.Model):
         verbose_name = _("course")
         verbose_name_plural = _("courses")
         ordering = ("name", "id")
+        # The home page's search lists matches in name order: a broad term reads this
+        # index until a page is full. On PostgreSQL, migration 0003 adds trigram indexes
+        # for the substring match itself.
+        indexes = [models.Index(fields=["name", "id"], name="course_audit_course_name_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["root_account", "sis_course_id"],
@@ -508,18 +514,19 @@ class CourseEvent(models.Model):
     """
 
     class EventType(models.TextChoices):
-        CREATED = "created", _("Created")
-        UPDATED = "updated", _("Updated")
-        PUBLISHED = "published", _("Published")
-        UNPUBLISHED = "unpublished", _("Unpublished")
-        CONCLUDED = "concluded", _("Concluded")
-        UNCONCLUDED = "unconcluded", _("Unconcluded")
-        DELETED = "deleted", _("Deleted")
-        RESTORED = "restored", _("Restored")
-        COPIED_FROM = "copied_from", _("Copied from")
-        COPIED_TO = "copied_to", _("Copied to")
-        RESET_FROM = "reset_from", _("Reset from")
-        RESET_TO = "reset_to", _("Reset to")
+        # A context of their own: some languages word an event unlike a course's state.
+        CREATED = "created", pgettext_lazy("event type", "Created")
+        UPDATED = "updated", pgettext_lazy("event type", "Updated")
+        PUBLISHED = "published", pgettext_lazy("event type", "Published")
+        UNPUBLISHED = "unpublished", pgettext_lazy("event type", "Unpublished")
+        CONCLUDED = "concluded", pgettext_lazy("event type", "Concluded")
+        UNCONCLUDED = "unconcluded", pgettext_lazy("event type", "Unconcluded")
+        DELETED = "deleted", pgettext_lazy("event type", "Deleted")
+        RESTORED = "restored", pgettext_lazy("event type", "Restored")
+        COPIED_FROM = "copied_from", pgettext_lazy("event type", "Copied from")
+        COPIED_TO = "copied_to", pgettext_lazy("event type", "Copied to")
+        RESET_FROM = "reset_from", pgettext_lazy("event type", "Reset from")
+        RESET_TO = "reset_to", pgettext_lazy("event type", "Reset to")
 
     class EventSource(models.TextChoices):
         MANUAL = "manual", _("Manual")
@@ -606,6 +613,9 @@ class CourseEvent(models.Model):
             models.Index(fields=["-created_at", "-id"], name="course_audit_evt_created_idx"),
             models.Index(
                 fields=["event_type", "-created_at", "-id"], name="course_audit_evt_type_idx"
+            ),
+            models.Index(
+                fields=["event_source", "-created_at", "-id"], name="course_audit_evt_source_idx"
             ),
         ]
 

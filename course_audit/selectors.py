@@ -26,6 +26,9 @@ from course_audit.models import (
     RoleOverride,
 )
 
+# The home page's course search matches substrings from this many characters on.
+SEARCH_SUBSTRING_MIN = 3
+
 
 @dataclasses.dataclass(frozen=True)
 class Grants:
@@ -176,18 +179,27 @@ class AccountNode:
 
 
 def auditable_courses(user: Any, query: str, *, limit: int = 50) -> list[Course]:
-    """Courses (deleted ones too) whose name, code or SIS id contains ``query``, among those
-    whose account the user may audit."""
+    """Courses (deleted ones too) whose name, code or SIS id contains ``query`` (starts with
+    it, for a query shorter than ``SEARCH_SUBSTRING_MIN``), among those whose account the
+    user may audit, in name order."""
     allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
     courses = Course.objects.select_related("account")
     if allowed is not None:
         courses = courses.filter(account_id__in=allowed)
-    courses = courses.filter(
-        Q(name__icontains=query)
-        | Q(course_code__icontains=query)
-        | Q(sis_course_id__icontains=query)
-    )
-    return list(courses.order_by("name", "id")[:limit])
+    if len(query) >= SEARCH_SUBSTRING_MIN:
+        match = (
+            Q(name__icontains=query)
+            | Q(course_code__icontains=query)
+            | Q(sis_course_id__icontains=query)
+        )
+    else:
+        # A trigram index cannot serve a substring of one or two characters; a prefix it can.
+        match = (
+            Q(name__istartswith=query)
+            | Q(course_code__istartswith=query)
+            | Q(sis_course_id__istartswith=query)
+        )
+    return list(courses.filter(match).order_by("name", "id")[:limit])
 
 
 def auditable_account_tree(user: Any) -> list[AccountNode]:

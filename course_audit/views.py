@@ -7,62 +7,42 @@ They answer exactly as the API does: 404 for an unknown object or one in another
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import json
 import re
 import zoneinfo
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.core.serializers.json import DjangoJSONEncoder
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import ValidationError
 
-from course_audit import charts, selectors
-from course_audit.api.pagination import Cursor, keyset_rows
+from course_audit import charts, exports, presentation, selectors
+from course_audit.api.pagination import Cursor, fetch_ordered, keyset_rows
+from course_audit.exports import Partitions
 from course_audit.filters import CourseEventFilterSet
 from course_audit.models import Account, Course, CourseEvent, PageView, Permission
 
 PER_PAGE = 25
-EXPORT_CHUNK = 1000
-CHART_DAYS = 90
+PER_PAGE_CHOICES = (10, 25, 50, 100)
 CHART_FLOOR = dt.date(1901, 1, 1)
 CHART_CEILING = dt.date(9998, 12, 30)
-FOLD_AT = 120
+# The chart counts at most this many of the newest matching events (see ``_chart``).
+CHART_MAX_EVENTS = 5000
+ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_PARAMS = ("event_type", "event_source")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-EXPORT_COLUMNS = [
-    "id",
-    "created_at",
-    "course_id",
-    "course_name",
-    "account_id",
-    "event_type",
-    "event_source",
-    "user_id",
-    "user_name",
-    "sis_batch_id",
-    "request_id",
-    "related_course_id",
-    "event_data",
-]
-Partitions = tuple[str, list[int]] | None
 
 
 # --- access --------------------------------------------------------------------------------
@@ -178,6 +158,12 @@ def _filtered(
     return filterset, filterset.qs
 
 
+def _per_page(request: HttpRequest) -> int:
+    """``per_page``, one of ``PER_PAGE_CHOICES``; anything else is the default."""
+    raw = request.GET.get("per_page", "")
+    return int(raw) if raw in {str(choice) for choice in PER_PAGE_CHOICES} else PER_PAGE
+
+
 def _query(request: HttpRequest, **changes: str | None) -> str:
     params = request.GET.copy()
     for key, value in changes.items():
@@ -211,8 +197,9 @@ def _history(
     except ValidationError:
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
+    per_page = _per_page(request)
     rows, more = keyset_rows(
-        filtered, limit=PER_PAGE, after=after, before=before, partitions=partitions
+        filtered, limit=per_page, after=after, before=before, partitions=partitions
     )
     older = newer = None
     if rows:
@@ -222,114 +209,63 @@ def _history(
         if (more and before is not None) or after is not None:
             newer = _query(request, before=cursor.encode(first.created_at, first.pk), after=None)
     context.update(
-        events=_present_all(rows),
+        per_page=per_page,
+        per_page_choices=PER_PAGE_CHOICES,
+        events=presentation.present_all(rows),
         older_query=older,
         newer_query=newer,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
-        chart=_chart(filterset, filtered),
+        chart=_chart(filterset, filtered, partitions),
     )
     return render(request, "course_audit/history.html", context)
 
 
-def _chart(filterset: CourseEventFilterSet, events: QuerySet[CourseEvent]) -> charts.Chart:
-    """The filtered range (by default the last ``CHART_DAYS`` days), per day or week; a range
-    longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days."""
+def _chart(
+    filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
+) -> charts.Chart:
+    """The filtered range, per day or week, bounded in the work it costs.
+
+    A bound the viewer did not set is the date of the newest (or oldest) matching event,
+    so an old course's chart shows its history. Only the newest ``CHART_MAX_EVENTS`` are
+    counted: when the range holds more, the chart starts on the first whole day they
+    cover (and says so), so a subtree of millions of events costs what a course does. A
+    range longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days.
+    """
     zone = timezone.get_current_timezone()
-    end_time = filterset.form.cleaned_data.get("end_time") or timezone.now()
+    end_time = filterset.form.cleaned_data.get("end_time")
     start_time = filterset.form.cleaned_data.get("start_time")
+    if end_time is None:
+        # One LIMIT 1 index read each way (per partition), whatever the table's size.
+        newest = fetch_ordered(events, 1, partitions)
+        end_time = newest[0].created_at if newest else timezone.now()
     # Clamped away from the ends of the calendar, where the day arithmetic overflows.
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
-    start = (
-        timezone.localtime(start_time, zone).date()
-        if start_time
-        else end - dt.timedelta(days=CHART_DAYS - 1)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    in_window = events.filter(created_at__lt=window_end)
+    beyond_cap = list(
+        in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+            CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+        ]
     )
-    start = min(max(start, end - dt.timedelta(days=charts.MAX_DAYS - 1)), end)
+    capped = bool(beyond_cap)
+    if capped:
+        wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
+    else:
+        if start_time is None:
+            oldest = fetch_ordered(events, 1, partitions, ascending=True)
+            start_time = oldest[0].created_at if oldest else end_time
+        wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
+    start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))
     weekly = (end - start).days >= charts.DAILY_LIMIT
     window_start = dt.datetime.combine(start, dt.time(), tzinfo=zone)
-    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     counts = selectors.event_counts(
-        events.filter(created_at__gte=window_start, created_at__lt=window_end),
-        weekly=weekly,
-        tzinfo=zone,
+        in_window.filter(created_at__gte=window_start), weekly=weekly, tzinfo=zone
     )
     chart = charts.build_chart(counts, start, end, weekly=weekly)
-    return dataclasses.replace(chart, clipped=bool(start_time) and start_time.date() < start)
-
-
-# --- presenting an event -------------------------------------------------------------------
-
-
-_DATE_FIELDS = {"start_at", "conclude_at"}
-_DIFF_TYPES = (CourseEvent.EventType.CREATED, CourseEvent.EventType.UPDATED)
-
-
-def _field_label(name: str) -> str:
-    if name == "account_id":
-        return str(Course._meta.get_field("account").verbose_name)
-    try:
-        return str(Course._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
-    except FieldDoesNotExist:
-        return name
-
-
-def _value(name: str, value: Any) -> dict[str, Any]:
-    """One side of a diff: what the template shows, nothing marked safe."""
-    if value is None or value == "":
-        return {"empty": True}
-    if isinstance(value, bool):
-        return {"text": _("Yes") if value else _("No")}
-    if name in _DATE_FIELDS and isinstance(value, str):
-        parsed = parse_datetime(value)
-        if parsed is not None:
-            return {"date": parsed, "text": value}
-    text = value if isinstance(value, str) else json.dumps(value, cls=DjangoJSONEncoder)
-    if len(text) > FOLD_AT:
-        return {"text": text, "folded": text[:FOLD_AT]}
-    return {"text": text}
-
-
-def _present_all(events: list[CourseEvent]) -> list[dict[str, Any]]:
-    """The events as the timeline shows them; account ids in diffs get their names (one query)."""
-    account_ids = {
-        value
-        for event in events
-        if event.event_type in _DIFF_TYPES
-        for value in (event.event_data or {}).get("account_id", ()) or ()
-        if isinstance(value, int)
-    }
-    names = dict(Account.objects.filter(pk__in=account_ids).values_list("pk", "name"))
-    return [_present(event, names) for event in events]
-
-
-def _present(event: CourseEvent, account_names: dict[int, str]) -> dict[str, Any]:
-    diff = []
-    if event.event_type in _DIFF_TYPES:
-        for name, change in (event.event_data or {}).items():
-            if isinstance(change, list) and len(change) == 2:
-                old, new = change
-                if name == "account_id":
-                    old, new = (account_names.get(value, value) for value in change)
-                diff.append(
-                    {
-                        "field": _field_label(name),
-                        "old": _value(name, old),
-                        "new": _value(name, new),
-                    }
-                )
-    if event.sis_batch_id is not None:
-        who = _("SIS import #%(id)s") % {"id": event.sis_batch_id}
-    elif event.user_name or event.user_id is not None:
-        who = event.user_name or str(event.user)
-    else:
-        who = _("system")
-    return {
-        "event": event,
-        "who": who,
-        "diff": diff,
-        "created_source": (event.event_data or {}).get("created_source"),
-    }
+    return dataclasses.replace(
+        chart, clipped=wanted_start < start, capped_at=CHART_MAX_EVENTS if capped else 0
+    )
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -400,7 +336,7 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
     events = []
     if course is not None:
         # The course's index serves this; the request id alone has none.
-        events = _present_all(
+        events = presentation.present_all(
             list(selectors.course_events(course).filter(page_view_id=view.pk)[:100])
         )
     with timezone.override(_viewer_zone(request)):
@@ -412,65 +348,6 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
 
 
 # --- exports -------------------------------------------------------------------------------
-
-
-def _neutralise(cell: Any) -> Any:
-    """Keep a spreadsheet from reading a cell as a formula (OWASP's CSV injection advice)."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
-        return "'" + cell
-    return cell
-
-
-def _export_row(event: CourseEvent, zone: dt.tzinfo) -> dict[str, Any]:
-    return {
-        "id": str(event.uuid),
-        "created_at": event.created_at.astimezone(zone).isoformat(timespec="seconds"),
-        "course_id": event.course_id,
-        "course_name": event.course.name,
-        "account_id": event.account_id,
-        "event_type": event.event_type,
-        "event_source": event.event_source,
-        "user_id": event.user_id,
-        "user_name": event.user_name,
-        "sis_batch_id": event.sis_batch_id,
-        "request_id": str(event.page_view_id) if event.page_view_id else None,
-        "related_course_id": event.related_course_id,
-        "event_data": event.event_data,
-    }
-
-
-def _walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[CourseEvent]:
-    """Every event, newest first, one keyset page at a time: memory stays flat."""
-    after = None
-    while True:
-        rows, more = keyset_rows(
-            events.select_related("course"), limit=EXPORT_CHUNK, after=after, partitions=partitions
-        )
-        yield from rows
-        if not more:
-            return
-        after = (rows[-1].created_at, rows[-1].pk)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for event in events:
-        row = _export_row(event, zone)
-        row["event_data"] = json.dumps(row["event_data"], cls=DjangoJSONEncoder, sort_keys=True)
-        yield writer.writerow(
-            [_neutralise("" if row[key] is None else row[key]) for key in EXPORT_COLUMNS]
-        )
-
-
-def _jsonl_lines(events: Iterator[CourseEvent], zone: dt.tzinfo) -> Iterator[str]:
-    for event in events:
-        yield json.dumps(_export_row(event, zone), cls=DjangoJSONEncoder) + "\n"
 
 
 def _export(
@@ -487,14 +364,14 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
-    rows = _walk(filtered, partitions)
+    rows = exports.walk(filtered, partitions)
     if kind == "csv":
         response = StreamingHttpResponse(
-            _csv_lines(rows, zone), content_type="text/csv; charset=utf-8"
+            exports.csv_lines(rows, zone), content_type="text/csv; charset=utf-8"
         )
     else:
         response = StreamingHttpResponse(
-            _jsonl_lines(rows, zone), content_type="application/x-ndjson"
+            exports.jsonl_lines(rows, zone), content_type="application/x-ndjson"
         )
     response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
     return response

@@ -101,7 +101,7 @@ def test_the_event_page_shows_the_diff_escaped(admin_client, make_course, settin
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     table = re.search(r'<table class="course-audit-diff">.*?</table>', body, re.S)
     assert table is not None
-    name_row = re.search(r"<tr><th>name</th><td>(.*?)</td><td>(.*?)</td></tr>", table.group(0))
+    name_row = re.search(r"<tr><th>Name</th><td>(.*?)</td><td>(.*?)</td></tr>", table.group(0))
     assert name_row is not None
     assert "—" in name_row.group(1)
     assert name_row.group(2) == "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -112,6 +112,13 @@ def test_the_event_page_shows_the_diff_escaped(admin_client, make_course, settin
     page = admin_client.get(reverse("admin:course_audit_courseevent_change", args=[updated.pk]))
     assert "<details><summary>" in page.content.decode()
     assert "a" * 300 in page.content.decode()
+    # read as the history pages show it: yes/no, and a blank value as a dash
+    services.course_update(course=course, is_public=True, public_description="")
+    page = admin_client.get(
+        reverse("admin:course_audit_courseevent_change", args=[last_event(course).pk])
+    ).content.decode()
+    assert "<tr><th>Public</th><td>No</td><td>Yes</td></tr>" in page
+    assert re.search(r"<tr><th>Public description</th><td><details>.*?</td><td><span", page)
 
 
 def test_event_page_links_the_sis_batch_other_course_and_page_view(
@@ -201,6 +208,46 @@ def test_the_changelist_is_ordered_by_an_index_and_labels_the_count(admin_client
         CourseEvent.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
     )
     assert re.search(r"3\s+course events", response.content.decode())
+
+
+def test_the_changelist_pages_by_position_not_offset(admin_client, make_course, monkeypatch):
+    """Older/Newer links carry a signed position; no page costs an OFFSET."""
+    for _ in range(6):
+        make_course()  # one `created` event each
+    monkeypatch.setattr(admin.site._registry[CourseEvent], "list_per_page", 3)
+    url = reverse("admin:course_audit_courseevent_changelist")
+    newest_first = list(
+        CourseEvent.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
+    )
+    assert len(newest_first) == 6
+
+    def page(query=""):
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(url + query)
+        assert response.status_code == 200
+        sql = [q["sql"] for q in captured if "course_audit_courseevent" in q["sql"]]
+        assert not any("OFFSET" in statement.upper() for statement in sql), sql
+        return response.context["cl"], response.content.decode()
+
+    first, html = page()
+    assert [event.pk for event in first.result_list] == newest_first[:3]
+    assert first.newer_query is None and first.older_query
+    assert 'rel="next"' in html and 'rel="prev"' not in html
+    second, html = page(first.older_query)
+    assert [event.pk for event in second.result_list] == newest_first[3:]
+    assert second.older_query is None and second.newer_query
+    back, _html = page(second.newer_query)
+    assert [event.pk for event in back.result_list] == newest_first[:3]
+    # a filter or search link starts again from the newest: no position in it
+    assert "after=" not in second.get_query_string({"event_type__exact": "created"})
+    filtered, _html = page(first.older_query + "&event_type__exact=created")
+    assert [event.pk for event in filtered.result_list] == newest_first[3:]
+    # a tampered or foreign position: the newest page and a note, never a 500
+    stale, html = page("?after=not-a-token")
+    assert [event.pk for event in stale.result_list] == newest_first[:3]
+    assert "That page link is out of date" in html
+    # page numbers are not offered (they would be an OFFSET)
+    assert "?p=" not in html
 
 
 def test_search_finds_events_by_course_name_code_sis_id_and_actor(

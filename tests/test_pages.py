@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from course_audit import services, views
+from course_audit import exports, services, views
 from course_audit.models import Course, CourseEvent, PageView, SisBatch
 from course_audit.recording import display_name
 
@@ -110,6 +110,45 @@ def test_home_searches_only_auditable_courses(dept_admin_browser, course, chemis
     tree = body(dept_admin_browser.get(home))
     assert reverse("course_audit_account_history", args=[department.pk]) in tree
     assert "Chemistry" not in tree
+
+
+def test_short_searches_match_prefixes(registrar_browser, course, make_course):
+    """Under three characters a trigram index cannot serve a substring: prefixes only."""
+    make_course(name="Zoology 9", course_code="ZOO9", sis_course_id="Z-9")
+    home = reverse("course_audit_home")
+    assert "Zoology 9" in body(registrar_browser.get(home, {"q": "zo"}))
+    assert "Zoology 9" not in body(registrar_browser.get(home, {"q": "oo"}))  # inside a name
+    assert "Zoology 9" in body(registrar_browser.get(home, {"q": "ool"}))  # three: substring
+    assert "Biology 101" in body(registrar_browser.get(home, {"q": "b"}))
+    assert "Biology 101" not in body(registrar_browser.get(home, {"q": "y"}))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_trgm is PostgreSQL's")
+def test_the_course_search_has_trigram_indexes_on_postgresql(registrar_browser, course):
+    from course_audit import selectors
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'course_audit_course'"
+            " AND indexdef LIKE '%gin_trgm_ops%' ORDER BY 1"
+        )
+        assert [row[0] for row in cursor.fetchall()] == [
+            "course_audit_course_course_code_trgm",
+            "course_audit_course_name_trgm",
+            "course_audit_course_sis_course_id_trgm",
+        ]
+        # the planner can answer the page's own query from them (no table scan)
+        query = selectors.Course.objects.filter(
+            selectors.Q(name__icontains="iolog")
+            | selectors.Q(course_code__icontains="iolog")
+            | selectors.Q(sis_course_id__icontains="iolog")
+        )
+        sql, params = query.query.sql_with_params()
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")  # not the (name, id) walk
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "_trgm" in plan and "Seq Scan" not in plan, plan
 
 
 def test_home_shows_the_account_tree(registrar_browser, root_account, college, department):
@@ -240,6 +279,20 @@ def test_older_and_newer_walk_every_event_once(registrar_browser, course, add_ev
     assert newer == [uuid for page in newest_first_pages for uuid in page]
 
 
+def test_the_viewer_chooses_the_page_size(registrar_browser, course, add_events):
+    add_events(course, 30, when=T0, step=dt.timedelta(seconds=1))
+    url = reverse("course_audit_course_history", args=[course.pk])
+    older, pages = walk(registrar_browser, url + "?per_page=10", "next")
+    assert len(older) == 31 and len(pages) == 4  # 10 + 10 + 10 + 1
+    assert all("per_page=10" in page for page in pages)  # the links keep it
+    html = body(registrar_browser.get(url, {"per_page": "10"}))
+    assert "<option selected>10</option>" in html
+    # anything but a listed size is the default, never an error
+    for odd in ["7", "1000", "x", ""]:
+        html = body(registrar_browser.get(url, {"per_page": odd}))
+        assert html.count('data-event="') == 25, odd
+
+
 # --- exports -------------------------------------------------------------------------------
 
 
@@ -288,7 +341,7 @@ def test_jsonl_export_parses(registrar_browser, course, mixed):
 
 def test_export_walks_past_one_chunk(registrar_browser, course, add_events, monkeypatch):
     add_events(course, 7, when=T0)
-    monkeypatch.setattr(views, "EXPORT_CHUNK", 3)
+    monkeypatch.setattr(exports, "EXPORT_CHUNK", 3)
     text = streamed(registrar_browser.get(reverse("course_audit_course_export", args=[course.pk])))
     ids = [row["id"] for row in csv.DictReader(io.StringIO(text))]
     assert len(ids) == len(set(ids)) == 8
@@ -379,6 +432,40 @@ def test_the_activity_chart(registrar_browser, course, mixed):
     html = body(registrar_browser.get(url, {"start_time": "1990-01-01"}))
     assert "The chart shows the last two years" in html
     assert html.count("<g>") <= 106
+
+
+def test_the_chart_defaults_to_the_range_of_the_events(registrar_browser, course, mixed):
+    """Without dates the chart spans the oldest to the newest matching event, so events of
+    March 2025 are drawn even though the last 90 days hold only the course's creation."""
+    url = reverse("course_audit_course_history", args=[course.pk])
+    html = body(registrar_browser.get(url))
+    table = html[html.index('<details class="chart-data">') :]
+    assert "Events per week" in table  # March 2025 to today is longer than 92 days
+    row = table[table.index('<th scope="row">March 3, 2025</th>') :]
+    assert row[: row.index("</tr>")].endswith("<td>4</td>")  # the week's total
+    assert "The chart shows the last two years" not in html
+    # only an end date: the chart starts at the oldest event, per day
+    html = body(registrar_browser.get(url, {"end_time": "2025-03-10"}))
+    assert "Events per day and type" in html
+    assert '<th scope="row">March 3, 2025</th>' in html
+    assert '<th scope="row">March 1, 2025</th>' not in html
+
+
+def test_the_chart_counts_a_bounded_number_of_events(registrar_browser, course, mixed, monkeypatch):
+    """Past ``CHART_MAX_EVENTS`` the chart starts on the first whole day the newest ones
+    cover (a subtree of millions would otherwise be aggregated on every page view)."""
+    monkeypatch.setattr(views, "CHART_MAX_EVENTS", 2)
+    url = reverse("course_audit_course_history", args=[course.pk])
+    html = body(registrar_browser.get(url))
+    # newest first: the creation (today), March 6, 5, 4, 3; the third newest is March 5,
+    # so the chart starts on March 6 and counts two events in all
+    assert "The chart covers the days of the newest 2 events" in html
+    table = html[html.index('<details class="chart-data">') :]
+    row = table[table.index('<th scope="row">March 3, 2025</th>') :]
+    assert row[: row.index("</tr>")].endswith("<td>1</td>")
+    assert "2 events from March 6, 2025" in html
+    # the list itself is not capped
+    assert html.count('data-event="') == 5
 
 
 def test_times_are_shown_in_the_viewers_time_zone(registrar_browser, course, add_events, settings):

@@ -6,7 +6,7 @@ import pytest
 
 from tests.browser.conftest import screenshot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_api_docs_render_offline(live_server, page):
