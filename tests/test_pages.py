@@ -379,8 +379,8 @@ def test_the_diff_table(registrar_browser, course):
     html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
     assert '<table class="diff">' in html
     assert '<th scope="row">Public description</th>' in html
-    assert '<th scope="row">Account</th><td><span class="null"' in html
-    assert "</td><td>Biology</td></tr>" in html  # an account id is shown by its name
+    assert '<th scope="row">Account</th><td data-label="Before"><span class="null"' in html
+    assert '</td><td data-label="After">Biology</td></tr>' in html  # an account id, by name
     assert '<span class="null"' in html and "—" in html  # the blank side of a change
     assert '<details class="fold"><summary>' + "x" * 120 + "…</summary>" in html
     assert "Sept. 1, 2025, 8 a.m." in html  # a date, readable

@@ -6,6 +6,8 @@ Never ``playwright install``: the browser is the system's ``/usr/bin/chromium``
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import socket
@@ -31,7 +33,9 @@ CHROMIUM_FLAGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+# Package scope: Chromium and Playwright's event loop stop when the browser tests are done,
+# so the rest of the suite runs without them and with Django's async-safety check back on.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not shutil.which(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
@@ -39,8 +43,8 @@ def browser() -> Iterator[Any]:
 
     # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls
     # (fixtures) are synchronous and safe here.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
@@ -71,8 +75,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _run(command: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[1:])} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    url: str
+    facts: dict[str, Any]  # from tests/browser/demo_facts.py: the courses the tests use
+
+
+@pytest.fixture(scope="package")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo as a user runs it: a fresh SQLite database, ``migrate``, ``seed_demo``
     (Northwind State University, users registrar / dept_admin / admin, password ``demo``)
     and ``runserver`` on a free port of 127.0.0.1. Seeded once for the session; the tests
@@ -85,11 +102,13 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DATABASE_URL": f"sqlite:///{folder / 'demo.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "auditlog_project.settings",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "TIME_ZONE": "UTC",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     manage = [sys.executable, str(REPO / "manage.py")]
-    for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
-        subprocess.run([*manage, *command], env=env, cwd=REPO, check=True, capture_output=True)
+    _run([*manage, "migrate", "--noinput", "-v0"], env)
+    _run([*manage, "seed_demo"], env)
+    facts = json.loads(_run([sys.executable, "-m", "tests.browser.demo_facts"], env))
     port = _free_port()
     log = (folder / "server.log").open("w")
     server = subprocess.Popen(
@@ -113,7 +132,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         f"the demo server did not start: {(folder / 'server.log').read_text()}"
                     ) from None
                 time.sleep(0.2)
-        yield url
+        yield Demo(url=url, facts=facts)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -121,23 +140,33 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def login(browser: Any, demo_server: str) -> Iterator[Any]:
-    """``login(username)``: a new browser context (its own cookies) logged in through the
-    login form, on the demo's home page."""
+def new_page(browser: Any, demo: Demo) -> Iterator[Any]:
+    """``new_page(**context_options)``: a page on the demo in a browser context of its own
+    (its own cookies), in English, closed after the test."""
     contexts: list[Any] = []
 
-    def log_in(username: str, **context_options: Any) -> Any:
-        options = {"viewport": {"width": 1280, "height": 900}, **context_options}
-        context = browser.new_context(base_url=demo_server, **options)
+    def open_page(**context_options: Any) -> Any:
+        options = {"viewport": {"width": 1280, "height": 900}, "locale": "en-US"}
+        context = browser.new_context(base_url=demo.url, **{**options, **context_options})
         contexts.append(context)
-        page = context.new_page()
-        page.goto("/accounts/login/?next=/audit/")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill("demo")
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url("**/audit/")
-        return page
+        return context.new_page()
 
-    yield log_in
+    yield open_page
     for context in contexts:
         context.close()
+
+
+def log_in(page: Any, username: str) -> Any:
+    """Log in through the login form; lands on the audit home page."""
+    page.goto("/accounts/login/?next=/audit/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/audit/")
+    return page
+
+
+@pytest.fixture
+def login(new_page: Any) -> Any:
+    """``login(username, **context_options)``: a new page logged in as ``username``."""
+    return lambda username, **options: log_in(new_page(**options), username)
