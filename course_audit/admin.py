@@ -8,13 +8,11 @@ issued here (the plaintext is shown once) and revoked, never shown again.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -29,7 +27,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 
-from course_audit import services
+from course_audit import presentation, services
 from course_audit.api.pagination import Cursor, keyset_rows
 from course_audit.models import (
     Account,
@@ -141,14 +139,13 @@ FOLD_LENGTH = 80
 
 
 def _diff_value(field: str, value: Any) -> SafeString | str:
-    """One side of a change, as the history pages show it: blank as "—", yes/no."""
-    if value is None or value == "":
-        return format_html('<span class="quiet" title="{}">—</span>', gettext("empty"))
-    if isinstance(value, bool):
-        return gettext("Yes") if value else gettext("No")
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """One side of a change, as the history pages show it (``presentation.diff_value``)."""
     if field == "account_id" and isinstance(value, int):
         return _admin_link(Account, value, f"#{value}")
+    shown = presentation.diff_value(field, value)
+    if shown.get("empty"):
+        return format_html('<span class="quiet" title="{}">—</span>', gettext("empty"))
+    text = shown["text"]
     if len(text) > FOLD_LENGTH:
         return format_html(
             "<details><summary>{}…</summary>{}</details>", text[: FOLD_LENGTH // 2], text
@@ -191,11 +188,7 @@ def diff_table(event_data: Any) -> SafeString | str:
 
 
 def _field_label(name: str) -> str:
-    try:
-        field = Course._meta.get_field(name)
-    except FieldDoesNotExist:
-        return name
-    return capfirst(str(getattr(field, "verbose_name", name)))
+    return capfirst(presentation.field_label(name))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
