@@ -101,7 +101,10 @@ def _estimated_rows(queryset: QuerySet[Any]) -> int | None:
         return None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT sum(reltuples) FILTER (WHERE reltuples >= 0) FROM pg_class"
+            # A partitioned table's own figure is set only by a manual ANALYZE (which
+            # also sets its partitions'): add up the partitions' alone.
+            "SELECT sum(reltuples) FILTER (WHERE reltuples >= 0 AND relkind <> 'p')"
+            " FROM pg_class"
             " WHERE oid = to_regclass(%s)"
             " OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))",
             [connection.ops.quote_name(queryset.model._meta.db_table)] * 2,

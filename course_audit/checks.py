@@ -7,6 +7,9 @@
 - ``course_audit.E005``: ``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH`` is not a positive integer.
 - ``course_audit.E006``: ``COURSE_AUDIT_USER_SERIALIZER`` does not name a DRF serializer.
 - ``course_audit.E007``: ``USE_TZ`` is off.
+- ``course_audit.E009``: ``COURSE_AUDIT_RETENTION_MONTHS`` is neither ``None`` nor a positive
+  integer.
+- ``course_audit.E010``: ``COURSE_AUDIT_ALLOW_TRUNCATE`` is not ``True`` or ``False``.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -85,7 +88,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
+    """course_audit.E003 to E006, E009, E010: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
@@ -106,6 +109,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     serializer_error = _serializer_error()
     if serializer_error is not None:
         errors.append(serializer_error)
+    months = setting("RETENTION_MONTHS")
+    if months is not None and (
+        not isinstance(months, int) or isinstance(months, bool) or months < 1
+    ):
+        message = _(
+            "COURSE_AUDIT_RETENTION_MONTHS must be a positive integer, or None to keep every "
+            "month; it is %(value)r."
+        )
+        errors.append(_setting_error("RETENTION_MONTHS", message, "course_audit.E009"))
+    if not isinstance(setting("ALLOW_TRUNCATE"), bool):
+        message = _("COURSE_AUDIT_ALLOW_TRUNCATE must be True or False; it is %(value)r.")
+        errors.append(_setting_error("ALLOW_TRUNCATE", message, "course_audit.E010"))
     return errors
 
 
@@ -143,8 +158,7 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
     alias = router.db_for_write(CourseEvent)
     vendor = connections[alias].vendor
-    # Monthly partitioning of the events table will need PostgreSQL; it gets its own
-    # check when it lands.
+    # SQLite gets a plain events table: no monthly partitions and no triggers.
     if vendor in SUPPORTED_VENDORS:
         return []
     return [

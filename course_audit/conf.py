@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "RECORD_PAGE_VIEWS": True,
     "MAX_DIFF_STRING_LENGTH": 1000,
     "USER_SERIALIZER": "course_audit.api.serializers.UserSerializer",
+    "RETENTION_MONTHS": 14,
+    "ALLOW_TRUNCATE": False,
 }
 
 
@@ -43,6 +45,18 @@ class Settings:
     def USER_SERIALIZER(self) -> str:
         """The dotted path of the DRF serializer that renders users in ``linked.users``."""
         return str(setting("USER_SERIALIZER"))
+
+    @property
+    def RETENTION_MONTHS(self) -> int | None:
+        """Months of events ``course_audit_partitions --prune`` keeps (Canvas: 14);
+        ``None`` keeps every month until told otherwise."""
+        value = setting("RETENTION_MONTHS")
+        return None if value is None else int(value)
+
+    @property
+    def ALLOW_TRUNCATE(self) -> bool:
+        """Let ``TRUNCATE`` empty the events table (test databases' ``flush``) on PostgreSQL."""
+        return bool(setting("ALLOW_TRUNCATE"))
 
 
 conf = Settings()

@@ -507,10 +507,12 @@ class ApiToken(models.Model):
 
 
 class CourseEvent(models.Model):
-    """One recorded change to a course. Append-only: the app never updates or deletes one.
+    """One recorded change to a course. Append-only: the app never updates or deletes one,
+    and on PostgreSQL triggers reject any ``UPDATE``, ``DELETE`` or ``TRUNCATE``.
 
-    Nothing points a foreign key at this table and no constraint needs a global unique
-    index, so that PostgreSQL can partition it by month on ``created_at``.
+    On PostgreSQL the table is partitioned by month on ``created_at`` (see
+    ``course_audit.partitions``); nothing points a foreign key at it and no constraint
+    needs a global unique index, which partitioning would not allow.
     """
 
     class EventType(models.TextChoices):
@@ -563,12 +565,15 @@ class CourseEvent(models.Model):
         db_index=False,
         help_text=_("The other course of a copy or reset."),
     )
+    # Events are immutable, so deleting a user cannot blank this column: the event keeps
+    # the id (and ``user_name``) of whoever acted, as Canvas's audit log does.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("user"),
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     user_name = models.CharField(_("user name at the time"), max_length=255, blank=True)

@@ -75,3 +75,14 @@ def test_the_default_schema_names_canvas_s_user(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
     linked = schema["components"]["schemas"]["Linked"]["properties"]["users"]
     assert linked["items"] == {"$ref": "#/components/schemas/User"}
+
+
+def test_a_deleted_user_stays_in_the_links_and_drops_out_of_linked_users(registrar, course, edited):
+    editor_pk = edited.pk
+    edited.delete()
+    response = registrar.get(f"/api/v1/audit/course/courses/{course.pk}")
+    assert response.status_code == 200
+    body = response.json()
+    renamed = next(event for event in body["events"] if event["event_type"] == "updated")
+    assert renamed["links"]["user"] == str(editor_pk)  # events never change
+    assert body["linked"]["users"] == []

@@ -136,3 +136,23 @@ def test_the_api_docs_without_their_script_is_w002(settings):
         app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"
     ]
     assert _ids() == {"course_audit.W002"}
+
+
+@pytest.mark.parametrize("value", [0, -3, "14", 2.5, True])
+def test_a_bad_retention_is_e009(settings, value):
+    settings.COURSE_AUDIT_RETENTION_MONTHS = value
+    [message] = _messages()
+    assert message.id == "course_audit.E009"
+    assert message.msg.startswith("COURSE_AUDIT_RETENTION_MONTHS must be a positive integer")
+
+
+@pytest.mark.parametrize("value", [None, 14])
+def test_retention_may_be_a_count_or_none(settings, value):
+    settings.COURSE_AUDIT_RETENTION_MONTHS = value
+    assert _messages() == []
+
+
+def test_a_non_boolean_allow_truncate_is_e010(settings):
+    settings.COURSE_AUDIT_ALLOW_TRUNCATE = "yes"
+    [message] = _messages()
+    assert message.id == "course_audit.E010"

@@ -87,10 +87,16 @@ def keyset_rows(
     without offsets. ``partitions`` is as in ``fetch_ordered``.
     """
     newer = before is not None
+    # The plain bound on created_at beside each row comparison lets PostgreSQL skip the
+    # month partitions the page cannot reach; the row comparison alone does not.
     if after is not None:
-        queryset = queryset.filter(TupleLessThan(Tuple("created_at", "id"), after))
+        queryset = queryset.filter(
+            TupleLessThan(Tuple("created_at", "id"), after), created_at__lte=after[0]
+        )
     if before is not None:
-        queryset = queryset.filter(TupleGreaterThan(Tuple("created_at", "id"), before))
+        queryset = queryset.filter(
+            TupleGreaterThan(Tuple("created_at", "id"), before), created_at__gte=before[0]
+        )
     rows = fetch_ordered(queryset, limit + 1, partitions, ascending=newer)
     more = len(rows) > limit
     rows = rows[:limit]

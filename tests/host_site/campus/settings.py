@@ -114,5 +114,8 @@ REST_FRAMEWORK = {
 # course_audit: the site's API lives under /campus-api/; users are shown its way.
 COURSE_AUDIT_API_PATH_PREFIX = "/campus-api/"
 COURSE_AUDIT_USER_SERIALIZER = "people.serializers.AuditUserSerializer"
+# This site exists for its test suite, whose transactional tests flush (TRUNCATE) the
+# database between tests; a production site leaves this off.
+COURSE_AUDIT_ALLOW_TRUNCATE = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

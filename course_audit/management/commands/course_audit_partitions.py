@@ -1,0 +1,124 @@
+"""Make the coming months' event partitions and drop the months past retention.
+
+Run it daily (cron, a systemd timer, a Kubernetes CronJob)::
+
+    python manage.py course_audit_partitions --prune
+
+Without ``--prune`` it only makes partitions: this month and ``--ahead`` months after it
+(and back to ``--from``), then lists them. With ``--prune`` it also detaches and drops
+each month whose rows are all older than ``--keep-months`` months (default
+``COURSE_AUDIT_RETENTION_MONTHS``, 14); ``--dry-run`` shows what would go, and how many
+rows, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
+
+from course_audit import partitions
+from course_audit.conf import conf
+
+
+def _month(value: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(value, "%Y-%m").date()
+    except ValueError:
+        raise CommandError(f"--from must be a month as YYYY-MM, got {value!r}") from None
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise CommandError(f"expected a positive whole number of months, got {value!r}")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Make the coming months' course event partitions; with --prune, drop old months."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--ahead",
+            type=int,
+            default=partitions.MONTHS_AHEAD,
+            help=f"months to make after this one (default {partitions.MONTHS_AHEAD})",
+        )
+        parser.add_argument(
+            "--from",
+            dest="start",
+            type=_month,
+            help="also make the months from this one (YYYY-MM), e.g. before a backfill",
+        )
+        parser.add_argument("--prune", action="store_true", help="drop the months past retention")
+        parser.add_argument(
+            "--keep-months",
+            type=_positive,
+            help="months of events to keep (default COURSE_AUDIT_RETENTION_MONTHS)",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="with --prune: list, do not drop"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using = options["database"]
+        if using not in connections:
+            raise CommandError(f"--database: no database alias {using!r} in DATABASES")
+        if options["ahead"] < 0:
+            raise CommandError("--ahead must be 0 or more")
+        if not partitions.is_partitioned(using):
+            self.stdout.write(
+                f"The events table on {using!r} is not partitioned (partitions need "
+                "PostgreSQL and migration course_audit 0004); nothing to do."
+            )
+            return
+        try:
+            if options["prune"]:
+                self._prune(using, options)
+            elif options["dry_run"] or options["keep_months"]:
+                raise CommandError("--dry-run and --keep-months go with --prune")
+            if not options["dry_run"]:
+                made = partitions.ensure_partitions(
+                    using, start=options["start"], months_ahead=options["ahead"]
+                )
+                for name in made:
+                    self.stdout.write(f"made {name}")
+        except OperationalError as error:
+            # Most often the lock timeout: a long query held the table. Try again later.
+            raise CommandError(f"the partitions were left as they were: {error}") from error
+        if options["verbosity"] >= 1 and not options["dry_run"]:
+            self._list(using)
+
+    def _prune(self, using: str, options: dict[str, Any]) -> None:
+        keep = options["keep_months"] or conf.RETENTION_MONTHS
+        if keep is None:
+            raise CommandError(
+                "COURSE_AUDIT_RETENTION_MONTHS is None (keep everything): "
+                "pass --keep-months N to prune anyway"
+            )
+        dry_run = options["dry_run"]
+        gone = partitions.prune(using, keep_months=keep, dry_run=dry_run)
+        cutoff = partitions.retention_cutoff(keep)
+        verb = "would drop" if dry_run else "dropped"
+        for part in gone:
+            self.stdout.write(f"{verb} {part.name} ({part.label()}): {part.rows:,} rows")
+        if not gone:
+            self.stdout.write(f"no month is wholly older than {cutoff:%Y-%m-%d %H:%M} UTC")
+        stranded = partitions.default_rows_before(using, cutoff)
+        if stranded:
+            self.stderr.write(
+                f"{stranded:,} rows older than {cutoff:%Y-%m-%d} are in the default "
+                "partition, which is never dropped: make their months with --from YYYY-MM "
+                "(which moves them), then prune again."
+            )
+
+    def _list(self, using: str) -> None:
+        for part in partitions.list_partitions(using):
+            self.stdout.write(f"  {part.name}: {part.label()}")
