@@ -7,6 +7,7 @@
 - ``course_audit.E005``: ``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH`` is not a positive integer.
 - ``course_audit.E006``: ``COURSE_AUDIT_USER_SERIALIZER`` does not name a DRF serializer.
 - ``course_audit.E007``: ``USE_TZ`` is off.
+- ``course_audit.E008``: ``COURSE_AUDIT_READ_DATABASE`` is not an alias in ``DATABASES``.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -85,7 +86,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
+    """course_audit.E003 to E006 and E008: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
@@ -106,6 +107,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     serializer_error = _serializer_error()
     if serializer_error is not None:
         errors.append(serializer_error)
+    read_database = setting("READ_DATABASE")
+    if read_database is not None and not (
+        isinstance(read_database, str) and read_database in settings.DATABASES
+    ):
+        errors.append(
+            Error(
+                _(
+                    "COURSE_AUDIT_READ_DATABASE must be the alias of a database in DATABASES "
+                    "(%(aliases)s); it is %(value)r."
+                )
+                % {"aliases": ", ".join(map(repr, settings.DATABASES)), "value": read_database},
+                hint=_(
+                    "Name the alias of your read replica, or remove the setting to read from "
+                    "the database your routers choose."
+                ),
+                id="course_audit.E008",
+            )
+        )
     return errors
 
 

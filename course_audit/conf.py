@@ -1,7 +1,7 @@
 """Settings of course_audit, read lazily so ``override_settings`` just works.
 
 Every setting is optional; the defaults suit most sites. ``course_audit.checks`` reports a
-value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``).
+value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``, ``E008``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "RECORD_PAGE_VIEWS": True,
     "MAX_DIFF_STRING_LENGTH": 1000,
     "USER_SERIALIZER": "course_audit.api.serializers.UserSerializer",
+    "READ_DATABASE": None,
 }
 
 
@@ -43,6 +44,13 @@ class Settings:
     def USER_SERIALIZER(self) -> str:
         """The dotted path of the DRF serializer that renders users in ``linked.users``."""
         return str(setting("USER_SERIALIZER"))
+
+    @property
+    def READ_DATABASE(self) -> str | None:
+        """The database alias the audit pages, API listings and exports read from (a
+        streaming replica, say); ``None`` reads where the database routers say."""
+        alias = setting("READ_DATABASE")
+        return None if alias is None else str(alias)
 
 
 conf = Settings()

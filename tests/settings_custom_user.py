@@ -1,7 +1,7 @@
-"""The demo settings with a host's custom user model (email login, no username)."""
+"""The test settings with a host's custom user model (email login, no username)."""
 
-from auditlog_project.settings import *  # noqa: F403
-from auditlog_project.settings import INSTALLED_APPS
+from tests.settings import *  # noqa: F403
+from tests.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.custom_user"]
 AUTH_USER_MODEL = "custom_user.EmailUser"

@@ -136,3 +136,24 @@ def test_the_api_docs_without_their_script_is_w002(settings):
         app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"
     ]
     assert _ids() == {"course_audit.W002"}
+
+
+@pytest.mark.parametrize("value", ["replica_db", "", "Replica", 5, ["replica"]])
+def test_a_read_database_that_is_no_alias_is_e008(settings, value):
+    settings.COURSE_AUDIT_READ_DATABASE = value
+    [message] = _messages()
+    assert message.id == "course_audit.E008"
+    assert message.msg == (
+        "COURSE_AUDIT_READ_DATABASE must be the alias of a database in DATABASES "
+        f"('default', 'replica'); it is {value!r}."
+    )
+    assert message.hint == (
+        "Name the alias of your read replica, or remove the setting to read from the "
+        "database your routers choose."
+    )
+
+
+@pytest.mark.parametrize("value", ["replica", "default", None])
+def test_a_read_database_alias_passes(settings, value):
+    settings.COURSE_AUDIT_READ_DATABASE = value
+    assert _ids() == set()
