@@ -1,9 +1,11 @@
 """The Django admin for course_audit.
 
 Course events are read-only for everyone, and their changelist is built for a table of
-millions (see ``CourseEventAdmin``). Courses are never hard-deleted: deleting one in the
-admin is a soft delete through the service, recorded like any other change. API tokens are
-issued here (the plaintext is shown once) and revoked, never shown again.
+millions (see ``CourseEventAdmin``); they, and a course page's recent changes, are read
+from ``COURSE_AUDIT_READ_DATABASE`` when the site sets one, everything else from the
+primary. Courses are never hard-deleted: deleting one in the admin is a soft delete
+through the service, recorded like any other change. API tokens are issued here (the
+plaintext is shown once) and revoked, never shown again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from course_audit.models import (
     SisBatch,
 )
 from course_audit.recording import TRACKED_FIELDS
+from course_audit.selectors import for_reading
 
 
 class EstimatedCountPaginator(Paginator):
@@ -261,11 +264,8 @@ class CourseAdmin(admin.ModelAdmin):
     def recent_events(self, course: Course) -> SafeString | str:
         if course.pk is None:
             return "—"
-        events = list(
-            CourseEvent.objects.filter(course=course).order_by("-created_at", "-id")[
-                : self.recent_events_shown
-            ]
-        )
+        recent = CourseEvent.objects.filter(course=course).order_by("-created_at", "-id")
+        events = list(for_reading(recent)[: self.recent_events_shown])
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -409,7 +409,7 @@ class CourseEventAdmin(ReadOnlyAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
-        return super().get_queryset(request).select_related("course")
+        return for_reading(super().get_queryset(request).select_related("course"))
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList
@@ -425,7 +425,8 @@ class CourseEventAdmin(ReadOnlyAdmin):
             return queryset, False
         limit = self.search_match_limit
         course_ids = list(
-            Course._base_manager.filter(
+            for_reading(Course._base_manager.all())
+            .filter(
                 Q(name__icontains=term)
                 | Q(course_code__icontains=term)
                 | Q(sis_course_id__icontains=term)
@@ -435,7 +436,8 @@ class CourseEventAdmin(ReadOnlyAdmin):
         )
         user_model = get_user_model()
         user_ids = list(
-            user_model._default_manager.filter(**{f"{user_model.USERNAME_FIELD}__icontains": term})
+            for_reading(user_model._default_manager.all())
+            .filter(**{f"{user_model.USERNAME_FIELD}__icontains": term})
             .order_by()
             .values_list("pk", flat=True)[:limit]
         )
@@ -472,7 +474,7 @@ class CourseEventAdmin(ReadOnlyAdmin):
         if event.page_view_id is None:
             return "—"
         # No constraint: the page view may not have been written (or was pruned).
-        page_view = PageView.objects.filter(pk=event.page_view_id).first()
+        page_view = for_reading(PageView.objects.filter(pk=event.page_view_id)).first()
         label = str(page_view) if page_view is not None else str(event.page_view_id)
         return _admin_link(PageView, event.page_view_id, label)
 

@@ -7,6 +7,7 @@
 - ``course_audit.E005``: ``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH`` is not a positive integer.
 - ``course_audit.E006``: ``COURSE_AUDIT_USER_SERIALIZER`` does not name a DRF serializer.
 - ``course_audit.E007``: ``USE_TZ`` is off.
+- ``course_audit.E008``: ``COURSE_AUDIT_READ_DATABASE`` is not an alias in ``DATABASES``.
 - ``course_audit.E009``: ``COURSE_AUDIT_RETENTION_MONTHS`` is neither ``None`` nor a positive
   integer.
 - ``course_audit.E010``: ``COURSE_AUDIT_ALLOW_TRUNCATE`` is not ``True`` or ``False``.
@@ -88,7 +89,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E009, E010: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
+    """course_audit.E003 to E006, E008 to E010: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
@@ -121,6 +122,24 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not isinstance(setting("ALLOW_TRUNCATE"), bool):
         message = _("COURSE_AUDIT_ALLOW_TRUNCATE must be True or False; it is %(value)r.")
         errors.append(_setting_error("ALLOW_TRUNCATE", message, "course_audit.E010"))
+    read_database = setting("READ_DATABASE")
+    if read_database is not None and not (
+        isinstance(read_database, str) and read_database in settings.DATABASES
+    ):
+        errors.append(
+            Error(
+                _(
+                    "COURSE_AUDIT_READ_DATABASE must be the alias of a database in DATABASES "
+                    "(%(aliases)s); it is %(value)r."
+                )
+                % {"aliases": ", ".join(map(repr, settings.DATABASES)), "value": read_database},
+                hint=_(
+                    "Name the alias of your read replica, or remove the setting to read from "
+                    "the database your routers choose."
+                ),
+                id="course_audit.E008",
+            )
+        )
     return errors
 
 

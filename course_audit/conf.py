@@ -1,7 +1,7 @@
 """Settings of course_audit, read lazily so ``override_settings`` just works.
 
 Every setting is optional; the defaults suit most sites. ``course_audit.checks`` reports a
-value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``).
+value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``, ``E008``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "USER_SERIALIZER": "course_audit.api.serializers.UserSerializer",
     "RETENTION_MONTHS": 14,
     "ALLOW_TRUNCATE": False,
+    "READ_DATABASE": None,
 }
 
 
@@ -57,6 +58,13 @@ class Settings:
     def ALLOW_TRUNCATE(self) -> bool:
         """Let ``TRUNCATE`` empty the events table (test databases' ``flush``) on PostgreSQL."""
         return bool(setting("ALLOW_TRUNCATE"))
+
+    @property
+    def READ_DATABASE(self) -> str | None:
+        """The database alias the audit pages, API listings and exports read from (a
+        streaming replica, say); ``None`` reads where the database routers say."""
+        alias = setting("READ_DATABASE")
+        return None if alias is None else str(alias)
 
 
 conf = Settings()

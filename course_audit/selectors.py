@@ -5,6 +5,11 @@ account and every account below it. A ``RoleOverride`` on an account turns one o
 role's permissions on or off there and below; the override nearest the account wins.
 Superusers may do everything. A user is a *member* of a root account when they hold any
 active role anywhere in its tree, even one without permissions.
+
+Where reads go: who may see what (grants, memberships, the subtree below an account) is
+read where the routers say, the primary, so a revoked grant takes effect at once. What
+is shown (events, the search's courses, the home page's accounts) goes through
+``for_reading``, to ``COURSE_AUDIT_READ_DATABASE`` when the host names one.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDay, TruncWeek
 
+from course_audit.conf import conf
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -28,6 +34,18 @@ from course_audit.models import (
 
 # The home page's course search matches substrings from this many characters on.
 SEARCH_SUBSTRING_MIN = 3
+
+_QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
+
+
+def for_reading(queryset: _QuerySet) -> _QuerySet:
+    """``queryset`` on ``COURSE_AUDIT_READ_DATABASE`` when it is set (a replica, which may
+    lag the primary), else unchanged: read where the database routers say.
+
+    Only for what a page, listing or export shows; never for what decides access.
+    """
+    alias = conf.READ_DATABASE
+    return queryset if alias is None else queryset.using(alias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,12 +180,12 @@ def subtree_accounts(account: Account) -> list[Account]:
 
 def course_events(course: Course) -> QuerySet[CourseEvent]:
     """One course's events, newest first, with what the API links joined."""
-    return CourseEvent.objects.for_course(course).with_links().newest_first()
+    return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
 
 
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
-    return CourseEvent.objects.for_accounts(account_ids).with_links().newest_first()
+    return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
 
 
 @dataclasses.dataclass
@@ -183,7 +201,7 @@ def auditable_courses(user: Any, query: str, *, limit: int = 50) -> list[Course]
     it, for a query shorter than ``SEARCH_SUBSTRING_MIN``), among those whose account the
     user may audit, in name order."""
     allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
-    courses = Course.objects.select_related("account")
+    courses = for_reading(Course.objects.select_related("account"))
     if allowed is not None:
         courses = courses.filter(account_id__in=allowed)
     if len(query) >= SEARCH_SUBSTRING_MIN:
@@ -206,7 +224,7 @@ def auditable_account_tree(user: Any) -> list[AccountNode]:
     """The active accounts the user may audit, as trees (an account whose parent the user may
     not audit starts a tree of its own)."""
     allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
-    accounts = Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE)
+    accounts = for_reading(Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE))
     if allowed is not None:
         accounts = accounts.filter(pk__in=allowed)
     nodes: dict[int, AccountNode] = {}

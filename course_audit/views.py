@@ -3,6 +3,10 @@
 They answer exactly as the API does: 404 for an unknown object or one in another tenant,
 403 for a member without ``view_course_changes`` on it. Filters are the API's
 (``CourseEventFilterSet``) and paging is the API's keyset, in both directions.
+
+The object named in the URL and the viewer's grants are read from the primary, since
+they decide access; the events, the chart, the exports and the search's results go
+through ``selectors.for_reading``, to ``COURSE_AUDIT_READ_DATABASE`` when it is set.
 """
 
 from __future__ import annotations

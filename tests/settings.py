@@ -1,6 +1,18 @@
-"""The demo project's settings, as its test suite runs them."""
+"""The demo's settings for the test suite, with a second database alias, ``replica``.
+
+``replica`` stands in for a streaming replica (``COURSE_AUDIT_READ_DATABASE``, see
+tests/test_read_database.py): a connection of its own to the same database, which the
+test runner points at the test database (``MIRROR``) instead of creating another.
+Nothing reads from it unless a test sets ``COURSE_AUDIT_READ_DATABASE``.
+"""
 
 from auditlog_project.settings import *  # noqa: F403
+from auditlog_project.settings import DATABASES
+
+DATABASES = {
+    **DATABASES,
+    "replica": {**DATABASES["default"], "TEST": {"MIRROR": "default"}},
+}
 
 # Transactional tests end with Django's flush, a TRUNCATE of every table, which the events
 # table's append-only trigger lets through only when asked (PostgreSQL).

@@ -1,4 +1,4 @@
-"""The demo settings with a host's custom user model (email login, no username)."""
+"""The test settings with a host's custom user model (email login, no username)."""
 
 from tests.settings import *  # noqa: F403
 from tests.settings import INSTALLED_APPS

@@ -156,3 +156,24 @@ def test_a_non_boolean_allow_truncate_is_e010(settings):
     settings.COURSE_AUDIT_ALLOW_TRUNCATE = "yes"
     [message] = _messages()
     assert message.id == "course_audit.E010"
+
+
+@pytest.mark.parametrize("value", ["replica_db", "", "Replica", 5, ["replica"]])
+def test_a_read_database_that_is_no_alias_is_e008(settings, value):
+    settings.COURSE_AUDIT_READ_DATABASE = value
+    [message] = _messages()
+    assert message.id == "course_audit.E008"
+    assert message.msg == (
+        "COURSE_AUDIT_READ_DATABASE must be the alias of a database in DATABASES "
+        f"('default', 'replica'); it is {value!r}."
+    )
+    assert message.hint == (
+        "Name the alias of your read replica, or remove the setting to read from the "
+        "database your routers choose."
+    )
+
+
+@pytest.mark.parametrize("value", ["replica", "default", None])
+def test_a_read_database_alias_passes(settings, value):
+    settings.COURSE_AUDIT_READ_DATABASE = value
+    assert _ids() == set()

@@ -3,6 +3,11 @@ Canvas's write endpoints for courses (which record ``api`` events through the se
 
 Every viewset declares its own authentication, permission, filter, pagination, renderer
 and exception handling: a host's ``REST_FRAMEWORK`` defaults never widen access.
+
+The token, the grants and the course or account named in the path are read from the
+primary; the audit listings' events and their linked objects (one joined query) from
+``COURSE_AUDIT_READ_DATABASE`` when it is set (``selectors.course_events`` and
+``account_events``). The write endpoints read and write on the primary.
 """
 
 from __future__ import annotations
