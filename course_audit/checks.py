@@ -14,6 +14,9 @@
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
+- ``course_audit.W003`` (a database check: ``migrate``, ``check --database``): on
+  PostgreSQL, next month has no partition of the events table, so the daily
+  ``course_audit_partitions`` job is not running.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
-from django.db import connections, router
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError, connections, router
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
@@ -165,6 +169,42 @@ def _serializer_error() -> Error | None:
         )
         return _setting_error("USER_SERIALIZER", message, "course_audit.E006")
     return None
+
+
+@register(Tags.database)
+def check_partitions(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """course_audit.W003: next month's events would land in the default partition."""
+    from course_audit import partitions
+    from course_audit.models import CourseEvent
+
+    alias = router.db_for_write(CourseEvent)
+    if not databases or alias not in databases:
+        return []
+    try:
+        if not partitions.is_partitioned(alias):
+            return []
+        made = partitions.list_partitions(alias)
+    except DatabaseError:  # not migrated yet, or the database is away: not ours to report
+        return []
+    start = partitions.add_months(partitions.month_start(timezone.now()), 1)
+    if partitions.covered(made, start, partitions.add_months(start, 1)):
+        return []
+    return [
+        Warning(
+            _(
+                "No partition of the course events table on '%(alias)s' covers %(month)s: "
+                "its events will go to the default partition."
+            )
+            % {"alias": alias, "month": f"{start:%Y-%m}"},
+            hint=_(
+                "Run 'manage.py course_audit_partitions --prune' daily (cron, a systemd "
+                "timer); run it now to make the coming months."
+            ),
+            id="course_audit.W003",
+        )
+    ]
 
 
 @register()

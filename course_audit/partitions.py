@@ -135,7 +135,7 @@ def _count(connection: Any, name: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _covered(partitions: list[PartitionInfo], start: dt.datetime, end: dt.datetime) -> bool:
+def covered(partitions: list[PartitionInfo], start: dt.datetime, end: dt.datetime) -> bool:
     """Whether any month/legacy partition overlaps ``[start, end)``."""
     for part in partitions:
         if part.is_default:
@@ -172,7 +172,7 @@ def ensure_partitions(
         month = first
         while month <= last:
             following = add_months(month, 1)
-            if not _covered(existing, month, following):
+            if not covered(existing, month, following):
                 _create_month(connection, month, following)
                 made.append(month_partition_name(month))
             month = following

@@ -206,3 +206,22 @@ def test_prune_needs_at_least_one_month():
 )
 def test_months_are_calendar_months(moment, months, expected):
     assert partitions.add_months(moment, months) == expected
+
+
+def test_check_w003_warns_when_next_month_has_no_partition():
+    from django.core import checks
+
+    def warnings() -> set[str]:
+        return {
+            m.id
+            for m in checks.run_checks(databases=["default"])
+            if m.id.startswith("course_audit")
+        }
+
+    assert warnings() == set()
+    next_month = partitions.add_months(partitions.month_start(timezone.now()), 1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {partitions.month_partition_name(next_month)}")
+    assert warnings() == {"course_audit.W003"}
+    run()  # the daily job
+    assert warnings() == set()
