@@ -183,8 +183,10 @@ def api_section(run: Run) -> Section:
     listings = list(dict.fromkeys(r["listing"] for r in results))
     for listing in listings:
         for per_page in (10, 100):
-            first = by_key[(listing, per_page, 0, "keyset")]
-            deep = by_key[(listing, per_page, args.depth, "keyset")]
+            first = by_key.get((listing, per_page, 0, "keyset"))
+            deep = by_key.get((listing, per_page, args.depth, "keyset"))
+            if first is None or deep is None:
+                continue
             section.checks.append(
                 Check(
                     f"{listing}, per_page {per_page}: page at depth ÷ page one",
@@ -198,9 +200,9 @@ def api_section(run: Run) -> Section:
         for per_page in (10, 100):
             for depth in (0, args.depth):
                 floor = by_key.get((listing, per_page, depth, "floor"))
-                if floor is None:
+                page = by_key.get((listing, per_page, depth, "keyset"))
+                if floor is None or page is None:
                     continue
-                page = by_key[(listing, per_page, depth, "keyset")]
                 section.checks.append(
                     Check(
                         f"{listing}, per_page {per_page}, depth {depth:,}: API ÷ floor",
@@ -486,8 +488,20 @@ def markdown(run: Run, facts: dict[str, Any]) -> str:
         f"the big course has {data['big_course_events']:,} events, its account "
         f"{data['department_events']:,}; the event table is "
         f"{'partitioned by month' if data['partitioned'] else 'one table (not partitioned)'}.",
-        f"**Targets:** {len(checks) - len(missed)} of {len(checks)} met"
-        + (f"; missed: {', '.join(check.what for check in missed)}." if missed else "."),
+        f"**Targets:** {len(checks) - len(missed)} of {len(checks)} met.",
+        table(
+            ["section", "targets", "met", "missed"],
+            [
+                [
+                    section.title,
+                    len(section.checks),
+                    sum(check.met for check in section.checks),
+                    sum(not check.met for check in section.checks),
+                ]
+                for section in run.sections
+                if section.checks
+            ],
+        ),
     ]
     return "\n\n".join([*head, *(section.markdown() for section in run.sections)]) + "\n"
 
