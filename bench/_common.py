@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: Django set-up, loading rows with COPY, users, timing.
+"""What the benchmark scripts share: Django set-up, scratch databases, loading rows with
+COPY, users, timing.
 
 The scripts run from the repository's top folder (``.venv/bin/python bench/<name>.py``);
 Python puts ``bench/`` on the path, so they import this as ``_common``.
@@ -6,21 +7,25 @@ Python puts ``bench/`` on the path, so they import this as ``_common``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 CHUNK = 50_000
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "auditlog_project.settings")
+def setup_django(settings: str = "auditlog_project.settings") -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings)
     # DEBUG keeps every query in memory; production does not.
     os.environ.setdefault("DEBUG", "0")
     import django
@@ -33,6 +38,31 @@ def require_postgresql() -> None:
 
     if connection.vendor != "postgresql":
         raise SystemExit("Set DATABASE_URL to a scratch PostgreSQL database (see --help).")
+
+
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def recreate_database(url: str, *, drop_only: bool = False) -> None:
+    """Drop the database ``url`` names (and, unless ``drop_only``, create it empty).
+
+    Only a name with ``bench`` in it is accepted: this is for scratch databases, and a
+    mistyped ``BENCH_DATABASE_URL`` must not drop anything else.
+    """
+    import psycopg
+    from psycopg import sql
+
+    name = database_name(url)
+    if "bench" not in name:
+        raise SystemExit(f"Refusing to recreate {name!r}: a scratch database's name has 'bench'.")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if not drop_only:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def server_version() -> str:
@@ -97,8 +127,44 @@ def time_ms(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - started) * 1000, result
 
 
-def percentile(timings: list[float], share: int) -> float:
+def percentile(timings: Sequence[float], share: int) -> float:
     """The ``share``-th percentile (inclusive method); the value itself for one timing."""
     if len(timings) == 1:
         return timings[0]
     return statistics.quantiles(timings, n=100, method="inclusive")[share - 1]
+
+
+@dataclasses.dataclass
+class Timed:
+    """A call timed again and again: at most ``repeat`` times and, past its first timing,
+    for at most ``max_seconds`` in all (a slow baseline gets fewer timings, not more time)."""
+
+    name: str
+    call: Callable[[], Any]
+    repeat: int
+    max_seconds: float = math.inf
+    timings: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.timings) >= self.repeat or sum(self.timings) >= self.max_seconds * 1000
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "p50_ms": statistics.median(self.timings),
+            "p95_ms": percentile(self.timings, 95),
+            "max_ms": max(self.timings),
+            "n": len(self.timings),
+        }
+
+
+def measure_in_rounds(cases: Sequence[Timed], *, warmup: int) -> None:
+    """Warm each case up, then time them in turn, a round at a time, so that a burst of
+    load on the machine falls on every figure alike."""
+    for case in cases:
+        for _ in range(warmup):
+            case.call()
+    while pending := [case for case in cases if not case.done]:
+        for case in pending:
+            elapsed, _ = time_ms(case.call)
+            case.timings.append(elapsed)

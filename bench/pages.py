@@ -2,7 +2,8 @@
 first page and deep, on the events already in a PostgreSQL database.
 
 Meant for the demo with many events (``seed_demo --events 10000000``), though any data
-will do. Requests are made in-process with Django's test ``Client`` (no network, no
+will do (``scripts/bench`` times the first and deep pages on its own data with the same
+cases). Requests are made in-process with Django's test ``Client`` (no network, no
 server: the figure is the view's own time, with its SQL), logged in as a superuser. A deep
 page is what a reader holds after following "Older" that many events: its position is
 built with the pages' own ``Cursor``, and the script checks the page starts at the right
@@ -20,17 +21,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from _common import (
+    Timed,
     get_or_make_superuser,
     machine_note,
-    percentile,
+    measure_in_rounds,
     require_postgresql,
     setup_django,
-    time_ms,
 )
 
 
@@ -40,7 +40,6 @@ class Case:
     url: str
     params: dict[str, str]
     first: str | None = None  # the uuid (pages) or pk (admin) the page must start with
-    timings: list[float] = dataclasses.field(default_factory=list)
     queries: int = 0
 
 
@@ -64,58 +63,73 @@ def position(queryset: Any, depth: int) -> tuple[Any, Any]:
     return before, at
 
 
-def cases(args: argparse.Namespace) -> list[Case]:
+def busiest_course() -> tuple[int, int]:
+    """The course with the most events, and how many it has."""
     from django.db.models import Count
-    from django.urls import reverse
 
-    from course_audit.api.pagination import Cursor
-    from course_audit.models import Account, CourseEvent
+    from course_audit.models import CourseEvent
 
     busiest = CourseEvent.objects.values("course_id").annotate(n=Count("id")).order_by("-n").first()
     if busiest is None:
         raise SystemExit("No events: run seed_demo --events N first.")
-    course_id, course_events = busiest["course_id"], busiest["n"]
+    return busiest["course_id"], busiest["n"]
+
+
+def history_cases(course_id: int, depth: int) -> list[Case]:
+    """A course's history page: the first page, and the page ``depth`` events in."""
+    from django.urls import reverse
+
+    from course_audit.api.pagination import Cursor
+    from course_audit.models import CourseEvent
+
     history = reverse("course_audit_course_history", args=[course_id])
-    depth = min(args.course_depth, course_events - 26)
     previous, first = position(CourseEvent.objects.filter(course_id=course_id), depth)
     deep = Cursor(history.rstrip("/")).encode(previous.created_at, previous.pk)
-    month_end = first.created_at
-    month = {
-        "start_time": (month_end.replace(day=1)).date().isoformat(),
-        "end_time": month_end.date().isoformat(),
-    }
-
-    root = Account.objects.filter(parent__isnull=True).order_by("pk").first()
-    assert root is not None
-    account = reverse("course_audit_account_history", args=[root.pk])
-
-    changelist = reverse("admin:course_audit_courseevent_changelist")
-    total = CourseEvent.objects.count()
-    admin_depth = min(args.admin_depth, total - 101)
-    admin_previous, admin_first = position(CourseEvent.objects.all(), admin_depth)
-    admin_deep = Cursor(f"admin:{changelist.rstrip('/')}").encode(
-        admin_previous.created_at, admin_previous.pk
-    )
-    print(
-        f"{total:,} events; course {course_id} has {course_events:,}; "
-        f"{args.repeat} timed requests per line after {args.warmup} untimed; {machine_note()}."
-    )
     return [
         Case("history: first page", history, {}),
         Case(f"history: {depth:,} events deep", history, {"after": deep}, str(first.uuid)),
+    ]
+
+
+def admin_cases(depth: int) -> list[Case]:
+    """The admin's course-event changelist: the first page, and the page ``depth`` in."""
+    from django.urls import reverse
+
+    from course_audit.api.pagination import Cursor
+    from course_audit.models import CourseEvent
+
+    changelist = reverse("admin:course_audit_courseevent_changelist")
+    previous, first = position(CourseEvent.objects.all(), depth)
+    deep = Cursor(f"admin:{changelist.rstrip('/')}").encode(previous.created_at, previous.pk)
+    return [
+        Case("admin: first page", changelist, {}),
+        Case(f"admin: {depth:,} events deep", changelist, {"after": deep}, str(first.pk)),
+    ]
+
+
+def filter_cases(course_id: int, root_id: int) -> list[Case]:
+    """Filtered pages: a type, a month, a subtree, the admin's filters and search."""
+    from django.urls import reverse
+
+    from course_audit.models import Course, CourseEvent
+
+    history = reverse("course_audit_course_history", args=[course_id])
+    newest = CourseEvent.objects.filter(course_id=course_id).order_by("-created_at").first()
+    assert newest is not None
+    month = {
+        "start_time": newest.created_at.replace(day=1).date().isoformat(),
+        "end_time": newest.created_at.date().isoformat(),
+    }
+    account = reverse("course_audit_account_history", args=[root_id])
+    changelist = reverse("admin:course_audit_courseevent_changelist")
+    code = Course.objects.values_list("course_code", flat=True).get(pk=course_id)
+    return [
         Case("history: type=updated", history, {"event_type": "updated"}),
         Case("history: one month", history, month),
         Case("account+subaccounts: first page", account, {"include_subaccounts": "on"}),
-        Case("admin: first page", changelist, {}),
-        Case(
-            f"admin: {admin_depth:,} events deep",
-            changelist,
-            {"after": admin_deep},
-            str(admin_first.pk),
-        ),
         Case("admin: type=reset_to (rare)", changelist, {"event_type__exact": "reset_to"}),
         Case("admin: source=manual", changelist, {"event_source__exact": "manual"}),
-        Case("admin: search a course code", changelist, {"q": first.course.course_code}),
+        Case("admin: search a course code", changelist, {"q": code}),
     ]
 
 
@@ -130,37 +144,62 @@ def check(case: Case, html: str) -> None:
         raise SystemExit(f"{case.name}: the page does not start at the expected event")
 
 
-def run(case: Case, client: Any, args: argparse.Namespace) -> None:
+def timed(case: Case, client: Any, *, repeat: int) -> Timed:
+    """Check the page and count its queries once; then a ``Timed`` of the request."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    for index in range(args.warmup + args.repeat):
-        with CaptureQueriesContext(connection) as captured:
-            elapsed, response = time_ms(lambda: client.get(case.url, case.params))
+    def get() -> Any:
+        response = client.get(case.url, case.params)
         if response.status_code != 200:
             raise SystemExit(f"{case.name}: HTTP {response.status_code}")
-        if index == 0:
-            check(case, response.content.decode())
-        if index >= args.warmup:
-            case.timings.append(elapsed)
-        case.queries = len(captured)
+        return response
+
+    get()  # the first request of a page fills caches the others find full
+    with CaptureQueriesContext(connection) as captured:
+        check(case, get().content.decode())
+    case.queries = len(captured)
+    return Timed(case.name, get, repeat)
+
+
+def superuser_client() -> Any:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_or_make_superuser())
+    return client
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     setup_django()
-    from django.test import Client
+    from django.db.models import Count
+
+    from course_audit.models import Account, CourseEvent
 
     require_postgresql()
-    client = Client()
-    client.force_login(get_or_make_superuser())
-    selected = cases(args)
+    course_id, course_events = busiest_course()
+    total = CourseEvent.objects.aggregate(n=Count("id"))["n"]
+    root = Account.objects.filter(parent__isnull=True).order_by("pk").first()
+    assert root is not None
+    cases = [
+        *history_cases(course_id, min(args.course_depth, course_events - 26)),
+        *admin_cases(min(args.admin_depth, total - 101)),
+        *filter_cases(course_id, root.pk),
+    ]
+    print(
+        f"{total:,} events; course {course_id} has {course_events:,}; "
+        f"{args.repeat} timed requests per line after {args.warmup} untimed; {machine_note()}."
+    )
+    client = superuser_client()
+    figures = [timed(case, client, repeat=args.repeat) for case in cases]
+    measure_in_rounds(figures, warmup=args.warmup)
     print(f"{'case':<40} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'queries':>8}")
-    for case in selected:
-        run(case, client, args)
+    for case, figure in zip(cases, figures, strict=True):
+        summary = figure.summary()
         print(
-            f"{case.name:<40} {statistics.median(case.timings):>10.1f} "
-            f"{percentile(case.timings, 95):>8.1f} {max(case.timings):>8.1f} {case.queries:>8}"
+            f"{case.name:<40} {summary['p50_ms']:>10.1f} {summary['p95_ms']:>8.1f} "
+            f"{summary['max_ms']:>8.1f} {case.queries:>8}"
         )
 
 

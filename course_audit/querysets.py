@@ -201,6 +201,11 @@ class CourseEventQuerySet(models.QuerySet["CourseEvent"]):
     def for_accounts(self, account_ids: Iterable[int]) -> CourseEventQuerySet:
         return self.filter(account_id__in=list(account_ids))
 
-    def with_links(self) -> CourseEventQuerySet:
-        """Join what the API's ``linked`` collections show, in the same query."""
-        return self.select_related("course", "related_course", "user", "page_view")
+    def with_links(self, *, join_course: bool = True) -> CourseEventQuerySet:
+        """Join what the API's ``linked`` collections show, in the same query.
+
+        ``join_course=False`` when the events come through a course's own manager
+        (``course.events``), which gives each of them that very instance.
+        """
+        links = ("course", "related_course", "user", "page_view")
+        return self.select_related(*links[0 if join_course else 1 :])

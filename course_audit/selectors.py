@@ -179,8 +179,12 @@ def subtree_accounts(account: Account) -> list[Account]:
 
 
 def course_events(course: Course) -> QuerySet[CourseEvent]:
-    """One course's events, newest first, with what the API links joined."""
-    return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
+    """One course's events, newest first, with what the API links joined.
+
+    Read through the course's own manager, so every event's ``course`` is ``course``
+    itself: a page does not join the course and build it again for each of its rows.
+    """
+    return for_reading(course.events.with_links(join_course=False).newest_first())
 
 
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:

@@ -116,21 +116,24 @@ def fetch_ordered(
 
     ``partitions`` (a field and its values, e.g. the accounts of a subtree) says the
     rows are the union of several index ranges. On PostgreSQL each range is then read
-    with its own LIMITed index scan (a LATERAL join) and only those candidates are
-    merged, instead of reading and sorting every row of every range for each page.
+    with its own LIMITed index scan (a LATERAL join) and the candidates' positions are
+    merged there, so that only the ``limit`` winners are fetched (and joined) in full,
+    instead of reading and sorting every row of every range for each page.
     """
     ordered = queryset.order_by(*(("created_at", "id") if ascending else ("-created_at", "-id")))
     if partitions is not None and len(partitions[1]) > 1:
         connection = connections[queryset.db]
         if connection.vendor == "postgresql":
             field, keys = partitions
-            inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id")[:limit]
-            sql, params = inner.query.get_compiler(using=queryset.db).as_sql()
+            inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id", "created_at")
+            sql, params = inner[:limit].query.get_compiler(using=queryset.db).as_sql()
+            direction = "ASC" if ascending else "DESC"
             ordered = ordered.filter(
                 pk__in=RawSQL(
                     "SELECT top.id FROM unnest(%s::bigint[]) AS fan(key) "
-                    f"CROSS JOIN LATERAL ({sql}) AS top",
-                    (list(keys), *params),
+                    f"CROSS JOIN LATERAL ({sql}) AS top "
+                    f"ORDER BY top.created_at {direction}, top.id {direction} LIMIT %s",
+                    (list(keys), *params, limit),
                 )
             )
     return list(ordered[:limit])

@@ -1,0 +1,65 @@
+"""The demo project's URLs, plus what the benchmark compares the app against.
+
+- ``bench/offset/...`` and ``bench/cursor/...``: the audit endpoints with the same
+  queryset, filters and serializer, paged by DRF's stock ``PageNumberPagination`` (a COUNT
+  and an OFFSET) and by DRF's ``CursorPagination`` (position and offset) instead of the
+  app's keyset pager.
+- ``bench/trivial/``: a JSON view doing no work, the framework's own floor for the HTTP
+  throughput figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, re_path
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+
+from auditlog_project.urls import urlpatterns as project_urlpatterns
+from course_audit.api.pagination import MAX_PER_PAGE
+from course_audit.api.views import CourseAuditViewSet
+
+
+class OffsetPagination(PageNumberPagination):
+    page_size_query_param = "per_page"
+    max_page_size = MAX_PER_PAGE
+
+
+class StockCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "per_page"
+    max_page_size = MAX_PER_PAGE
+
+
+class OffsetAuditViewSet(CourseAuditViewSet):
+    pagination_class = OffsetPagination
+
+
+class StockCursorAuditViewSet(CourseAuditViewSet):
+    pagination_class = StockCursorPagination
+
+
+def trivial(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+def _audit_routes(prefix: str, viewset: Any) -> list[Any]:
+    return [
+        re_path(
+            rf"^bench/{prefix}/audit/course/courses/(?P<course_id>[^/]+)/?$",
+            viewset.as_view({"get": "for_course"}),
+        ),
+        re_path(
+            rf"^bench/{prefix}/audit/course/accounts/(?P<account_id>[^/]+)/?$",
+            viewset.as_view({"get": "for_account"}),
+        ),
+    ]
+
+
+urlpatterns = [
+    path("bench/trivial/", trivial),
+    *_audit_routes("offset", OffsetAuditViewSet),
+    *_audit_routes("cursor", StockCursorAuditViewSet),
+    *project_urlpatterns,
+]
