@@ -82,8 +82,15 @@ def build_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[st
     diff: dict[str, Any] = {}
     limit = conf.MAX_DIFF_STRING_LENGTH
     for field in TRACKED_FIELDS:
+        raw_after = new.get(field)
+        if (
+            old is not None
+            and raw_after == old.get(field)
+            and type(raw_after) is type(old.get(field))
+        ):
+            continue  # equal values print alike: the common case of a bulk change, cheaply
         before = json_value(old.get(field)) if old is not None else None
-        after = json_value(new.get(field))
+        after = json_value(raw_after)
         if (is_blank(before) and is_blank(after)) or before == after:
             continue
         diff[field] = [_cut(before, limit), _cut(after, limit)]
