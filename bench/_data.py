@@ -221,16 +221,16 @@ def _event_rows(
 ) -> Iterator[dict[str, Any]]:
     """``plan.synthetic`` event rows, oldest first, spread evenly from ``start`` to ``end``.
 
-    Every ``stride``-th event is the big course's; the others are drawn with weights: the
-    next few courses are big, the rest a long tail (weight 1 / rank).
+    The big course's events are spread evenly among them; the others are drawn with weights: the
+    next few courses get ``OTHER_BIG_SHARE`` of them each, the rest a long tail (weight
+    1 / rank).
     """
     count = plan.synthetic
-    stride = max(1, count // plan.big_course_events)
+    big_share = min(1.0, plan.big_course_events / count)
     others = course_accounts[1:]
-    weights = [
-        OTHER_BIG_SHARE * len(others) if rank < OTHER_BIG_COURSES else 1 / (rank + 1)
-        for rank in range(len(others))
-    ]
+    tail = [1 / (rank + 1) for rank in range(len(others) - OTHER_BIG_COURSES)]
+    big = OTHER_BIG_SHARE / (1 - OTHER_BIG_COURSES * OTHER_BIG_SHARE) * sum(tail)
+    weights = [big] * OTHER_BIG_COURSES + tail
     cumulative = list(itertools.accumulate(weights))
     kinds, kind_weights = zip(*EVENT_KINDS, strict=True)
     sources, source_weights = zip(*SOURCES, strict=True)
@@ -243,7 +243,8 @@ def _event_rows(
         origins = rng.choices(sources, weights=source_weights, k=size)
         for index in range(size):
             number = offset + index
-            course_id, account_id = course_accounts[0] if number % stride == 0 else picks[index]
+            is_big = int((number + 1) * big_share) > int(number * big_share)
+            course_id, account_id = course_accounts[0] if is_big else picks[index]
             source = origins[index]
             user_id, user_name = actors[number % len(actors)]
             if source == "sis":
