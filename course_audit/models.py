@@ -309,12 +309,15 @@ class Course(models.Model):
         using = kwargs.get("using") or router.db_for_write(Course, instance=self)
         with transaction.atomic(using=using, savepoint=False):
             old = None if self._state.adding else recording.lock_snapshots(using, [self.pk])
-            if self.account_id is not None:
+            before = old.get(self.pk) if old else None
+            moved = before is None or before["account_id"] != self.account_id
+            if self.account_id is not None and (moved or self.root_account_id is None):
+                # (Only when the account changed: reading it costs a query per save.)
                 self.root_account_id = self.account.resolved_root_id
             if self._state.adding:
                 recording.stamp_created([self])
             super().save(*args, **kwargs)
-            recording.record_save(self, old.get(self.pk) if old else None, kwargs, using)
+            recording.record_save(self, before, kwargs, using)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         """Refuse a hard delete: a course's history must outlive it. Use soft delete."""
