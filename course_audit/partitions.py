@@ -258,8 +258,8 @@ def prune(
     with transaction.atomic(using=using):
         _prepare(connection)
         expired = [
-            part
-            for part in list_partitions(using, count_rows=True)
+            dataclasses.replace(part, rows=_count(connection, part.name))
+            for part in list_partitions(using)
             if not part.is_default and part.end is not None and part.end <= cutoff
         ]
         if not dry_run:
