@@ -183,8 +183,13 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 
     Read through the course's own manager, so every event's ``course`` is ``course``
     itself: a page does not join the course and build it again for each of its rows.
+    From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
+    copy: Django will not relate rows of two databases.
     """
-    return for_reading(course.events.with_links(join_course=False).newest_first())
+    alias = conf.READ_DATABASE
+    if alias is None or alias == course._state.db:
+        return course.events.with_links(join_course=False).newest_first()
+    return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
 
 
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
