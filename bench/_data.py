@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib.util
 import itertools
 import random
 import uuid
@@ -83,10 +82,11 @@ class Dataset:
 
 
 def partitions_module() -> Any | None:
-    """``course_audit.partitions`` when the app partitions its event table, else None."""
-    if importlib.util.find_spec("course_audit.partitions") is None:
-        return None
-    return importlib.import_module("course_audit.partitions")
+    """``course_audit.partitions`` when the event table is partitioned by month (on
+    PostgreSQL, from migration 0004 on), else None."""
+    from course_audit import partitions
+
+    return partitions if partitions.is_partitioned() else None
 
 
 def month_start(today: dt.date, months_back: int) -> dt.date:

@@ -24,8 +24,8 @@ def measure(run: Any) -> Section:
     section = Section("retention", "Retention", "")
     if partitions is None:
         section.intro = (
-            "Skipped: this version of the app does not partition its event table by month "
-            "(no `course_audit.partitions`), so there is no month to drop."
+            "Skipped: the event table is not partitioned by month (it is, on PostgreSQL, "
+            "from migration 0004 on), so there is no month to drop."
         )
         return section
     keep_months, month = oldest_month(partitions)

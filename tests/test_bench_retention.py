@@ -1,92 +1,76 @@
-"""The benchmark's retention section (bench/_retention.py) against a stand-in for the
-app's ``course_audit.partitions``: it finds the oldest month, times a DELETE of a copy of
-its rows, drops the month through ``prune`` and cleans up after itself."""
+"""The benchmark's retention section (bench/_retention.py) on the app's real month
+partitions: it finds the oldest month, times a DELETE of a copy of its rows, drops the
+month through ``partitions.prune`` and cleans up after itself."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import _data
 import _retention
 import pytest
 from django.db import connection
+from django.utils import timezone
+
+from course_audit import partitions, services
+from course_audit.context import audit_context
+from course_audit.models import CourseEvent
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),  # VACUUM cannot run inside a transaction
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark needs PostgreSQL"),
 ]
 
-MONTH = "bench_fake_month"
 
-
-@dataclasses.dataclass(frozen=True)
-class PartitionInfo:
-    name: str
-    start: dt.date
-    end: dt.date
-    rows: int
-
-
-class FakePartitions:
-    """Prunes one plain table, the "oldest month", once ``keep_months`` is 3 or less."""
-
-    def __init__(self) -> None:
-        self.pruned: list[tuple[int, bool]] = []
-
-    def prune(self, *, keep_months: int, dry_run: bool = False) -> list[PartitionInfo]:
-        self.pruned.append((keep_months, dry_run))
-        if keep_months > 3 or not table_exists(MONTH):
-            return []
-        info = PartitionInfo(MONTH, dt.date(2025, 1, 1), dt.date(2025, 2, 1), 40)
-        if not dry_run:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE {MONTH}")
-        return [info]
-
-
-def table_exists(name: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s)", [name])
-        [(found,)] = cursor.fetchall()
-    return found is not None
+def months_ago(months: int, day: int = 1) -> dt.datetime:
+    this_month = partitions.month_start(timezone.now())
+    return partitions.add_months(this_month, -months).replace(day=day)
 
 
 @pytest.fixture
-def partitions(monkeypatch: pytest.MonkeyPatch) -> Any:
+def old_months(course: Any) -> Iterator[dict[int, int]]:
+    """Partitions back to ``_data.MONTHS + 1`` months ago, with events in the oldest two."""
+    oldest = _data.MONTHS + 1
+    partitions.ensure_partitions(start=months_ago(oldest))
+    rows = {oldest: 3, oldest - 1: 2}
+    for ago, count in rows.items():
+        for day in range(1, count + 1):
+            with audit_context(occurred_at=months_ago(ago, day + 10)):
+                services.course_update(course=course, name=f"{ago} months ago, {day}")
+    yield rows
+    # Leave the partitions as migrate made them: this month and the ones ahead.
+    this_month = partitions.month_start(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE {MONTH} (LIKE course_audit_courseevent INCLUDING DEFAULTS "
-            "INCLUDING INDEXES)"
-        )
-        cursor.execute(
-            f"INSERT INTO {MONTH} (id, uuid, created_at, course_id, account_id, event_type, "
-            "event_source, event_data, user_name) SELECT n, gen_random_uuid(), "
-            "'2025-01-01'::timestamptz + n * interval '1 hour', 1, 1, 'updated', 'api', "
-            "'{}', '' FROM generate_series(0, 39) AS n"
-        )
-    fake = FakePartitions()
-    monkeypatch.setattr(_data, "partitions_module", lambda: fake)
-    yield fake
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {MONTH}")
+        for part in partitions.list_partitions():
+            if part.start is not None and part.start < this_month:
+                cursor.execute(f"DROP TABLE {part.name}")
 
 
-def test_the_oldest_month_is_dropped_and_timed_against_a_delete(partitions: Any) -> None:
+def test_the_oldest_month_is_dropped_and_timed_against_a_delete(old_months: dict[int, int]):
+    oldest = _data.MONTHS + 1
+    name = partitions.month_partition_name(months_ago(oldest))
     section = _retention.measure(types.SimpleNamespace())
 
-    assert section.raw["partition"] == MONTH
-    assert section.raw["rows"] == 40
+    assert section.raw["partition"] == name
+    assert section.raw["rows"] == old_months[oldest]
     assert section.raw["drop_seconds"] > 0 and section.raw["delete_seconds"] > 0
-    assert "2025-01" in section.intro and "keep_months=3" in section.intro
+    assert f"{months_ago(oldest):%Y-%m}" in section.intro
     assert "| DELETE its rows |" in section.details[0]
-    # Dry runs from 19 months down to the first that prunes something, then the real one.
-    assert partitions.pruned[-2:] == [(3, True), (3, False)]
-    assert partitions.pruned[0] == (_data.MONTHS + 1, True)
-    assert not table_exists(MONTH)
-    assert not table_exists(_retention.COPY_TABLE)
+    assert name not in [part.name for part in partitions.list_partitions()]
+    # The next month is untouched, and so is every row outside the dropped month.
+    assert CourseEvent.objects.filter(created_at__lt=months_ago(oldest - 1)).count() == 0
+    assert (
+        CourseEvent.objects.filter(
+            created_at__gte=months_ago(oldest - 1), created_at__lt=months_ago(oldest - 2)
+        ).count()
+        == old_months[oldest - 1]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [_retention.COPY_TABLE])
+        assert cursor.fetchone()[0] is None
 
 
 def test_without_partitions_the_section_says_it_was_skipped(
