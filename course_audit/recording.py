@@ -275,7 +275,10 @@ def _copy_events(events: list[EventRow], connection: Any) -> None:
     )
     encoder = DjangoJSONEncoder()
     table = connection.ops.quote_name(opts.db_table)
+    # The raw psycopg cursor skips Django's wrapper: without it a failed COPY would raise
+    # psycopg's own errors, which callers catching ``django.db.DatabaseError`` would miss.
     with (
+        connection.wrap_database_errors,
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
     ):

@@ -5,20 +5,33 @@
 - 403 ``{"status": "unauthorized", "errors": [{"message": "user not authorized to ..."}]}``
 - 404 ``{"errors": [{"message": "The specified resource does not exist."}]}``
 - 400 ``{"errors": [{"message": "<what is wrong, naming the parameter>"}]}``
+- 503 ``{"errors": [{"message": "The database could not ..."}]}`` with ``Retry-After``, for a
+  ``DatabaseError`` (the database is away, or refused the change or its events): the
+  transaction was rolled back, so nothing was saved; the traceback goes to the log only.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
 
 WWW_AUTHENTICATE = 'Bearer realm="course_audit"'
 NOT_FOUND_MESSAGE = "The specified resource does not exist."
+UNAVAILABLE_MESSAGE = (
+    "The database could not complete the request; nothing was changed. Try again later."
+)
+# Seconds: long enough for a failover or a restarted pooler, short enough for a script.
+RETRY_AFTER_SECONDS = 30
 
 
 def _messages(detail: Any, prefix: str = "") -> list[str]:
@@ -47,6 +60,8 @@ def error_body(*messages: str, status_word: str | None = None) -> dict[str, Any]
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler producing the contract's error bodies."""
+    if isinstance(exc, DatabaseError):
+        return _database_unavailable(exc, context)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -73,3 +88,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.MethodNotAllowed):
         headers["Allow"] = ", ".join(context["view"].allowed_methods)
     return Response(error_body(*_messages(exc.detail)), status=exc.status_code, headers=headers)
+
+
+def _database_unavailable(exc: DatabaseError, context: dict[str, Any]) -> Response:
+    """503 for a database error: the change (and its events) rolled back with the write's
+    atomic block; the SQL and the driver's message go to the log, never to the client."""
+    # Under a host's ATOMIC_REQUESTS the request's own transaction must not commit either.
+    set_rollback()
+    request = context.get("request")
+    logger.error(
+        "Database error answering %s %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        exc_info=exc,
+    )
+    return Response(
+        error_body(UNAVAILABLE_MESSAGE),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
