@@ -29,7 +29,7 @@ class OutOfRange(ValueError):
 
 
 def parse_timestamp(raw: str) -> dt.datetime:
-    """An ISO 8601 date-time or date as an aware datetime.
+    """An ISO 8601 date-time or date as an aware datetime in UTC.
 
     A value without an offset is read in the active time zone; a bare date is the start
     of that day. Raises ``ValueError`` for anything else.
@@ -53,11 +53,11 @@ def parse_timestamp(raw: str) -> dt.datetime:
     try:
         if timezone.is_naive(value):
             value = timezone.make_aware(value)
-        # Every comparison happens in UTC: the value must exist there too.
-        value.astimezone(dt.UTC)
+        # Every comparison happens in UTC: the value must exist there too. It is handed on in
+        # UTC because PostgreSQL refuses an offset beyond 15:59 that Python accepts (+16:00).
+        return value.astimezone(dt.UTC)
     except (OverflowError, ValueError) as error:
         raise OutOfRange("out of the supported range of dates") from error
-    return value
 
 
 def whole_second(value: dt.datetime) -> dt.datetime:

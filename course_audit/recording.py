@@ -58,7 +58,8 @@ def json_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if timezone.is_aware(value):
             value = value.astimezone(dt.UTC)
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Not strftime("%Y..."): it prints year 5 as "5", not "0005".
+        return f"{value.replace(microsecond=0, tzinfo=None).isoformat()}Z"
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal | uuid.UUID):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from hypothesis import settings as hypothesis_settings
 
 from course_audit import services
 from course_audit.models import Account, AccountMembership, Course, Role
@@ -17,6 +18,12 @@ _counter = itertools.count(1)
 # A site of its own, with its own settings, run against the installed wheel by
 # scripts/host_smoke.
 collect_ignore = ["host_site"]
+
+# Property tests (tests/test_properties.py) run the same examples on every run and machine,
+# with no example database left behind and no per-example deadline on a busy CI box; each
+# test sets its own max_examples.
+hypothesis_settings.register_profile("course_audit", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("course_audit")
 
 
 @pytest.fixture
