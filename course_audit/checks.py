@@ -105,8 +105,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not isinstance(setting("RECORD_PAGE_VIEWS"), bool):
         message = _("COURSE_AUDIT_RECORD_PAGE_VIEWS must be True or False; it is %(value)r.")
         errors.append(_setting_error("RECORD_PAGE_VIEWS", message, "course_audit.E004"))
-    length = setting("MAX_DIFF_STRING_LENGTH")
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+    if not _is_positive_int(setting("MAX_DIFF_STRING_LENGTH")):
         message = _(
             "COURSE_AUDIT_MAX_DIFF_STRING_LENGTH must be a positive integer; it is %(value)r."
         )
@@ -115,9 +114,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if serializer_error is not None:
         errors.append(serializer_error)
     months = setting("RETENTION_MONTHS")
-    if months is not None and (
-        not isinstance(months, int) or isinstance(months, bool) or months < 1
-    ):
+    if months is not None and not _is_positive_int(months):
         message = _(
             "COURSE_AUDIT_RETENTION_MONTHS must be a positive integer, or None to keep every "
             "month; it is %(value)r."
@@ -145,6 +142,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _serializer_error() -> Error | None:

@@ -35,7 +35,6 @@ MONTHS_AHEAD = 3
 LOCK_TIMEOUT = "5s"
 GUARD_FUNCTION = "course_audit_courseevent_append_only"
 TRUNCATE_TRIGGER = "course_audit_evt_no_truncate"
-ROW_TRIGGER = "course_audit_evt_no_change"
 
 _BOUND = re.compile(r"FROM \((?P<start>MINVALUE|'[^']+')\) TO \((?P<end>MAXVALUE|'[^']+')\)")
 
@@ -95,12 +94,11 @@ def _parse_bound(text: str) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.strip("'")).astimezone(dt.UTC)
 
 
-def list_partitions(using: str = "default", *, count_rows: bool = False) -> list[PartitionInfo]:
-    """The partitions, oldest first, the default one last. ``count_rows`` counts each
-    exactly (a scan of each); without it ``rows`` is ``None``."""
-    if not is_partitioned(using):
-        return []
+def list_partitions(using: str = "default") -> list[PartitionInfo]:
+    """The partitions, oldest first, the default one last (none for a plain table)."""
     connection = connections[using]
+    if connection.vendor != "postgresql":
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT child.relname, pg_get_expr(child.relpartbound, child.oid)"
@@ -122,10 +120,6 @@ def list_partitions(using: str = "default", *, count_rows: bool = False) -> list
         )
     low = dt.datetime.min.replace(tzinfo=dt.UTC)
     partitions.sort(key=lambda part: (part.is_default, part.start or low))
-    if count_rows:
-        partitions = [
-            dataclasses.replace(part, rows=_count(connection, part.name)) for part in partitions
-        ]
     return partitions
 
 

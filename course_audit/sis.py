@@ -340,6 +340,11 @@ class _RowReader:
                 raise _BadRow(f'{column} "{text}" is not an ISO 8601 date or date-time')
             if timezone.is_naive(value):
                 value = timezone.make_aware(value, self.zone)
+            try:
+                # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python takes.
+                value = value.astimezone(dt.UTC)
+            except (OverflowError, ValueError):
+                raise _BadRow(f'{column} "{text}" is out of the supported range') from None
             # Dates are shown, and so compared, in whole seconds.
             value = self.dates[text] = value.replace(microsecond=0)
         return value

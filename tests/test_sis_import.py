@@ -496,3 +496,17 @@ def test_the_command_refuses_a_missing_file_or_header(tmp_path, root_account):
     with pytest.raises(CommandError, match="The header has no long_name column"):
         _command(str(bad), "--account", str(root_account.pk))
     assert not Course.objects.exists()
+
+
+def test_any_offset_python_reads_is_imported_or_reported_never_a_database_error(
+    import_csv, department
+):
+    batch = import_csv(
+        f"FAR-EAST,,Far east,{department.sis_account_id},active,2026-01-12T00:00:00+16:00,",
+        f"TOO-EARLY,,Too early,{department.sis_account_id},active,0001-01-01T00:00:00+01:00,",
+    )
+    assert batch.messages == [
+        'line 3: start_date "0001-01-01T00:00:00+01:00" is out of the supported range'
+    ]
+    course = Course.objects.get(sis_course_id="FAR-EAST")
+    assert course.start_at == dt.datetime(2026, 1, 11, 8, 0, tzinfo=UTC)

@@ -73,6 +73,8 @@ class Command(BaseCommand):
             raise CommandError(f"--database: no database alias {using!r} in DATABASES")
         if options["ahead"] < 0:
             raise CommandError("--ahead must be 0 or more")
+        if not options["prune"] and (options["dry_run"] or options["keep_months"]):
+            raise CommandError("--dry-run and --keep-months go with --prune")
         if not partitions.is_partitioned(using):
             self.stdout.write(
                 f"The events table on {using!r} is not partitioned (partitions need "
@@ -82,8 +84,6 @@ class Command(BaseCommand):
         try:
             if options["prune"]:
                 self._prune(using, options)
-            elif options["dry_run"] or options["keep_months"]:
-                raise CommandError("--dry-run and --keep-months go with --prune")
             if not options["dry_run"]:
                 made = partitions.ensure_partitions(
                     using, start=options["start"], months_ahead=options["ahead"]
