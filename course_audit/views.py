@@ -47,8 +47,6 @@ ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LIST_PARAMS = ("event_type", "event_source")
-# The longest name, course code or SIS id a course can have.
-SEARCH_MAX_LENGTH = 255
 
 
 # --- access --------------------------------------------------------------------------------
@@ -284,12 +282,10 @@ def home(request: HttpRequest) -> HttpResponse:
     # PostgreSQL refuses NUL in a string literal, and no stored name holds one.
     query = request.GET.get("q", "").replace("\x00", "").strip()
     context: dict[str, Any] = {"tree": selectors.auditable_account_tree(request.user)}
-    if len(query) > SEARCH_MAX_LENGTH:
-        # Longer than any name, code or SIS id, so it cannot match; and a trigram search
-        # of a huge text is slow work for nothing.
+    if len(query) > selectors.SEARCH_MAX_LENGTH:
         context["search_error"] = _(
             "The search text is too long (%(length)d characters; at most %(limit)d)."
-        ) % {"length": len(query), "limit": SEARCH_MAX_LENGTH}
+        ) % {"length": len(query), "limit": selectors.SEARCH_MAX_LENGTH}
         return render(request, "course_audit/home.html", context, status=400)
     context["query"] = query
     context["courses"] = selectors.auditable_courses(request.user, query) if query else None

@@ -5,7 +5,7 @@ is JSON in the contract's form.
 The limits: a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413 (refused on its
 declared length, before it is read), more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` fields a
 400; a listing's parameter over ``filters.MAX_PARAMETER_LENGTH`` characters a 400 naming
-it, a search over ``views.SEARCH_MAX_LENGTH`` characters a 400 page.
+it, a search over ``selectors.SEARCH_MAX_LENGTH`` characters a 400 page.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from urllib.parse import urlencode
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from course_audit import views
+from course_audit import selectors, views
 from course_audit.filters import MAX_PARAMETER_LENGTH
 from course_audit.models import Course, CourseEvent
 from tests.api_fixtures import ApiCaller
@@ -414,7 +415,7 @@ def test_an_oversized_search_is_a_400_page_without_a_search(registrar_browser, c
 
 
 def test_a_search_at_the_limit_still_searches(registrar_browser, make_course):
-    name = "N" * views.SEARCH_MAX_LENGTH
+    name = "N" * selectors.SEARCH_MAX_LENGTH
     make_course(name=name)
     response = registrar_browser.get(reverse("course_audit_home"), {"q": name})
     assert response.status_code == 200
@@ -438,3 +439,19 @@ def test_unknown_parameters_do_not_change_the_home_page(registrar_browser, cours
     assert plain.status_code == noisy.status_code == 200
     assert list(noisy.context["courses"]) == list(plain.context["courses"]) == [course]
     assert noisy.context["tree"] == plain.context["tree"]
+
+
+def test_an_oversized_admin_search_finds_nothing_without_searching(make_user, course):
+    """The event changelist's search looks up courses and users first; a term longer than
+    any name cannot match one, so it is not looked up."""
+    user = make_user("admin", is_staff=True, is_superuser=True)
+    admin_browser = Client()
+    admin_browser.force_login(user)
+    url = reverse("admin:course_audit_courseevent_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_browser.get(url, {"q": "B" * HUGE})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+    assert not [query for query in queries if "LIKE" in query["sql"].upper()]
+    found = admin_browser.get(url, {"q": "Biology"})
+    assert [event.course_id for event in found.context["cl"].result_list] == [course.pk]
