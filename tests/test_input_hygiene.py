@@ -132,6 +132,30 @@ def test_the_default_limit_is_djangos(registrar, course):
     assert json_error(response, 413) == errors("The request body is larger than 2621440 bytes.")
 
 
+def test_a_chunked_body_is_411_not_a_silent_no_op(registrar, course):
+    """A WSGI server hands Django a chunked body (no Content-Length) as an empty one: the
+    write would answer 200 having read none of its fields."""
+    before = course_state(course)
+    response = registrar.send(
+        "put",
+        f"/api/v1/courses/{course.pk}",
+        "",
+        content_type=JSON,
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert json_error(response, 411) == errors(
+        "A request body needs a Content-Length header; a chunked body is not read."
+    )
+    assert course_state(course) == before
+    # A read with the header is left alone.
+    read = registrar.client.get(
+        f"/api/v1/courses/{course.pk}",
+        HTTP_AUTHORIZATION=f"Bearer {registrar.token}",
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    assert read.status_code == 200
+
+
 def test_too_many_form_fields_is_a_json_400(registrar, course, settings):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
     before = course_state(course)

@@ -8,6 +8,8 @@
   body with too many fields or files and for malformed JSON
 - 413 ``{"errors": [{"message": "The request body is larger than ... bytes."}]}`` for a body
   over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+- 411 ``{"errors": [{"message": "A request body needs a Content-Length header ..."}]}`` for
+  a chunked body, which Django's WSGI request never reads (it would be a silent no-op)
 - 404, 405, 406 and 415 in the same form (an unknown path under ``api/v1/`` too)
 - 503 ``{"errors": [{"message": "The database could not ..."}]}`` with ``Retry-After``, for a
   ``DatabaseError`` (the database is away, or refused the change or its events): the
@@ -72,6 +74,15 @@ class RequestTooLarge(exceptions.APIException):
     def __init__(self) -> None:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         super().__init__(f"The request body is larger than {limit} bytes.")
+
+
+class LengthRequired(exceptions.APIException):
+    """411: a chunked body without ``Content-Length``, which WSGI servers hand to Django as
+    an empty body: answering 200 for a write whose fields were never read would lie."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = "A request body needs a Content-Length header; a chunked body is not read."
 
 
 def error_body(*messages: str, status_word: str | None = None) -> dict[str, Any]:

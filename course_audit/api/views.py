@@ -27,6 +27,7 @@ from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +37,7 @@ from course_audit import selectors, services
 from course_audit.api.authentication import BearerTokenAuthentication
 from course_audit.api.exceptions import (
     NOT_FOUND_MESSAGE,
+    LengthRequired,
     RequestTooLarge,
     error_body,
     exception_handler,
@@ -98,8 +100,15 @@ class CourseAuditAPIView(GenericViewSet):
         # check DATA_UPLOAD_MAX_MEMORY_SIZE only once they read, and a multipart body's files
         # would be spooled to disk first. None of the API's bodies carries a file.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and _content_length(request) > limit:
+        length = _content_length(request)
+        if limit is not None and length > limit:
             raise RequestTooLarge()
+        if (
+            request.method not in SAFE_METHODS
+            and "HTTP_TRANSFER_ENCODING" in request.META
+            and not length
+        ):
+            raise LengthRequired()
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Whatever path the host mounts the API under, its changes are ``api`` events.
