@@ -69,6 +69,8 @@ DATABASES = {
 SECURE_SSL_REDIRECT = True
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600)))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Lets the domain be submitted to browsers' preload list (hstspreload.org), a commitment that
+# takes months to undo: every subdomain must serve HTTPS.
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
