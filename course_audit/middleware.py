@@ -8,10 +8,12 @@ recorded events leaves a ``PageView`` row, which the events link to.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from course_audit.conf import conf
@@ -19,6 +21,8 @@ from course_audit.context import RequestTrace, audit_context
 from course_audit.models import CourseEvent, PageView
 
 REQUEST_ID_HEADER = "X-Request-Id"
+
+logger = logging.getLogger(__name__)
 
 
 def request_source(request: HttpRequest) -> str:
@@ -50,8 +54,22 @@ class AuditContextMiddleware:
             trace=trace,
         ):
             response = self.get_response(request)
-        if trace.events_recorded and conf.RECORD_PAGE_VIEWS:
-            self.save_page_view(request, request_id, trace, time.perf_counter() - started)
+        # An error answer means the request's changes were rolled back (the API answers 503
+        # when the database fails mid-write, 400 when a write is refused), even if some of
+        # its events had been inserted first: such a request leaves no page view.
+        if trace.events_recorded and conf.RECORD_PAGE_VIEWS and response.status_code < 400:
+            try:
+                self.save_page_view(request, request_id, trace, time.perf_counter() - started)
+            except DatabaseError:
+                # The change and its events are committed: the answer must say so (a 500
+                # would make the client retry a change that was made). The events' page
+                # view link stays empty, as for a request that kept no page view.
+                logger.warning(
+                    "Page view %s not saved: the database failed after the request's changes "
+                    "were committed",
+                    request_id,
+                    exc_info=True,
+                )
         response[REQUEST_ID_HEADER] = str(request_id)
         return response
 
