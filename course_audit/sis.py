@@ -203,6 +203,9 @@ def import_courses_csv(
             # Whatever stops the run, the batch must not stay "importing": it is marked
             # failed and the error goes on to the caller.
             except BaseException as error:
+                # The counters as committed: the failed chunk's were set on the batch in its
+                # transaction, which rolled back.
+                _count(batch, tally)
                 lines = f"lines {chunk[0][0]}-{chunk[-1][0]}"
                 _finish_failed(batch, [*tally.lines(), f"Import failed at {lines}: {error!r}"])
                 raise

@@ -120,13 +120,18 @@ def kill_before_call(
     monkeypatch.setattr(owner, name, wrapped)
 
 
-def kill_after_call(monkeypatch: pytest.MonkeyPatch, killer: Killer, owner: Any, name: str) -> None:
-    """The session ends just after the first call of ``owner.name`` returns."""
+def kill_after_call(
+    monkeypatch: pytest.MonkeyPatch, killer: Killer, owner: Any, name: str, *, at_call: int = 1
+) -> None:
+    """The session ends just after the ``at_call``-th call of ``owner.name`` returns."""
     original = getattr(owner, name)
+    calls = 0
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
         result = original(*args, **kwargs)
-        if not killer.killed:
+        calls += 1
+        if calls == at_call:
             killer.kill()
         return result
 
@@ -338,9 +343,12 @@ EXPECTED_EVENTS = [
 # Where the session ends: before chunk N's rows are applied, or inside chunk N, after its
 # new courses and their events were written and before its changed courses' events.
 SIS_FAULTS = {
-    "before-chunk-2": ("_apply", 2, 1),
-    "inside-chunk-1": ("insert_events", 2, 0),
-    "before-chunk-3": ("_apply", 3, 2),
+    "before-chunk-2": (sis, "_apply", "before", 2, 1),
+    "inside-chunk-1": (recording, "insert_events", "before", 2, 0),
+    "before-chunk-3": (sis, "_apply", "before", 3, 2),
+    # After chunk 2's last statement (its counters; the batch's first save is its INSERT)
+    # and before its COMMIT.
+    "before-commit-of-chunk-2": (SisBatch, "save", "after", 3, 1),
 }
 
 
@@ -363,10 +371,10 @@ def _sis_events(*batches: SisBatch) -> list[tuple[str, str]]:
 def test_a_sis_import_cut_off_keeps_whole_chunks_and_a_rerun_finishes_it(
     course, root_account, courses_csv, killer, monkeypatch, fault
 ):
-    name, at_call, chunks_kept = SIS_FAULTS[fault]
+    owner, name, when, at_call, chunks_kept = SIS_FAULTS[fault]
     monkeypatch.setattr(sis, "CHUNK_SIZE", 3)
-    owner = sis if name == "_apply" else recording
-    kill_before_call(monkeypatch, killer, owner, name, at_call=at_call)
+    kill = kill_before_call if when == "before" else kill_after_call
+    kill(monkeypatch, killer, owner, name, at_call=at_call)
 
     with pytest.raises(OperationalError):
         sis.import_courses_csv(file=courses_csv, root_account=root_account)
@@ -378,6 +386,7 @@ def test_a_sis_import_cut_off_keeps_whole_chunks_and_a_rerun_finishes_it(
     created = sum(c for c, _ in CHUNK_COUNTS[:chunks_kept])
     updated = sum(u for _, u in CHUNK_COUNTS[:chunks_kept])
     assert (failed.courses_created, failed.courses_updated) == (created, updated)
+    # The rows of the chunks committed; the counters never claim the rolled-back chunk's.
     assert failed.rows_applied == 3 * chunks_kept - (1 if chunks_kept >= 2 else 0)
     # Whole chunks only: each course written has all its events, none other was written.
     kept = {sis_id for sis_id, _ in _sis_events(failed)}
