@@ -187,14 +187,18 @@ class Run:
 class Client:
     """One keep-alive connection to the server, as one API client."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, cookies: dict[str, str] | None = None) -> None:
         self.run = run
         self.connection: http.client.HTTPConnection | None = None
+        # A browser's session instead of the API token, for the pages.
+        self.cookies = cookies
 
     def send(
         self, kind: str, method: str, path: str, body: dict[str, str] | None = None
     ) -> tuple[Sample, http.client.HTTPResponse | None]:
         headers = {"Authorization": f"Bearer {self.run.token}"}
+        if self.cookies is not None:
+            headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         payload = None
         if body is not None:
             payload = urlencode(body)
@@ -311,6 +315,55 @@ def reader(run: Run, index: int, plans: list[tuple[str, str, dict[str, Any]]]) -
 
 def run_database_url(run: Run) -> str:
     return os.environ["DATABASE_URL"]
+
+
+def log_in(port: int) -> dict[str, str]:
+    """A session of the registrar, through the login form, as a browser gets one."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", "/accounts/login/")
+    response = connection.getresponse()
+    page = response.read().decode()
+    cookies = _cookies(response)
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match is not None, "no CSRF token on the login page"
+    form = urlencode(
+        {"username": "registrar", "password": "demo", "csrfmiddlewaretoken": match.group(1)}
+    )
+    connection.request(
+        "POST",
+        "/accounts/login/",
+        body=form,
+        headers={
+            "Content-Type": FORM,
+            "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+        },
+    )
+    response = connection.getresponse()
+    response.read()
+    cookies.update(_cookies(response))
+    connection.close()
+    if response.status != 302 or "sessionid" not in cookies:
+        raise SystemExit(f"logging in as registrar failed: HTTP {response.status}")
+    return cookies
+
+
+def _cookies(response: http.client.HTTPResponse) -> dict[str, str]:
+    found = {}
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        found[name.strip()] = rest.split(";", 1)[0]
+    return found
+
+
+def page_reader(run: Run, cookies: dict[str, str], paths: list[str]) -> None:
+    """A registrar reading history pages in a browser (a session, no token)."""
+    rng = random.Random(run.args.seed * 10)
+    client = Client(run, cookies)
+    while run.running():
+        sample, _ = client.send("page-history", "GET", rng.choice(paths))
+        if sample.status not in (200, 503):
+            run.errors.append(f"page: HTTP {sample.status}")
+        time.sleep(0.05)
 
 
 # Writers ---------------------------------------------------------------------------------
@@ -469,6 +522,20 @@ def restarter(run: Run, cluster: PrivateCluster) -> None:
     print(f"    back at {run.outage[1]:.1f} s", flush=True)
 
 
+def idle_restart_probe(run: Run, cluster: PrivateCluster, path: str) -> list[Sample]:
+    """Restart PostgreSQL while no request runs, then send as many requests as the server
+    has threads, several times over: none may fail (a connection kept from before the
+    restart must be noticed as dead before it is used, not by the request using it)."""
+    cluster.restart()
+    client = Client(run)
+    probes = []
+    for _ in range(3 * WORKERS * THREADS):
+        sample, _response = client.send("idle-restart-probe", "GET", f"{path}?per_page=1")
+        probes.append(run.samples.pop())
+        assert probes[-1] is sample
+    return probes
+
+
 # Setting up ------------------------------------------------------------------------------
 
 
@@ -543,10 +610,20 @@ def check_statuses(run: Run, verdict: Verdict) -> None:
     silent = [s for s in run.samples if s.status == 0]
     verdict.check(not silent, f"every request answered ({len(silent)} got no answer)")
     unavailable = [s for s in run.samples if s.status == 503]
-    malformed = [s for s in unavailable if _json(s.body) != UNAVAILABLE or s.retry_after != "30"]
+    malformed = [
+        s
+        for s in unavailable
+        if s.retry_after != "30"
+        or (
+            b"Temporarily unavailable" not in s.body
+            if s.kind.startswith("page")
+            else _json(s.body) != UNAVAILABLE
+        )
+    ]
     verdict.check(
         not malformed,
-        f"every 503 ({len(unavailable)}) has the contract's JSON body and Retry-After: 30 "
+        f"every 503 ({len(unavailable)}) has Retry-After: 30 and the contract's JSON body (API) "
+        f"or the unavailable page (pages) "
         f"({len(malformed)} not: {_first_bodies(malformed)})",
     )
     verdict.check(run.outage is not None, "PostgreSQL was restarted mid-run")
@@ -936,6 +1013,9 @@ def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
                 args=(run, sis_folder, root.pk, [d.sis_account_id for d in departments]),
             )
         )
+        page_paths = [f"/audit/courses/{course_id}/" for course_id in writer_courses[0]]
+        page_paths.append(f"/audit/accounts/{departments[0].pk}/")
+        threads.append(threading.Thread(target=page_reader, args=(run, log_in(port), page_paths)))
         threads.append(threading.Thread(target=restarter, args=(run, cluster)))
         load_began = time.monotonic()
         for thread in threads:
@@ -946,6 +1026,7 @@ def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
         finally:
             run.stop.set()
         elapsed = time.monotonic() - load_began
+        probes = idle_restart_probe(run, cluster, plans[0][1])
     load1, load5, _ = os.getloadavg()
     connections.close_all()
     verdict = Verdict()
@@ -953,6 +1034,12 @@ def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
         print(f"  client error: {error}")
     verdict.check(not run.errors, f"no client-side errors ({len(run.errors)})")
     check_statuses(run, verdict)
+    print("==> a restart while the server is idle")
+    verdict.check(
+        all(sample.status == 200 for sample in probes),
+        f"each of the {len(probes)} requests after it answered 200 "
+        f"({collections.Counter(sample.status for sample in probes)})",
+    )
     check_writes(run, writer_courses, verdict)
     check_listings(run, verdict)
     check_sis(run, root.pk, verdict)

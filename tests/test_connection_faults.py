@@ -258,6 +258,18 @@ def test_a_write_rolled_back_by_a_later_fault_leaves_no_page_view(
     assert PageView.objects.count() == views
 
 
+def test_a_kept_connection_the_database_dropped_is_replaced_before_the_next_request(killer):
+    """The demo keeps connections between requests; one the server ended while it was
+    idle (a restart) must not fail the request that reuses it."""
+    assert connection.settings_dict["CONN_MAX_AGE"] > 0
+    assert Course.objects.count() == 0
+    killer.kill()
+    # What a server does when the next request starts.
+    close_old_connections()
+
+    assert Course.objects.count() == 0
+
+
 # The ORM -----------------------------------------------------------------------------
 
 
