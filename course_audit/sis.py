@@ -25,14 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.db import (
-    DEFAULT_DB_ALIAS,
-    InterfaceError,
-    OperationalError,
-    connections,
-    models,
-    transaction,
-)
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -207,7 +200,12 @@ def import_courses_csv(
                 # transaction, which rolled back.
                 _count(batch, tally)
                 lines = f"lines {chunk[0][0]}-{chunk[-1][0]}"
-                _finish_failed(batch, [*tally.lines(), f"Import failed at {lines}: {error!r}"])
+                messages = [*tally.lines(), f"Import failed at {lines}: {error!r}"]
+                if not _finish_failed(batch, messages):
+                    error.add_note(
+                        f"SIS batch {batch.pk} is left 'importing': the database did not "
+                        "come back in time to mark it failed."
+                    )
                 raise
             tally.add(done)
             bar.update(len(chunk))
@@ -473,23 +471,24 @@ def _count(batch: SisBatch, *tallies: _Tally) -> None:
     batch.courses_updated = sum(tally.updated for tally in tallies)
 
 
-def _finish_failed(batch: SisBatch, messages: list[str]) -> None:
+def _finish_failed(batch: SisBatch, messages: list[str]) -> bool:
     """Mark the batch failed, even when the error that stopped the import was the
     database going away: a restart or a failover is over in seconds, and a batch left
-    ``importing`` would claim a run that has ended."""
+    ``importing`` would claim a run that has ended. False if it could not be marked."""
     connection = connections[batch._state.db or DEFAULT_DB_ALIAS]
     for delay in (*FINISH_RETRY_DELAYS, None):
         try:
             _finish(batch, SisBatch.WorkflowState.FAILED, messages)
-            return
-        except (OperationalError, InterfaceError):
+            return True
+        except DatabaseError:
             # Inside a caller's transaction the batch row goes with it: nothing to mark.
             if delay is None or connection.in_atomic_block:
-                raise
+                return False
             # A connection the server dropped stays broken until closed; the next query
             # then opens a new one.
             connection.close()
             time.sleep(delay)
+    return False
 
 
 def _finish(batch: SisBatch, state: str, messages: list[str]) -> None:
