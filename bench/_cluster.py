@@ -18,8 +18,14 @@ from pathlib import Path
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"
 DATABASE = "course_audit_load"
-# A throwaway cluster: durability buys nothing here, and the disk is shared.
-SERVER_OPTIONS = ("fsync=off", "full_page_writes=off", "max_connections=100")
+# A throwaway cluster: durability buys nothing here, and the disk is shared. Commit times
+# tell the load test which events had committed when a reader began a listing.
+SERVER_OPTIONS = (
+    "fsync=off",
+    "full_page_writes=off",
+    "max_connections=100",
+    "track_commit_timestamp=on",
+)
 
 
 def free_port(preferred: int) -> int:

@@ -33,8 +33,11 @@ What it does, all on 127.0.0.1:
    - listings: no event twice, in strict (created_at, id) order, and none skipped.
      *Skipped* is defined exactly: an event of the listing's filter whose (created_at, id)
      is at or below the listing's first event and whose inserting transaction had
-     committed when the listing began (PostgreSQL's ``pg_current_snapshot()`` taken just
-     before page one, compared with the row's ``xmin``), but which the reader never got.
+     committed when the listing began (the commit timestamp of the row's ``xmin``, which
+     the private cluster tracks, before the server's clock read just before page one),
+     but which the reader never got. (Not ``pg_visible_in_snapshot(xmin, ...)``: an event
+     inserted in a savepoint has a subtransaction's ``xmin``, which a snapshot does not
+     list, so a transaction still running would count as committed.)
      Events committed while the reader paged may or may not be seen, depending on where
      the reader was: they are counted, not required;
    - SIS: each batch's counters match its events (one ``created`` event per course
@@ -140,7 +143,7 @@ class Listing:
     kind: str
     path: str
     filter: dict[str, Any]
-    snapshot: str
+    began_at: str  # the database server's clock just before page one
     uuids: list[str]
     pages: int
     retries: int
@@ -264,13 +267,13 @@ def reader(run: Run, index: int, plans: list[tuple[str, str, dict[str, Any]]]) -
     while not run.stop.is_set() and run.now() < run.args.duration:
         kind, path, listing_filter = rng.choice(plans)
         per_page = rng.choice([25, 50, 100])
-        # The snapshot before page one: what had committed when the listing began.
+        # The server's clock before page one: what had committed when the listing began.
         try:
             if database is None or database.closed:
                 database = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-            row = database.execute("SELECT pg_current_snapshot()::text").fetchone()
+            row = database.execute("SELECT clock_timestamp()::text").fetchone()
             assert row is not None
-            snapshot = str(row[0])
+            began_at = str(row[0])
         except psycopg.OperationalError:
             database = None
             time.sleep(0.2)
@@ -307,7 +310,7 @@ def reader(run: Run, index: int, plans: list[tuple[str, str, dict[str, Any]]]) -
                 url = f"{parts.path}?{parts.query}"
         if complete:
             run.listings.append(
-                Listing(kind, path, listing_filter, snapshot, uuids, pages, retries)
+                Listing(kind, path, listing_filter, began_at, uuids, pages, retries)
             )
     if database is not None:
         database.close()
@@ -755,18 +758,23 @@ def check_listings(run: Run, verdict: Verdict) -> None:
             if any(a <= b for a, b in itertools.pairwise(order)):
                 unordered += 1
             cursor.execute(
-                f"SELECT uuid::text, pg_visible_in_snapshot(xmin::text::xid8, %s::pg_snapshot) "
-                f"FROM {table} WHERE {where} AND (created_at, id) <= (%s, %s)",
-                [listing.snapshot, *params, first[0], first[1]],
+                f"SELECT uuid::text, COALESCE(pg_xact_commit_timestamp(xmin) < %s::timestamptz, "
+                f"true), created_at, pg_xact_commit_timestamp(xmin) FROM {table} "
+                f"WHERE {where} AND (created_at, id) <= (%s, %s)",
+                [listing.began_at, *params, first[0], first[1]],
             )
-            in_range = dict(cursor.fetchall())
+            rows = cursor.fetchall()
+        in_range = {row[0]: row[1] for row in rows}
         seen = set(listing.uuids)
         if not seen <= set(in_range):
             phantoms += 1
-        committed_before = {u for u, visible in in_range.items() if visible}
+        committed_before = {u for u, before in in_range.items() if before}
         if committed_before - seen:
             skipped += 1
-            print(f"  skipped in {listing.path}: {len(committed_before - seen)} events")
+            print(f"  skipped in {listing.path} (began {listing.began_at}):")
+            for row in rows:
+                if row[0] in committed_before - seen:
+                    print(f"    event {row[0]} created {row[2]}, committed {row[3]}")
         late = set(in_range) - committed_before
         late_seen += len(late & seen)
         late_unseen += len(late - seen)
