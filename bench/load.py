@@ -514,11 +514,35 @@ def sis_importer(run: Run, folder: Path, root_id: int, departments: list[str]) -
 def restarter(run: Run, cluster: PrivateCluster) -> None:
     if run.stop.wait(run.args.duration * run.args.restart_at):
         return
+    # The worst moment for an import: a chunk committed, the next one under way. Waited
+    # for, within bounds; the restart comes anyway.
+    mid_import = _wait_for_a_mid_import(run, seconds=15)
     began = run.now()
-    print(f"==> restarting the private PostgreSQL at {began:.1f} s", flush=True)
+    print(
+        f"==> restarting the private PostgreSQL at {began:.1f} s"
+        + (" (a SIS import between its chunks)" if mid_import else ""),
+        flush=True,
+    )
     cluster.restart()
     run.outage = (began, run.now())
     print(f"    back at {run.outage[1]:.1f} s", flush=True)
+
+
+def _wait_for_a_mid_import(run: Run, *, seconds: float) -> bool:
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as database:
+        while time.monotonic() < deadline and not run.stop.is_set():
+            found = database.execute(
+                "SELECT 1 FROM course_audit_sisbatch WHERE workflow_state = 'importing' "
+                "AND rows_applied > 0 AND filename LIKE %s",
+                ["load-%"],
+            ).fetchone()
+            if found:
+                return True
+            time.sleep(0.05)
+    return False
 
 
 def idle_restart_probe(run: Run, cluster: PrivateCluster, path: str) -> list[Sample]:
@@ -854,6 +878,13 @@ def check_sis(run: Run, root_id: int, verdict: Verdict) -> None:
         courses = events.values("course_id").distinct().count()
         created = events.filter(event_type="created").count()
         finished = batch.workflow_state in {"imported", "imported_with_messages"}
+        if batch.workflow_state == "failed":
+            print(
+                f"  batch {batch.pk} ({batch.filename}) failed: {batch.rows_applied} of "
+                f"{batch.rows_total} rows applied (its committed chunks), "
+                f"{batch.courses_created} courses created, {batch.courses_updated} changed, "
+                f"{events.count()} events; {batch.messages[-1][:90]}"
+            )
         rows_ok = not finished or (
             batch.rows_applied + batch.rows_skipped == batch.rows_total
             and batch.rows_skipped == SIS_BAD_ROWS
