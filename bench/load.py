@@ -20,7 +20,9 @@ What it does, all on 127.0.0.1:
      what every confirmed change must have recorded;
    - SIS imports (``manage.py sis_import``) run one after another over generated
      ``courses.csv`` files that differ from run to run;
-   - half-way, the private PostgreSQL is restarted (``pg_ctl restart -m fast``);
+   - half-way, the private PostgreSQL is restarted (``pg_ctl restart -m fast``), at a
+     moment a SIS import has committed a chunk and works on the next (waited for, at
+     most 15 s); after the load, once more while the server is idle;
 
 4. checks, and prints, then exits non-zero if any invariant failed:
 
