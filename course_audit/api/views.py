@@ -41,6 +41,7 @@ from course_audit.api.schema import (
     LISTING_PARAMETERS,
     document,
     errors,
+    request_bodies,
 )
 from course_audit.api.serializers import (
     AccountSerializer,
@@ -241,7 +242,8 @@ class CourseViewSet(CourseAuditAPIView):
     @document(
         summary="Get a course",
         parameters=[COURSE_ID],
-        responses={200: CourseSerializer, **errors(401, 403, 404)},
+        # 400: a SIS id that names courses in several of the caller's root accounts.
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
     )
     def retrieve(self, request: Request, course_id: str) -> Response:
         return Response(CourseSerializer(self.get_object()).data)
@@ -249,7 +251,7 @@ class CourseViewSet(CourseAuditAPIView):
     @document(
         summary="Update a course",
         parameters=[COURSE_ID],
-        request=CourseUpdateSerializer,
+        request=request_bodies(CourseUpdateSerializer, "CourseUpdateForm"),
         responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
     )
     def update(self, request: Request, course_id: str) -> Response:
@@ -307,7 +309,8 @@ class AccountViewSet(CourseAuditAPIView):
     @document(
         summary="Get an account",
         parameters=[ACCOUNT_ID],
-        responses={200: AccountSerializer, **errors(401, 403, 404)},
+        # 400: a SIS id that names accounts in several of the caller's root accounts.
+        responses={200: AccountSerializer, **errors(400, 401, 403, 404)},
     )
     def retrieve(self, request: Request, account_id: str) -> Response:
         return Response(AccountSerializer(self.get_account(account_id)).data)
@@ -322,7 +325,7 @@ class AccountCourseViewSet(CourseAuditAPIView):
     @document(
         summary="Create a course",
         parameters=[ACCOUNT_ID],
-        request=CourseWriteSerializer,
+        request=request_bodies(CourseWriteSerializer, "CourseWriteForm"),
         responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
     )
     def create(self, request: Request, account_id: str) -> Response:
@@ -349,7 +352,7 @@ class ContentMigrationViewSet(CourseAuditAPIView):
     @document(
         summary="Copy a course into this one",
         parameters=[COURSE_ID],
-        request=ContentMigrationWriteSerializer,
+        request=request_bodies(ContentMigrationWriteSerializer, "ContentMigrationWriteForm"),
         responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404)},
     )
     def create(self, request: Request, course_id: str) -> Response:
