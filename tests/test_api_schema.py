@@ -349,3 +349,40 @@ def test_an_update_needs_no_name(schema, caller, root_account, admin_role, cours
     )
     assert response.status_code == 200, response.content
     assert (response.json()["name"], response.json()["is_public"]) == ("Biology 101", True)
+
+
+def test_unsupported_media_and_accept_answers_are_documented(
+    schema, caller, root_account, admin_role, department, course
+):
+    """A body in a media type the API does not read is a 415, and an ``Accept`` without
+    JSON a 406, both in the contract's error form; the schema documented neither."""
+    registrar = caller("registrar", (root_account, admin_role))
+    for path, method, url in (
+        (
+            "/api/v1/accounts/{account_id}/courses",
+            "post",
+            f"/api/v1/accounts/{department.pk}/courses",
+        ),
+        ("/api/v1/courses/{course_id}", "put", f"/api/v1/courses/{course.pk}"),
+        ("/api/v1/courses/{course_id}", "delete", f"/api/v1/courses/{course.pk}"),
+        (
+            "/api/v1/courses/{course_id}/content_migrations",
+            "post",
+            f"/api/v1/courses/{course.pk}/content_migrations",
+        ),
+    ):
+        response = registrar.send(method, url, "course[name]=x", content_type="text/plain")
+        assert response.status_code == 415, (method, url, response.content)
+        assert response.json() == {
+            "errors": [{"message": 'Unsupported media type "text/plain" in request.'}]
+        }
+        conforms_with_headers(schema, path, method, response)
+    response = registrar.client.get(
+        f"/api/v1/courses/{course.pk}",
+        HTTP_AUTHORIZATION=f"Bearer {registrar.token}",
+        HTTP_ACCEPT="text/html",
+    )
+    assert response.status_code == 406
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            conforms_with_headers(schema, path, method, response)

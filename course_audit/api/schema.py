@@ -187,7 +187,7 @@ class ErrorMessageSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 503."""
+    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 406, 415, 503."""
 
     errors = ErrorMessageSerializer(many=True)  # type: ignore[assignment]
 
@@ -219,6 +219,8 @@ _ERROR_SHAPES: dict[int, Any] = {
     401: UnauthenticatedErrorSerializer,
     403: UnauthorizedErrorSerializer,
     404: ErrorSerializer,
+    406: ErrorSerializer,
+    415: ErrorSerializer,
     503: ErrorSerializer,
 }
 
@@ -275,10 +277,10 @@ def document(**kwargs: Any) -> Callable[[F], F]:
     """``extend_schema`` built on drf-spectacular's ``AutoSchema`` even when the host's
     ``DEFAULT_SCHEMA_CLASS`` is DRF's own (the default).
 
-    Every operation can also answer 503 (a database error, ``exceptions.py``), and its
-    401 and 503 carry their headers.
+    Every operation can also answer 406 (an ``Accept`` without JSON) and 503 (a database
+    error, ``exceptions.py``), and its 401 and 503 carry their headers.
     """
-    kwargs["responses"] = {**kwargs.get("responses", {}), **errors(503)}
+    kwargs["responses"] = {**kwargs.get("responses", {}), **errors(406, 503)}
     kwargs["parameters"] = [
         *kwargs.get("parameters", []),
         WWW_AUTHENTICATE_HEADER,
