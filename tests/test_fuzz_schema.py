@@ -55,9 +55,9 @@ from course_audit.models import Account, AccountMembership, ApiToken, Course, Ro
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Bounds of the run: Hypothesis examples per operation in the fuzzing phase (besides the
-# coverage phase's cases), the fewest requests that make the run count, and a wall-clock
-# limit after which no further request is sent (the run then fails for too few requests).
+# Bounds of the run: Hypothesis examples (one request each) per operation, the fewest
+# requests that make the run count (9 x 120 = 1,080), and a wall-clock limit after which
+# no further request is sent and the run fails (about 90 s on a 2-core machine).
 FUZZ_EXAMPLES_PER_OPERATION = 120
 MIN_REQUESTS = 1000
 TIME_LIMIT_SECONDS = 420
