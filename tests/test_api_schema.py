@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -386,3 +387,45 @@ def test_unsupported_media_and_accept_answers_are_documented(
     for path, operations in schema["paths"].items():
         for method in operations:
             conforms_with_headers(schema, path, method, response)
+
+
+def test_oversized_and_chunked_bodies_are_documented(
+    schema, caller, root_account, admin_role, department, course, settings
+):
+    """A body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413 on any operation, and a chunked
+    write body a 411 on those that read one; the schema documented neither."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    registrar = caller("registrar", (root_account, admin_role))
+    big = json.dumps({"course": {"name": "x" * 5000}})
+    writes = (
+        (
+            "/api/v1/accounts/{account_id}/courses",
+            "post",
+            f"/api/v1/accounts/{department.pk}/courses",
+        ),
+        ("/api/v1/courses/{course_id}", "put", f"/api/v1/courses/{course.pk}"),
+        ("/api/v1/courses/{course_id}", "delete", f"/api/v1/courses/{course.pk}"),
+        (
+            "/api/v1/courses/{course_id}/content_migrations",
+            "post",
+            f"/api/v1/courses/{course.pk}/content_migrations",
+        ),
+    )
+    for path, method, url in writes:
+        response = registrar.send(method, url, big, content_type="application/json")
+        assert response.status_code == 413, (method, url, response.content)
+        conforms_with_headers(schema, path, method, response)
+        response = registrar.send(
+            method, url, "", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked"
+        )
+        assert response.status_code == 411, (method, url, response.content)
+        conforms_with_headers(schema, path, method, response)
+    response = registrar.client.generic(
+        "GET",
+        f"/api/v1/audit/course/courses/{course.pk}",
+        big,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {registrar.token}",
+    )
+    assert response.status_code == 413
+    conforms_with_headers(schema, "/api/v1/audit/course/courses/{course_id}", "get", response)

@@ -222,7 +222,8 @@ class ErrorMessageSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 406, 415, 503."""
+    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 406, 411, 413,
+    415, 503."""
 
     errors = ErrorMessageSerializer(many=True)  # type: ignore[assignment]
 
@@ -255,6 +256,8 @@ _ERROR_SHAPES: dict[int, Any] = {
     403: UnauthorizedErrorSerializer,
     404: ErrorSerializer,
     406: ErrorSerializer,
+    411: ErrorSerializer,
+    413: ErrorSerializer,
     415: ErrorSerializer,
     503: ErrorSerializer,
 }
@@ -312,10 +315,11 @@ def document(**kwargs: Any) -> Callable[[F], F]:
     """``extend_schema`` built on drf-spectacular's ``AutoSchema`` even when the host's
     ``DEFAULT_SCHEMA_CLASS`` is DRF's own (the default).
 
-    Every operation can also answer 406 (an ``Accept`` without JSON) and 503 (a database
-    error, ``exceptions.py``), and its 401 and 503 carry their headers.
+    Every operation can also answer 406 (an ``Accept`` without JSON), 413 (a body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, whatever the method) and 503 (a database error,
+    ``exceptions.py``), and its 401 and 503 carry their headers.
     """
-    kwargs["responses"] = {**kwargs.get("responses", {}), **errors(406, 503)}
+    kwargs["responses"] = {**kwargs.get("responses", {}), **errors(406, 413, 503)}
     kwargs["parameters"] = [
         *kwargs.get("parameters", []),
         WWW_AUTHENTICATE_HEADER,

@@ -293,7 +293,7 @@ class CourseViewSet(CourseAuditAPIView):
         summary="Update a course",
         parameters=[COURSE_ID],
         request=request_bodies(CourseUpdateSerializer, "CourseUpdateForm"),
-        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 415)},
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def update(self, request: Request, course_id: str) -> Response:
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
@@ -316,7 +316,7 @@ class CourseViewSet(CourseAuditAPIView):
                     "conclude": serializers.BooleanField(required=False),
                 },
             ),
-            **errors(400, 401, 403, 404, 415),
+            **errors(400, 401, 403, 404, 411, 415),
         },
     )
     def destroy(self, request: Request, course_id: str) -> Response:
@@ -367,7 +367,7 @@ class AccountCourseViewSet(CourseAuditAPIView):
         summary="Create a course",
         parameters=[ACCOUNT_ID],
         request=request_bodies(CourseWriteSerializer, "CourseWriteForm"),
-        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 415)},
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def create(self, request: Request, account_id: str) -> Response:
         account = self.get_account(account_id)
@@ -394,7 +394,7 @@ class ContentMigrationViewSet(CourseAuditAPIView):
         summary="Copy a course into this one",
         parameters=[COURSE_ID],
         request=request_bodies(ContentMigrationWriteSerializer, "ContentMigrationWriteForm"),
-        responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404, 415)},
+        responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def create(self, request: Request, course_id: str) -> Response:
         destination = self.get_course(course_id)
