@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
+from course_audit.api.enum_names import ENUM_NAME_OVERRIDES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -122,13 +124,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # For a schema of the whole site (drf-spectacular's own views and its check in `check
-# --deploy`): course_audit's two workflow_state enums, named as its own schema names them.
-SPECTACULAR_SETTINGS = {
-    "ENUM_NAME_OVERRIDES": {
-        "CourseWorkflowStateEnum": "course_audit.models.Course.WorkflowState",
-        "AccountWorkflowStateEnum": "course_audit.models.Account.WorkflowState",
-    },
-}
+# --deploy`): course_audit's enums, named as its own schema names them.
+SPECTACULAR_SETTINGS = {"ENUM_NAME_OVERRIDES": {**ENUM_NAME_OVERRIDES}}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "course_audit_home"

@@ -21,6 +21,7 @@ from rest_framework.renderers import TemplateHTMLRenderer
 from rest_framework.views import APIView
 
 import course_audit
+from course_audit.api.enum_names import ENUM_NAME_OVERRIDES
 from course_audit.api.exceptions import WWW_AUTHENTICATE
 from course_audit.models import CourseEvent
 
@@ -35,12 +36,7 @@ SCHEMA_SETTINGS: dict[str, Any] = {
     "VERSION": course_audit.__version__,
     "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {
-        "CourseWorkflowStateEnum": "course_audit.models.Course.WorkflowState",
-        "AccountWorkflowStateEnum": "course_audit.models.Account.WorkflowState",
-        # course[event] of an update, in its JSON and its form body alike.
-        "CourseEventEnum": "course_audit.api.serializers.COURSE_EVENT_SERVICES",
-    },
+    "ENUM_NAME_OVERRIDES": ENUM_NAME_OVERRIDES,
     "PREPROCESSING_HOOKS": ["course_audit.api.schema.only_course_audit_endpoints"],
 }
 
