@@ -114,12 +114,17 @@ def _viewer_zone(request: HttpRequest) -> dt.tzinfo:
 
 @require_POST
 def set_timezone(request: HttpRequest) -> HttpResponse:
-    """Remember the viewer's time zone in the session (an empty value: the site's)."""
-    name = request.POST.get("timezone", "")
-    if name in _time_zones() or name == "UTC":
-        request.session[TIMEZONE_SESSION_KEY] = name
-    else:
-        request.session.pop(TIMEZONE_SESSION_KEY, None)
+    """Remember the viewer's time zone in the session (an empty value: the site's).
+
+    Only a logged-in viewer's (the pages that offer the choice need a login): for anyone
+    else it stores nothing, so an anonymous POST cannot make the site write a session row.
+    """
+    if request.user.is_authenticated:
+        name = request.POST.get("timezone", "")
+        if name in _time_zones() or name == "UTC":
+            request.session[TIMEZONE_SESSION_KEY] = name
+        else:
+            request.session.pop(TIMEZONE_SESSION_KEY, None)
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
