@@ -11,8 +11,8 @@ Every name, code, SIS id, URL and file name of a tenant carries its marker (``HO
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
 course and acting user has a nine-digit id, so any byte of them in a response is found by a
 plain substring search (a nine-digit run in a random UUID or token: about 1 in 10^10).
-bio202 and rival2 share the SIS id ``SHARED-SIS-0042``, so a SIS look-up must pick the
-caller's own tenant.
+Some SIS ids are used by both tenants (bio202 and rival2, the bio and rival_dept
+accounts), so a SIS look-up must pick the caller's own tenant and tell nothing of the other.
 
 The oracle (``expect``) is written from the contract (API.md §5) and these tables, not
 from the app's code.
@@ -55,6 +55,7 @@ from course_audit.models import (
 HOME, CHEM, RIVAL = "home", "chem", "rival"
 MARKERS = {HOME: "HOMEU-SECRET", CHEM: "HOMEU-SECRET-CHEM", RIVAL: "RIVAL-SECRET"}
 SHARED_SIS = "SHARED-SIS-0042"
+SHARED_ACCOUNT_SIS = "SHARED-ACCT-0042"
 MISSING_ID = 777_777_701
 FORM = "application/x-www-form-urlencoded"
 NEW_COURSE_NAME = "Matrix New Course"
@@ -88,7 +89,7 @@ ACCOUNTS = {
     for key, pk, name, sis, parent, group in [
         ("home_root", 820_000_101, "HOMEU-SECRET-ROOT", "HOMEU-SECRET-SIS-RT", None, HOME),
         ("college", 820_000_113, "HOMEU-SECRET-COLLEGE", "HOMEU-SECRET-SIS-CO", "home_root", HOME),
-        ("bio", 820_000_127, "HOMEU-SECRET-BIOLOGY", "HOMEU-SECRET-SIS-BI", "college", HOME),
+        ("bio", 820_000_127, "HOMEU-SECRET-BIOLOGY", SHARED_ACCOUNT_SIS, "college", HOME),
         ("chem", 820_000_139, "HOMEU-SECRET-CHEM-DEPT", "HOMEU-SECRET-CHEM-SIS", "college", CHEM),
         ("rival_root", 913_000_151, "RIVAL-SECRET-ROOT", "RIVAL-SECRET-SIS-RT", None, RIVAL),
         (
@@ -455,11 +456,9 @@ def client_for(world: World, caller: CallerSpec, family: str) -> tuple[Client, d
 
 
 def course_ref(target: str) -> str:
-    """The ``<course_id>`` of a path: ``sis:<course>`` looks it up by SIS id."""
+    """The ``<course_id>`` of a path: ``sis:<course>`` looks that course's SIS id up."""
     if target == "missing":
         return str(MISSING_ID)
-    if target == "sis:shared":
-        return f"sis_course_id:{SHARED_SIS}"
     if target.startswith("sis:"):
         return f"sis_course_id:{COURSES[target[4:]].sis}"
     return str(COURSES[target].pk)
@@ -473,33 +472,32 @@ def account_ref(target: str) -> str:
     return str(ACCOUNTS[target].pk)
 
 
-def resolve_course(kind: Kind, target: str) -> str | None:
-    """The course the API finds for ``target`` (None: not found; "ambiguous": several)."""
+def _resolve(
+    kind: Kind, target: str, specs: dict[str, Any], account_of: Callable[[str], str]
+) -> str | None:
+    """What the API finds for ``target``: a SIS id is looked up in the caller's root
+    accounts only (in all, for a superuser). None: not found; "ambiguous": several."""
     if target == "missing":
         return None
     if not target.startswith("sis:"):
         return target
-    if target == "sis:shared":
-        found = [
-            key
-            for key, spec in COURSES.items()
-            if spec.sis == SHARED_SIS and (kind.superuser or root_of(spec.account) in kind.roots)
-        ]
-    else:
-        key = target[4:]
-        found = [key] if kind.superuser or root_of(COURSES[key].account) in kind.roots else []
+    sis = specs[target[4:]].sis
+    found = [
+        key
+        for key, spec in specs.items()
+        if spec.sis == sis and (kind.superuser or root_of(account_of(key)) in kind.roots)
+    ]
     if len(found) > 1:
         return "ambiguous"
     return found[0] if found else None
 
 
+def resolve_course(kind: Kind, target: str) -> str | None:
+    return _resolve(kind, target, COURSES, lambda key: COURSES[key].account)
+
+
 def resolve_account(kind: Kind, target: str) -> str | None:
-    if target == "missing":
-        return None
-    if not target.startswith("sis:"):
-        return target
-    key = target[4:]
-    return key if kind.superuser or root_of(key) in kind.roots else None
+    return _resolve(kind, target, ACCOUNTS, lambda key: key)
 
 
 def access(kind: Kind, account: str | None, permission: str) -> int:
@@ -554,7 +552,7 @@ FORBIDDEN = {
 }
 NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 API_BODIES = {401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND}
-AMBIGUOUS = "course_id: matches objects in several root accounts; use the numeric id"
+AMBIGUOUS = "{}: matches objects in several root accounts; use the numeric id"
 
 
 def _api_error(status: int) -> Expect:
@@ -565,7 +563,7 @@ def _api_course(permission: str, effect: str | None = None) -> Callable[..., Exp
     def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
         found = resolve_course(kind, target)
         if found == "ambiguous":
-            return Expect(400, body={"errors": [{"message": AMBIGUOUS}]})
+            return Expect(400, body={"errors": [{"message": AMBIGUOUS.format("course_id")}]})
         status = access(kind, COURSES[found].account if found else None, permission)
         if status != 200:
             return _api_error(status)
@@ -587,6 +585,8 @@ def _api_account(
 ) -> Callable[..., Expect]:
     def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
         found = resolve_account(kind, target)
+        if found == "ambiguous":
+            return Expect(400, body={"errors": [{"message": AMBIGUOUS.format("account_id")}]})
         status = access(kind, found, permission)
         if status != 200:
             return _api_error(status)
@@ -650,10 +650,11 @@ def _migration_request(world: World, target: str) -> Request:
     return Request("post", path, body=urlencode(body))
 
 
-COURSE_TARGETS = ("bio101", "chem", "rival", "missing", "sis:bio101", "sis:rival", "sis:shared")
+# sis:bio202 and sis:bio are SIS ids the rival tenant uses too (rival2, rival_dept).
+COURSE_TARGETS = ("bio101", "chem", "rival", "missing", "sis:bio101", "sis:rival", "sis:bio202")
 ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing", "sis:bio", "sis:rival_root")
 WRITE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing", "sis:rival")
-WRITE_ACCOUNT_TARGETS = ("bio", "chem", "rival_root", "missing", "sis:rival_root")
+WRITE_ACCOUNT_TARGETS = ("bio", "chem", "rival_root", "missing", "sis:rival_root", "sis:bio")
 SUBTREE_API_TARGETS = ("bio", "home_root", "rival_root", "missing")
 # destination <- source
 MIGRATION_TARGETS = (
@@ -992,13 +993,14 @@ def cells() -> list[Cell]:
 def matrix_size() -> str:
     """The matrix's size, as the terminal summary prints it."""
     all_cells = cells()
-    targets = {(SURFACES[c.surface].family, c.target) for c in all_cells if c.target != "-"}
-    per_family = Counter(SURFACES[c.surface].family for c in all_cells)
+    pairs = sum(len(surface.targets) for surface in SURFACES.values())
+    public = [surface for surface in SURFACES.values() if surface.family == "public"]
+    per_family = Counter(SURFACES[cell.surface].family for cell in all_cells)
     families = ", ".join(f"{family} {count:,}" for family, count in per_family.items())
     return (
-        f"authorization matrix: {len(all_cells):,} cells = {len(SURFACES)} surfaces "
-        f"x {len(CALLERS)} callers x their objects ({len(targets)} distinct; "
-        f"{sum(len(s.targets) for s in SURFACES.values())} surface-object pairs) [{families}]"
+        f"authorization matrix: {len(all_cells):,} cells = {pairs} (surface, object) pairs"
+        f" over {len(SURFACES)} surfaces x {len(CALLERS)} callers"
+        f" ({len(public)} public surfaces: {len(PUBLIC_CALLERS)} callers) [{families}]"
     )
 
 
