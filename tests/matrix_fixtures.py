@@ -111,6 +111,9 @@ COURSES = {
         ("chem", 820_001_197, "chem", "HOMEU-SECRET-CHEM-101", "HOMEU-SECRET-CHEM-SIS-101", CHEM),
         ("rival", 913_001_201, "rival_dept", "RIVAL-SECRET-COURSE1", "RIVAL-SECRET-SIS-1", RIVAL),
         ("rival2", 913_001_213, "rival_root", "RIVAL-SECRET-COURSE2", SHARED_SIS, RIVAL),
+        # Soft-deleted together, in one admin request of a superuser (see build_world).
+        ("bio303", 820_001_229, "bio", "HOMEU-SECRET-BIO303", "HOMEU-SECRET-SIS-B303", HOME),
+        ("rival3", 913_001_237, "rival_dept", "RIVAL-SECRET-COURSE3", "RIVAL-SECRET-SIS-3", RIVAL),
     ]
 }
 # The page views behind some of the recorded events (their ids are the request ids).
@@ -212,6 +215,9 @@ class CallerSpec:
     # A browser's session with Django's CSRF checks on (the test client skips them unless
     # asked): its unsafe requests without a CSRF token must be refused before anything.
     csrf: bool = False
+    # A logged-in browser that also sends a bearer token that authenticates nobody: the API
+    # must not fall back on the session (bad credentials are a 401), the pages ignore it.
+    bad_token: bool = False
 
 
 CALLERS: dict[str, CallerSpec] = {
@@ -226,6 +232,9 @@ CALLERS: dict[str, CallerSpec] = {
     },
     "registrar/session+csrf": CallerSpec(
         "registrar/session+csrf", "registrar", "session", csrf=True
+    ),
+    "registrar/session+bad_token": CallerSpec(
+        "registrar/session+bad_token", "registrar", "session", bad_token=True
     ),
 }
 # The schema and its docs declare no authentication at all, so the caller cannot matter
@@ -362,6 +371,15 @@ def build_world() -> World:
             _record_page_view(pv, actor, f"https://lms.example/{marker}-PV/courses/{spec.pk}")
         courses[key] = course
 
+    # One request that changes courses of both tenants: a superuser's bulk soft delete in
+    # the admin. Its page view names one course and account; both tenants' events link it.
+    operator = Client()
+    operator.force_login(users["superuser"])
+    operator.post(
+        reverse("admin:course_audit_course_changelist") + "?q=SECRET",
+        {"action": "soft_delete", "_selected_action": [courses["bio303"].pk, courses["rival3"].pk]},
+    )
+
     tokens: dict[str, str] = {}
     for kind, user in users.items():
         tokens[f"{kind}/token"] = ApiToken.issue(user=user)[1]
@@ -442,11 +460,13 @@ def _session_client(session_key: str, *, csrf: bool = False) -> Client:
     return client
 
 
-def client_for(world: World, caller: CallerSpec, family: str) -> tuple[Client, dict[str, str]]:
+def client_for(world: World, caller: CallerSpec) -> tuple[Client, dict[str, str]]:
     """A fresh client and the extra headers the caller sends."""
     if caller.via == "session":
         assert caller.kind is not None
-        return _session_client(world.sessions[caller.kind], csrf=caller.csrf), {}
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {world.tokens['bad_token']}"}
+        client = _session_client(world.sessions[caller.kind], csrf=caller.csrf)
+        return client, headers if caller.bad_token else {}
     if caller.via == "token":
         return Client(), {"HTTP_AUTHORIZATION": f"Bearer {world.tokens[caller.name]}"}
     return Client(), {}
@@ -651,7 +671,16 @@ def _migration_request(world: World, target: str) -> Request:
 
 
 # sis:bio202 and sis:bio are SIS ids the rival tenant uses too (rival2, rival_dept).
-COURSE_TARGETS = ("bio101", "chem", "rival", "missing", "sis:bio101", "sis:rival", "sis:bio202")
+COURSE_TARGETS = (
+    "bio101",
+    "chem",
+    "rival",
+    "rival3",
+    "missing",
+    "sis:bio101",
+    "sis:rival",
+    "sis:bio202",
+)
 ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing", "sis:bio", "sis:rival_root")
 WRITE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing", "sis:rival")
 WRITE_ACCOUNT_TARGETS = ("bio", "chem", "rival_root", "missing", "sis:rival_root", "sis:bio")
@@ -667,17 +696,25 @@ MIGRATION_TARGETS = (
     "rival<-rival2",
     "missing<-bio101",
 )
+# Every event of a listing on its first page, so that the page shows which courses it lists.
+ONE_PAGE = {"per_page": "100"}
 CREATE_BODY = urlencode({"course[name]": NEW_COURSE_NAME, "course[course_code]": "MX-NEW"})
 
 API_SURFACES = [
-    _api("audit_course", "audit-course", COURSE_TARGETS, _api_course("view")),
-    _api("audit_account", "audit-account", ACCOUNT_TARGETS, _api_account("view", listing=True)),
+    _api("audit_course", "audit-course", COURSE_TARGETS, _api_course("view"), query=ONE_PAGE),
+    _api(
+        "audit_account",
+        "audit-account",
+        ACCOUNT_TARGETS,
+        _api_account("view", listing=True),
+        query=ONE_PAGE,
+    ),
     _api(
         "audit_account_subaccounts",
         "audit-account",
         SUBTREE_API_TARGETS,
         _api_account("view", listing=True),
-        query={"include_subaccounts": "true"},
+        query={"include_subaccounts": "true", **ONE_PAGE},
     ),
     _api("get_course", "course", COURSE_TARGETS, _api_course("view")),
     _api("get_account", "account", ACCOUNT_TARGETS, _api_account("view")),
@@ -960,7 +997,7 @@ def expect(
             # It serves nothing and stores nothing for them (see the view).
             return Expect(302, location=reverse("course_audit_home"))
         return Expect(302, location=_login_redirect(request, admin=surface.family == "admin"))
-    if not authenticated:
+    if not authenticated or (caller.bad_token and surface.family == "api"):
         return _api_error(401)
     if caller.csrf and request.method not in ("get", "head"):
         return _api_error(403) if surface.family == "api" else Expect(403)

@@ -182,7 +182,7 @@ def test_cell(matrix_world: World, cell: Cell) -> None:
     caller = CALLERS[cell.caller]
     request = surface.request(matrix_world, cell.target)
     expected = expect(matrix_world, surface, caller, cell.target, request)
-    client, headers = client_for(matrix_world, caller, surface.family)
+    client, headers = client_for(matrix_world, caller)
     writes = request.method != "get"
     counts = _counts()
     rows = _course_rows() if writes else []
@@ -221,6 +221,19 @@ def test_revoked_callers_were_allowed_a_moment_before(matrix_world: World) -> No
         "revoked_override": (200, 200),
         "deactivated": (200, 200),
     }
+
+
+def test_a_request_across_tenants_leaves_a_page_view_of_no_tenant(matrix_world: World) -> None:
+    # The superuser's bulk soft delete of bio303 and rival3 (build_world): both tenants'
+    # events link its page view, which therefore names neither's course nor account.
+    events = CourseEvent.objects.filter(
+        course_id__in=[COURSES["bio303"].pk, COURSES["rival3"].pk], event_type="deleted"
+    )
+    assert len({event.page_view_id for event in events}) == 1 and len(events) == 2
+    view = PageView.objects.get(pk=events[0].page_view_id)
+    assert (view.account_id, view.context_type, view.context_id) == (None, "", None)
+    assert view.url == "http://testserver/admin/course_audit/course/"
+    assert view.user_id == matrix_world.users["superuser"].pk
 
 
 # --- the guard: every route course_audit serves is in the matrix ---------------------------
