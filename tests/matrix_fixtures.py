@@ -237,6 +237,14 @@ CALLERS: dict[str, CallerSpec] = {
         "registrar/session+bad_token", "registrar", "session", bad_token=True
     ),
 }
+# The pages and the admin never read a bearer token: besides every session, the tokens
+# that authenticate nobody and the most powerful ones that do (a registrar's, a superuser's)
+# prove it; the other kinds' tokens would only repeat them.
+BROWSER_CALLERS = tuple(
+    name
+    for name, caller in CALLERS.items()
+    if caller.via != "token" or caller.kind in (None, "registrar", "superuser")
+)
 # The schema and its docs declare no authentication at all, so the caller cannot matter
 # there; these prove it without generating the schema once per caller.
 PUBLIC_CALLERS = (
@@ -1018,11 +1026,20 @@ class Cell:
         return f"{self.surface}|{self.caller}|{self.target}"
 
 
+def callers_of(surface: Surface) -> tuple[str, ...]:
+    """The callers a surface is tried with: all of them on the API."""
+    if surface.family == "public":
+        return PUBLIC_CALLERS
+    if surface.family in ("page", "admin"):
+        return BROWSER_CALLERS
+    return tuple(CALLERS)
+
+
 def cells() -> list[Cell]:
     return [
         Cell(surface.name, caller, target)
         for surface in SURFACES.values()
-        for caller in (PUBLIC_CALLERS if surface.family == "public" else CALLERS)
+        for caller in callers_of(surface)
         for target in surface.targets
     ]
 
@@ -1036,8 +1053,9 @@ def matrix_size() -> str:
     families = ", ".join(f"{family} {count:,}" for family, count in per_family.items())
     return (
         f"authorization matrix: {len(all_cells):,} cells = {pairs} (surface, object) pairs"
-        f" over {len(SURFACES)} surfaces x {len(CALLERS)} callers"
-        f" ({len(public)} public surfaces: {len(PUBLIC_CALLERS)} callers) [{families}]"
+        f" over {len(SURFACES)} surfaces x {len(CALLERS)} callers (pages and admin:"
+        f" {len(BROWSER_CALLERS)}, {len(public)} public surfaces: {len(PUBLIC_CALLERS)})"
+        f" [{families}]"
     )
 
 
