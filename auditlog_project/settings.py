@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "course_audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "auditlog_project.urls"
@@ -102,6 +104,28 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Content-Security-Policy (django-csp): the site's own scripts, styles, images and fonts,
+# nothing inline, nothing from elsewhere, and no framing. course_audit's pages need no more;
+# its API docs page (Redoc) sends a policy of its own, which CSPMiddleware leaves as it is.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+    },
+}
+
+# For a schema of the whole site (drf-spectacular's own views and its check in `check
+# --deploy`): course_audit's two workflow_state enums, named as its own schema names them.
+SPECTACULAR_SETTINGS = {
+    "ENUM_NAME_OVERRIDES": {
+        "CourseWorkflowStateEnum": "course_audit.models.Course.WorkflowState",
+        "AccountWorkflowStateEnum": "course_audit.models.Account.WorkflowState",
+    },
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "course_audit_home"

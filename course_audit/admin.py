@@ -43,7 +43,7 @@ from course_audit.models import (
     SisBatch,
 )
 from course_audit.recording import TRACKED_FIELDS
-from course_audit.selectors import for_reading
+from course_audit.selectors import SEARCH_MAX_LENGTH, for_reading
 
 
 class EstimatedCountPaginator(Paginator):
@@ -423,6 +423,8 @@ class CourseEventAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if len(term) > SEARCH_MAX_LENGTH:
+            return queryset.none(), False
         limit = self.search_match_limit
         course_ids = list(
             for_reading(Course._base_manager.all())

@@ -20,6 +20,9 @@ from course_audit.models import CourseEvent
 
 ONE_SECOND = dt.timedelta(seconds=1)
 MAX_BIGINT = 2**63 - 1
+# No well-formed value of a listing's parameter comes near this (the whole list of event
+# types is 120 characters); a longer one is refused before it is parsed or echoed back.
+MAX_PARAMETER_LENGTH = 1000
 # "+06:00" arrives as " 06:00" when a client does not encode "+" in a query string.
 _DECODED_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 
@@ -64,7 +67,24 @@ def whole_second(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0)
 
 
-class TimestampField(forms.Field):
+def too_long_message(length: int) -> str:
+    """What a 400 says of a parameter over ``MAX_PARAMETER_LENGTH`` characters."""
+    return _("is too long (%(length)d characters; at most %(limit)d)") % {
+        "length": length,
+        "limit": MAX_PARAMETER_LENGTH,
+    }
+
+
+class BoundedField(forms.Field):
+    """A field that refuses a value over ``MAX_PARAMETER_LENGTH`` characters unparsed."""
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_PARAMETER_LENGTH:
+            raise forms.ValidationError(too_long_message(len(value)), code="max_length")
+        return super().clean(value)
+
+
+class TimestampField(BoundedField):
     def to_python(self, value: Any) -> dt.datetime | None:
         if value in (None, ""):
             return None
@@ -85,7 +105,7 @@ class TimestampFilter(django_filters.Filter):
     field_class = TimestampField
 
 
-class CommaListField(forms.Field):
+class CommaListField(BoundedField):
     def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
         self.allowed = choices
         super().__init__(**kwargs)
@@ -116,8 +136,12 @@ class CommaListFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
+class BoundedIntegerField(BoundedField, forms.IntegerField):
+    pass
+
+
 class IntegerFilter(django_filters.Filter):
-    field_class = forms.IntegerField
+    field_class = BoundedIntegerField
 
 
 class CourseEventFilterSet(django_filters.FilterSet):

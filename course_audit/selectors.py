@@ -34,6 +34,9 @@ from course_audit.models import (
 
 # The home page's course search matches substrings from this many characters on.
 SEARCH_SUBSTRING_MIN = 3
+# The longest name, course code or SIS id a course can have: a longer search matches
+# nothing, and a trigram search of a huge text is slow work for nothing.
+SEARCH_MAX_LENGTH = 255
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
 

@@ -286,15 +286,15 @@ def _chart(
 def home(request: HttpRequest) -> HttpResponse:
     # PostgreSQL refuses NUL in a string literal, and no stored name holds one.
     query = request.GET.get("q", "").replace("\x00", "").strip()
-    return render(
-        request,
-        "course_audit/home.html",
-        {
-            "query": query,
-            "courses": selectors.auditable_courses(request.user, query) if query else None,
-            "tree": selectors.auditable_account_tree(request.user),
-        },
-    )
+    context: dict[str, Any] = {"tree": selectors.auditable_account_tree(request.user)}
+    if len(query) > selectors.SEARCH_MAX_LENGTH:
+        context["search_error"] = _(
+            "The search text is too long (%(length)d characters; at most %(limit)d)."
+        ) % {"length": len(query), "limit": selectors.SEARCH_MAX_LENGTH}
+        return render(request, "course_audit/home.html", context, status=400)
+    context["query"] = query
+    context["courses"] = selectors.auditable_courses(request.user, query) if query else None
+    return render(request, "course_audit/home.html", context)
 
 
 @require_GET

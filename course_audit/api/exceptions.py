@@ -4,7 +4,13 @@
   with ``WWW-Authenticate: Bearer realm="course_audit"``
 - 403 ``{"status": "unauthorized", "errors": [{"message": "user not authorized to ..."}]}``
 - 404 ``{"errors": [{"message": "The specified resource does not exist."}]}``
-- 400 ``{"errors": [{"message": "<what is wrong, naming the parameter>"}]}``
+- 400 ``{"errors": [{"message": "<what is wrong, naming the parameter>"}]}``, also for a
+  body with too many fields or files and for malformed JSON
+- 413 ``{"errors": [{"message": "The request body is larger than ... bytes."}]}`` for a body
+  over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+- 411 ``{"errors": [{"message": "A request body needs a Content-Length header ..."}]}`` for
+  a chunked body, which Django's WSGI request never reads (it would be a silent no-op)
+- 404, 405, 406 and 415 in the same form (an unknown path under ``api/v1/`` too)
 - 503 ``{"errors": [{"message": "The database could not ..."}]}`` with ``Retry-After``, for a
   ``DatabaseError`` (the database is away, or refused the change or its events): the
   transaction was rolled back, so nothing was saved; the traceback goes to the log only.
@@ -15,7 +21,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -30,6 +42,8 @@ NOT_FOUND_MESSAGE = "The specified resource does not exist."
 UNAVAILABLE_MESSAGE = (
     "The database could not complete the request; nothing was changed. Try again later."
 )
+TOO_MANY_FIELDS_MESSAGE = "The request has more than %(limit)s fields."
+TOO_MANY_FILES_MESSAGE = "The request has more than %(limit)s files."
 # Seconds: long enough for a failover or a restarted pooler, short enough for a script.
 RETRY_AFTER_SECONDS = 30
 
@@ -50,6 +64,27 @@ def _messages(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {text}" if prefix and not text.startswith(prefix) else text]
 
 
+class RequestTooLarge(exceptions.APIException):
+    """413: the body is over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's limit, which DRF's
+    JSON and form parsers apply as well, so one setting bounds every body)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than {limit} bytes.")
+
+
+class LengthRequired(exceptions.APIException):
+    """411: a chunked body without ``Content-Length``, which WSGI servers hand to Django as
+    an empty body: answering 200 for a write whose fields were never read would lie."""
+
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_code = "length_required"
+    default_detail = "A request body needs a Content-Length header; a chunked body is not read."
+
+
 def error_body(*messages: str, status_word: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if status_word:
@@ -62,7 +97,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF exception handler producing the contract's error bodies."""
     if isinstance(exc, DatabaseError):
         return _database_unavailable(exc, context)
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ParseError(
+            TOO_MANY_FIELDS_MESSAGE % {"limit": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}
+        )
+    elif isinstance(exc, TooManyFilesSent):
+        exc = exceptions.ParseError(
+            TOO_MANY_FILES_MESSAGE % {"limit": settings.DATA_UPLOAD_MAX_NUMBER_FILES}
+        )
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

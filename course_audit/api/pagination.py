@@ -25,6 +25,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 
+from course_audit.filters import MAX_PARAMETER_LENGTH, too_long_message
+
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
 FIRST = "first"
@@ -35,6 +37,8 @@ def parse_per_page(raw: str | None) -> int:
     """``per_page``: default 10; an integer out of 1..100 is clamped, as Canvas does."""
     if raw is None or raw == "":
         return DEFAULT_PER_PAGE
+    if len(raw) > MAX_PARAMETER_LENGTH:
+        raise ValidationError({"per_page": too_long_message(len(raw))})
     try:
         value = int(raw)
     except ValueError:
@@ -53,6 +57,8 @@ class Cursor:
         return self.signer.sign_object([micros, pk])
 
     def decode(self, token: str) -> tuple[dt.datetime, int]:
+        if len(token) > MAX_PARAMETER_LENGTH:
+            raise ValidationError({"page": too_long_message(len(token))})
         try:
             micros, pk = self.signer.unsign_object(token)
             if not isinstance(micros, int) or not isinstance(pk, int) or isinstance(pk, bool):

@@ -44,4 +44,7 @@ urlpatterns = [
         views.AccountViewSet.as_view({"get": "retrieve"}),
         name="account",
     ),
+    # Last: any other path under the API answers the contract's JSON 404, not the host's
+    # HTML page, so a client that mistypes a path can still read the error.
+    re_path(r"^", views.not_found, name="not-found"),
 ]

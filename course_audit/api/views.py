@@ -15,14 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +35,13 @@ from rest_framework.viewsets import GenericViewSet
 
 from course_audit import selectors, services
 from course_audit.api.authentication import BearerTokenAuthentication
-from course_audit.api.exceptions import exception_handler
+from course_audit.api.exceptions import (
+    NOT_FOUND_MESSAGE,
+    LengthRequired,
+    RequestTooLarge,
+    error_body,
+    exception_handler,
+)
 from course_audit.api.pagination import KeysetPagination
 from course_audit.api.permissions import AccountGrantPermission, grants_for
 from course_audit.api.schema import (
@@ -55,7 +66,7 @@ from course_audit.api.serializers import (
     service_errors,
 )
 from course_audit.context import audit_context
-from course_audit.filters import CourseEventFilterSet
+from course_audit.filters import MAX_PARAMETER_LENGTH, CourseEventFilterSet, too_long_message
 from course_audit.models import Account, Course, CourseEvent, Permission
 
 MAX_ID = 2**63 - 1
@@ -82,6 +93,22 @@ class CourseAuditAPIView(GenericViewSet):
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Refused on its declared length, before a byte is read: DRF's JSON and form parsers
+        # check DATA_UPLOAD_MAX_MEMORY_SIZE only once they read, and a multipart body's files
+        # would be spooled to disk first. None of the API's bodies carries a file.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = _content_length(request)
+        if limit is not None and length > limit:
+            raise RequestTooLarge()
+        if (
+            request.method not in SAFE_METHODS
+            and "HTTP_TRANSFER_ENCODING" in request.META
+            and not length
+        ):
+            raise LengthRequired()
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         # Whatever path the host mounts the API under, its changes are ``api`` events.
@@ -147,14 +174,28 @@ class CourseAuditAPIView(GenericViewSet):
         return candidates[0]
 
 
+def _content_length(request: Request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:  # not a number: the server reads no body, nor do the parsers
+        return 0
+
+
 def _numeric_id(raw_id: str) -> int:
-    if not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) > MAX_ID:
+    # The length first: int() refuses more than 4,300 digits with a ValueError (a 500).
+    if (
+        len(raw_id.lstrip("0")) > len(str(MAX_ID))
+        or not (raw_id.isascii() and raw_id.isdigit())
+        or int(raw_id) > MAX_ID
+    ):
         raise exceptions.NotFound()
     return int(raw_id)
 
 
 def _flag(request: Request, name: str) -> bool:
     raw = request.query_params.get(name, "").strip().lower()
+    if len(raw) > MAX_PARAMETER_LENGTH:
+        raise exceptions.ValidationError({name: too_long_message(len(raw))})
     if raw in _TRUE:
         return True
     if raw in _FALSE:
@@ -359,3 +400,11 @@ class ContentMigrationViewSet(CourseAuditAPIView):
         source = self.get_course(serializer.validated_data["settings"]["source_course_id"])
         migration = serializer.save(source=source, destination=destination)
         return Response(ContentMigrationSerializer(migration).data)
+
+
+@csrf_exempt  # it changes nothing; a POST to a mistyped path gets the 404, not a CSRF page
+@login_not_required
+def not_found(request: HttpRequest) -> JsonResponse:
+    """Any other path under the API: the contract's 404, whatever the method and caller (a
+    path says nothing about any tenant's data, so it needs no credentials)."""
+    return JsonResponse(error_body(NOT_FOUND_MESSAGE), status=404)

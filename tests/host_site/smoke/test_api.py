@@ -193,3 +193,25 @@ def test_the_site_s_own_api_follows_its_own_defaults(client, api_course):
     else:
         assert response.status_code == 403
         assert set(response.json()) == {"error"}
+
+
+def test_every_error_under_the_app_s_api_is_json(client, registrar_token, api_course, settings):
+    # An unknown path under the app's API: its JSON 404, not the site's page nor, for an
+    # anonymous caller, LoginRequiredMiddleware's redirect.
+    for headers in ({}, bearer(registrar_token)):
+        response = client.get(f"{API}/courses/{api_course.pk}/enrollments", **headers)
+        assert response.status_code == 404
+        [error] = response.json()["errors"]
+        assert error == {"message": "The specified resource does not exist."}
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.put(
+        f"{API}/courses/{api_course.pk}",
+        '{"course": {"name": "' + "x" * 2000 + '"}}',
+        content_type="application/json",
+        **bearer(registrar_token),
+    )
+    assert response.status_code == 413
+    [error] = response.json()["errors"]
+    assert error == {"message": "The request body is larger than 1000 bytes."}
+    docs = client.get("/registrar/api/docs/")
+    assert "frame-ancestors 'none'" in docs["Content-Security-Policy"]
