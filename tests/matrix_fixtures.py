@@ -563,7 +563,7 @@ class Surface:
     """One thing served: ``route`` is its URL name and method, for the guard."""
 
     name: str
-    family: str  # "api", "public", "page" or "admin"
+    family: str  # "api", "public", "unknown" (paths the API does not serve), "page", "admin"
     route: tuple[str, str]
     targets: tuple[str, ...]
     request: Callable[[World, str], Request]
@@ -771,9 +771,25 @@ API_SURFACES = [
 ]
 
 
-def _public_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+def _public_oracle(world: World, kind: Kind | None, target: str, request: Request) -> Expect:
     # The schema and its docs are public (they describe the API and hold no data).
     return Expect(200)
+
+
+def _unknown_api_path_oracle(
+    world: World, kind: Kind | None, target: str, request: Request
+) -> Expect:
+    # A path the API does not serve says nothing about any tenant: the contract's 404 for
+    # every caller and method, credentials or not (and no CSRF page for a POST).
+    return _api_error(404)
+
+
+def _unknown_api_path(method: str) -> Callable[[World, str], Request]:
+    def build(world: World, target: str) -> Request:
+        path = reverse("course_audit_api:course", kwargs={"course_id": course_ref(target)})
+        return Request(method, f"{path}/no-such-endpoint", body="" if method == "post" else None)
+
+    return build
 
 
 def _view(
@@ -798,6 +814,17 @@ def _view(
 PUBLIC_SURFACES = [
     _view("schema", "public", "course_audit_schema", ("-",), _public_oracle),
     _view("docs", "public", "course_audit_docs", ("-",), _public_oracle),
+    *(
+        Surface(
+            f"unknown.api_path_{method}",
+            "unknown",
+            ("course_audit_api:not-found", "*"),
+            ("bio101", "rival"),
+            _unknown_api_path(method),
+            _unknown_api_path_oracle,
+        )
+        for method in ("get", "post")
+    ),
 ]
 
 
@@ -995,8 +1022,9 @@ def expect(
     world: World, surface: Surface, caller: CallerSpec, target: str, request: Request
 ) -> Expect:
     """What the cell must answer."""
-    if surface.family == "public":
-        return Expect(200)
+    if surface.family in ("public", "unknown"):
+        # Served alike to everyone: whoever calls, the oracle does not ask.
+        return surface.oracle(world, None, target, request)
     # The pages and the admin authenticate by session only: a bearer token is no login.
     # A deactivated user's session and token authenticate nobody.
     authenticated = caller.kind is not None and KINDS[caller.kind].active
