@@ -266,6 +266,7 @@ class World:
     tokens: dict[str, str]  # caller name -> plaintext bearer token
     sessions: dict[str, str]  # kind -> session key
     event_pks: dict[str, int]  # "home" / "rival" -> a course event of that tenant
+    mixed_request_id: uuid.UUID  # the superuser's request that changed both tenants
     strings: dict[str, set[str]]  # data group -> strings that identify it
     # (status of an API read, status of a page) for the revoked kinds just before revocation
     before_revocation: dict[str, tuple[int, int]]
@@ -429,6 +430,9 @@ def build_world() -> World:
             group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
             for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
         },
+        mixed_request_id=CourseEvent.objects.get(
+            course=courses["rival3"], event_type="deleted"
+        ).page_view_id,
         strings=_identifying_strings(users),
         before_revocation=before,
     )
@@ -856,6 +860,11 @@ def _listed_courses(kind: Kind, account: str, subtree: bool) -> list[str]:
 
 
 def _page_view_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    if target == "pv_mixed":
+        # The page view of a request of both tenants belongs to neither: a superuser's only.
+        if not kind.superuser:
+            return Expect(404)
+        return Expect(200, visible=kind.visible, must_show=(str(world.mixed_request_id),))
     account = COURSES[PAGE_VIEWS[target][1]].account if target != "missing" else None
     status = access(kind, account, "view")
     if status != 200:
@@ -884,6 +893,8 @@ def _account_pk(world: World, target: str) -> int:
 
 
 def _page_view_id(world: World, target: str) -> uuid.UUID:
+    if target == "pv_mixed":
+        return world.mixed_request_id
     return PAGE_VIEWS[target][0] if target != "missing" else MISSING_PAGE_VIEW
 
 
@@ -919,7 +930,7 @@ PAGE_SURFACES = [
         "page_view",
         "page",
         "course_audit_page_view",
-        ("pv_bio", "pv_chem", "pv_rival", "missing"),
+        ("pv_bio", "pv_chem", "pv_rival", "pv_mixed", "missing"),
         _page_view_oracle,
         _page_view_id,
     ),
