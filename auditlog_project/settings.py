@@ -80,9 +80,12 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "auditlog_project.wsgi.application"
 
+# Connections are kept for a minute; each is checked before a request reuses it, so one the
+# database dropped while idle (a restart, a failover) is replaced instead of failing that
+# request.
 DATABASES = {
     "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
 }
 

@@ -3,22 +3,30 @@
 ``AuditContextMiddleware`` gives each request an id and an audit context (``api`` for
 API requests, ``manual`` for pages and the admin; the actor is the request's user, read
 when an event is recorded, so DRF's token authentication is seen too). A request that
-recorded events leaves a ``PageView`` row, which the events link to.
+recorded events leaves a ``PageView`` row, which the events link to. A page of the app
+whose database fails answers 503, as the API does.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
+from http import HTTPStatus
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
+from course_audit.api.exceptions import RETRY_AFTER_SECONDS
 from course_audit.conf import conf
 from course_audit.context import RequestTrace, audit_context
 from course_audit.models import Account, CourseEvent, PageView
 
 REQUEST_ID_HEADER = "X-Request-Id"
+
+logger = logging.getLogger(__name__)
 
 
 def request_source(request: HttpRequest) -> str:
@@ -56,9 +64,46 @@ class AuditContextMiddleware:
             trace=trace,
         ):
             response = self.get_response(request)
-        if trace.events_recorded and conf.RECORD_PAGE_VIEWS:
-            self.save_page_view(request, request_id, trace, time.perf_counter() - started)
+        # An error answer means the request's changes were rolled back (the API answers 503
+        # when the database fails mid-write, 400 when a write is refused), even if some of
+        # its events had been inserted first: such a request leaves no page view.
+        if trace.events_recorded and conf.RECORD_PAGE_VIEWS and response.status_code < 400:
+            try:
+                self.save_page_view(request, request_id, trace, time.perf_counter() - started)
+            except DatabaseError:
+                # The change and its events are committed: the answer must say so (a 500
+                # would make the client retry a change that was made). The events' page
+                # view link stays empty, as for a request that kept no page view.
+                logger.warning(
+                    "Page view %s not saved: the database failed after the request's changes "
+                    "were committed",
+                    request_id,
+                    exc_info=True,
+                )
         response[REQUEST_ID_HEADER] = str(request_id)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """A page of this app whose database failed (away, restarting, the connection
+        dropped) answers 503 and ``Retry-After``, as the API does, instead of a 500: the
+        request's changes were rolled back, and the reader may simply try again. Other
+        views' errors are the host's to answer."""
+        match = request.resolver_match
+        if (
+            not isinstance(exception, DatabaseError)
+            or match is None
+            or not match.func.__module__.startswith(f"{__package__}.")
+        ):
+            return None
+        logger.error(
+            "Database error answering %s %s", request.method, request.path, exc_info=exception
+        )
+        # Rendered without the request: the site's context processors read the session.
+        response = HttpResponse(
+            render_to_string("course_audit/unavailable.html"),
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     def save_page_view(

@@ -19,12 +19,13 @@ import dataclasses
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.db import models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -51,6 +52,8 @@ STATUSES: dict[str, str | None] = {
 
 # Rows per transaction. Each chunk's queries stay far below PostgreSQL's 65,535 parameters.
 CHUNK_SIZE = 2000
+# Seconds between tries to mark a batch failed when the database is away (about 7 s in all).
+FINISH_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 # Rows per UPDATE of ``bulk_update()``: it sets each field with a CASE of one WHEN per row,
 # which the database evaluates for every row, so its cost grows with the square of this.
 UPDATE_BATCH_SIZE = 500
@@ -193,12 +196,16 @@ def import_courses_csv(
             # Whatever stops the run, the batch must not stay "importing": it is marked
             # failed and the error goes on to the caller.
             except BaseException as error:
+                # The counters as committed: the failed chunk's were set on the batch in its
+                # transaction, which rolled back.
+                _count(batch, tally)
                 lines = f"lines {chunk[0][0]}-{chunk[-1][0]}"
-                _finish(
-                    batch,
-                    SisBatch.WorkflowState.FAILED,
-                    [*tally.lines(), f"Import failed at {lines}: {error!r}"],
-                )
+                messages = [*tally.lines(), f"Import failed at {lines}: {error!r}"]
+                if not _finish_failed(batch, messages):
+                    error.add_note(
+                        f"SIS batch {batch.pk} is left 'importing': the database did not "
+                        "come back in time to mark it failed."
+                    )
                 raise
             tally.add(done)
             bar.update(len(chunk))
@@ -462,6 +469,26 @@ def _count(batch: SisBatch, *tallies: _Tally) -> None:
     batch.rows_skipped = sum(tally.skipped for tally in tallies)
     batch.courses_created = sum(tally.created for tally in tallies)
     batch.courses_updated = sum(tally.updated for tally in tallies)
+
+
+def _finish_failed(batch: SisBatch, messages: list[str]) -> bool:
+    """Mark the batch failed, even when the error that stopped the import was the
+    database going away: a restart or a failover is over in seconds, and a batch left
+    ``importing`` would claim a run that has ended. False if it could not be marked."""
+    connection = connections[batch._state.db or DEFAULT_DB_ALIAS]
+    for delay in (*FINISH_RETRY_DELAYS, None):
+        try:
+            _finish(batch, SisBatch.WorkflowState.FAILED, messages)
+            return True
+        except DatabaseError:
+            # Inside a caller's transaction the batch row goes with it: nothing to mark.
+            if delay is None or connection.in_atomic_block:
+                return False
+            # A connection the server dropped stays broken until closed; the next query
+            # then opens a new one.
+            connection.close()
+            time.sleep(delay)
+    return False
 
 
 def _finish(batch: SisBatch, state: str, messages: list[str]) -> None:

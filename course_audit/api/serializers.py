@@ -442,6 +442,8 @@ class CourseFieldsSerializer(serializers.Serializer):
 class CourseUpdateFieldsSerializer(CourseFieldsSerializer):
     """``course[...]`` of an update, with Canvas's ``course[event]``."""
 
+    # An update changes only the fields it names (the view validates it as partial).
+    name = serializers.CharField(max_length=255, required=False)
     event = serializers.ChoiceField(
         choices=["offer", "claim", "conclude", "delete", "undelete"], required=False
     )

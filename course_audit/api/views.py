@@ -52,6 +52,7 @@ from course_audit.api.schema import (
     LISTING_PARAMETERS,
     document,
     errors,
+    request_bodies,
 )
 from course_audit.api.serializers import (
     AccountSerializer,
@@ -282,7 +283,8 @@ class CourseViewSet(CourseAuditAPIView):
     @document(
         summary="Get a course",
         parameters=[COURSE_ID],
-        responses={200: CourseSerializer, **errors(401, 403, 404)},
+        # 400: a SIS id that names courses in several of the caller's root accounts.
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
     )
     def retrieve(self, request: Request, course_id: str) -> Response:
         return Response(CourseSerializer(self.get_object()).data)
@@ -290,8 +292,8 @@ class CourseViewSet(CourseAuditAPIView):
     @document(
         summary="Update a course",
         parameters=[COURSE_ID],
-        request=CourseUpdateSerializer,
-        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
+        request=request_bodies(CourseUpdateSerializer, "CourseUpdateForm"),
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def update(self, request: Request, course_id: str) -> Response:
         serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
@@ -314,7 +316,7 @@ class CourseViewSet(CourseAuditAPIView):
                     "conclude": serializers.BooleanField(required=False),
                 },
             ),
-            **errors(400, 401, 403, 404),
+            **errors(400, 401, 403, 404, 411, 415),
         },
     )
     def destroy(self, request: Request, course_id: str) -> Response:
@@ -348,7 +350,8 @@ class AccountViewSet(CourseAuditAPIView):
     @document(
         summary="Get an account",
         parameters=[ACCOUNT_ID],
-        responses={200: AccountSerializer, **errors(401, 403, 404)},
+        # 400: a SIS id that names accounts in several of the caller's root accounts.
+        responses={200: AccountSerializer, **errors(400, 401, 403, 404)},
     )
     def retrieve(self, request: Request, account_id: str) -> Response:
         return Response(AccountSerializer(self.get_account(account_id)).data)
@@ -363,8 +366,8 @@ class AccountCourseViewSet(CourseAuditAPIView):
     @document(
         summary="Create a course",
         parameters=[ACCOUNT_ID],
-        request=CourseWriteSerializer,
-        responses={200: CourseSerializer, **errors(400, 401, 403, 404)},
+        request=request_bodies(CourseWriteSerializer, "CourseWriteForm"),
+        responses={200: CourseSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def create(self, request: Request, account_id: str) -> Response:
         account = self.get_account(account_id)
@@ -390,8 +393,8 @@ class ContentMigrationViewSet(CourseAuditAPIView):
     @document(
         summary="Copy a course into this one",
         parameters=[COURSE_ID],
-        request=ContentMigrationWriteSerializer,
-        responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404)},
+        request=request_bodies(ContentMigrationWriteSerializer, "ContentMigrationWriteForm"),
+        responses={200: ContentMigrationSerializer, **errors(400, 401, 403, 404, 411, 415)},
     )
     def create(self, request: Request, course_id: str) -> Response:
         destination = self.get_course(course_id)
