@@ -39,6 +39,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from course_audit import services
+from course_audit.api import authentication
 from course_audit.context import audit_context
 from course_audit.models import (
     Account,
@@ -456,11 +457,16 @@ def _identifying_strings(users: dict[str, Any]) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def matrix_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
     """The world, in a transaction rolled back after the module's last test."""
-    with django_db_blocker.unblock():
+    with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as patch:
+        # A token's first use in a minute stamps it (tests/test_api_queries.py): here that
+        # would only add a write to most cells, each rolled back with its savepoint.
+        patch.setattr(authentication, "LAST_USED_RESOLUTION_SECONDS", 10**9)
         atomic = transaction.atomic()
         atomic.__enter__()
         try:
-            yield build_world()
+            world = build_world()
+            ApiToken.objects.update(last_used_at=timezone.now())
+            yield world
         finally:
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
