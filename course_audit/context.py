@@ -42,6 +42,8 @@ class RequestTrace:
     events_recorded: int = 0
     course_id: int | None = None
     account_id: int | None = None
+    # Every account the request's events were recorded in (``account_id`` is the first).
+    account_ids: set[int] = dataclasses.field(default_factory=set)
 
 
 @dataclasses.dataclass(frozen=True)

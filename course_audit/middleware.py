@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from course_audit.api.exceptions import RETRY_AFTER_SECONDS
 from course_audit.conf import conf
 from course_audit.context import RequestTrace, audit_context
-from course_audit.models import CourseEvent, PageView
+from course_audit.models import Account, CourseEvent, PageView
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -35,6 +35,12 @@ def request_source(request: HttpRequest) -> str:
     if request.path.startswith(conf.API_PATH_PREFIX) or authorization[:7].lower() == "bearer ":
         return CourseEvent.EventSource.API
     return CourseEvent.EventSource.MANUAL
+
+
+def spans_root_accounts(account_ids: set[int]) -> bool:
+    """Whether these accounts belong to more than one root account (tenant)."""
+    rows = Account.objects.filter(pk__in=account_ids).values_list("pk", "root_account_id")
+    return len({root_id or pk for pk, root_id in rows}) > 1
 
 
 class AuditContextMiddleware:
@@ -104,6 +110,14 @@ class AuditContextMiddleware:
         self, request: HttpRequest, request_id: uuid.UUID, trace: RequestTrace, seconds: float
     ) -> None:
         user = getattr(request, "user", None)
+        account_id, course_id = trace.account_id, trace.course_id
+        url = request.build_absolute_uri()
+        if len(trace.account_ids) > 1 and spans_root_accounts(trace.account_ids):
+            # One request changed courses of several tenants (a superuser's bulk action in
+            # the admin). Each tenant's events link its page view, so it must name no
+            # tenant's course or account, nor carry a query string (a search, say).
+            account_id = course_id = None
+            url = request.build_absolute_uri(request.path)
         match = request.resolver_match
         controller, action = "", ""
         if match is not None:
@@ -112,10 +126,10 @@ class AuditContextMiddleware:
         PageView.objects.create(
             request_id=request_id,
             user=user if user is not None and user.is_authenticated else None,
-            account_id=trace.account_id,
-            context_type="Course" if trace.course_id is not None else "",
-            context_id=trace.course_id,
-            url=request.build_absolute_uri()[:4096],
+            account_id=account_id,
+            context_type="Course" if course_id is not None else "",
+            context_id=course_id,
+            url=url[:4096],
             controller=controller[:255],
             action=action[:255],
             http_method=request.method or "",

@@ -246,6 +246,7 @@ def insert_events(events: list[EventRow], using: str) -> None:
     trace = get_audit_context().trace
     if trace is not None:
         trace.events_recorded += len(events)
+        trace.account_ids.update(row["account_id"] for row in events)
         if trace.course_id is None:
             trace.course_id = events[0]["course_id"]
             trace.account_id = events[0]["account_id"]

@@ -114,12 +114,17 @@ def _viewer_zone(request: HttpRequest) -> dt.tzinfo:
 
 @require_POST
 def set_timezone(request: HttpRequest) -> HttpResponse:
-    """Remember the viewer's time zone in the session (an empty value: the site's)."""
-    name = request.POST.get("timezone", "")
-    if name in _time_zones() or name == "UTC":
-        request.session[TIMEZONE_SESSION_KEY] = name
-    else:
-        request.session.pop(TIMEZONE_SESSION_KEY, None)
+    """Remember the viewer's time zone in the session (an empty value: the site's).
+
+    Only a logged-in viewer's (the pages that offer the choice need a login): for anyone
+    else it stores nothing, so an anonymous POST cannot make the site write a session row.
+    """
+    if request.user.is_authenticated:
+        name = request.POST.get("timezone", "")
+        if name in _time_zones() or name == "UTC":
+            request.session[TIMEZONE_SESSION_KEY] = name
+        else:
+            request.session.pop(TIMEZONE_SESSION_KEY, None)
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -335,9 +340,12 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
     if view.context_type == "Course" and view.context_id is not None:
         course = Course.objects.select_related("account").filter(pk=view.context_id).first()
         account = account or (course.account if course else None)
-    if account is None:
+    if account is not None:
+        _authorize(request, account)
+    elif not request.user.is_superuser:
+        # A request that changed courses of several tenants names none of them (see the
+        # middleware): it belongs to no tenant, and only a superuser sees every tenant.
         raise Http404
-    _authorize(request, account)
     events = []
     if course is not None:
         # The course's index serves this; the request id alone has none.

@@ -91,4 +91,4 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-pytest_plugins = ["tests.api_fixtures", "tests.page_fixtures"]
+pytest_plugins = ["tests.api_fixtures", "tests.page_fixtures", "tests.matrix_fixtures"]
