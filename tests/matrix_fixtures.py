@@ -52,6 +52,7 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
+from tests.helpers import FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 
 HOME, CHEM, RIVAL = "home", "chem", "rival"
 MARKERS = {HOME: "HOMEU-SECRET", CHEM: "HOMEU-SECRET-CHEM", RIVAL: "RIVAL-SECRET"}
@@ -580,15 +581,6 @@ class Surface:
     oracle: Callable[[World, Kind, str, Request], Expect]
 
 
-UNAUTHENTICATED = {
-    "status": "unauthenticated",
-    "errors": [{"message": "user authorization required"}],
-}
-FORBIDDEN = {
-    "status": "unauthorized",
-    "errors": [{"message": "user not authorized to perform that action"}],
-}
-NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 API_BODIES = {401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND}
 AMBIGUOUS = "{}: matches objects in several root accounts; use the numeric id"
 

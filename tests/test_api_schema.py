@@ -352,13 +352,9 @@ def test_an_update_needs_no_name(schema, caller, root_account, admin_role, cours
     assert (response.json()["name"], response.json()["is_public"]) == ("Biology 101", True)
 
 
-def test_unsupported_media_and_accept_answers_are_documented(
-    schema, caller, root_account, admin_role, department, course
-):
-    """A body in a media type the API does not read is a 415, and an ``Accept`` without
-    JSON a 406, both in the contract's error form; the schema documented neither."""
-    registrar = caller("registrar", (root_account, admin_role))
-    for path, method, url in (
+def body_writes(department: Account, course: Any) -> list[tuple[str, str, str]]:
+    """The operations that read a body: (schema path, method, URL)."""
+    return [
         (
             "/api/v1/accounts/{account_id}/courses",
             "post",
@@ -371,7 +367,16 @@ def test_unsupported_media_and_accept_answers_are_documented(
             "post",
             f"/api/v1/courses/{course.pk}/content_migrations",
         ),
-    ):
+    ]
+
+
+def test_unsupported_media_and_accept_answers_are_documented(
+    schema, caller, root_account, admin_role, department, course
+):
+    """A body in a media type the API does not read is a 415, and an ``Accept`` without
+    JSON a 406, both in the contract's error form; the schema documented neither."""
+    registrar = caller("registrar", (root_account, admin_role))
+    for path, method, url in body_writes(department, course):
         response = registrar.send(method, url, "course[name]=x", content_type="text/plain")
         assert response.status_code == 415, (method, url, response.content)
         assert response.json() == {
@@ -397,21 +402,7 @@ def test_oversized_and_chunked_bodies_are_documented(
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     registrar = caller("registrar", (root_account, admin_role))
     big = json.dumps({"course": {"name": "x" * 5000}})
-    writes = (
-        (
-            "/api/v1/accounts/{account_id}/courses",
-            "post",
-            f"/api/v1/accounts/{department.pk}/courses",
-        ),
-        ("/api/v1/courses/{course_id}", "put", f"/api/v1/courses/{course.pk}"),
-        ("/api/v1/courses/{course_id}", "delete", f"/api/v1/courses/{course.pk}"),
-        (
-            "/api/v1/courses/{course_id}/content_migrations",
-            "post",
-            f"/api/v1/courses/{course.pk}/content_migrations",
-        ),
-    )
-    for path, method, url in writes:
+    for path, method, url in body_writes(department, course):
         response = registrar.send(method, url, big, content_type="application/json")
         assert response.status_code == 413, (method, url, response.content)
         conforms_with_headers(schema, path, method, response)
