@@ -14,7 +14,7 @@ import pytest
 from django.db import OperationalError
 from django.urls import reverse
 
-from course_audit import selectors
+from course_audit import exports, selectors
 
 MESSAGE = "The database could not complete the request; nothing was changed."
 
@@ -78,3 +78,21 @@ def test_other_views_database_errors_are_left_to_the_host(registrar_browser, mon
 
     with pytest.raises(OperationalError):
         registrar_browser.get(reverse("password_change"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_an_export_whose_database_fails_at_its_start_is_503_not_an_empty_file(
+    registrar_browser, course, monkeypatch, kind
+):
+    """An export streams, so once its 200 is out a failure can only cut the body short;
+    its first rows are read before that, so a database that is away is a 503."""
+    monkeypatch.setattr(exports, "keyset_rows", _away)
+
+    response = registrar_browser.get(
+        reverse("course_audit_course_export", args=[course.pk]), {"format": kind}
+    )
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert MESSAGE in response.content.decode()
