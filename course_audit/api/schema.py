@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 import course_audit
 from course_audit.api.enum_names import ENUM_NAME_OVERRIDES
 from course_audit.api.exceptions import WWW_AUTHENTICATE
+from course_audit.filters import MAX_BIGINT
 from course_audit.models import CourseEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -144,7 +145,6 @@ def path_id(name: str, prefix: str) -> OpenApiParameter:
 COURSE_ID = path_id("course_id", "sis_course_id")
 ACCOUNT_ID = path_id("account_id", "sis_account_id")
 
-MAX_ID = 2**63 - 1
 
 
 def comma_separated(name: str, choices: list[str], description: str) -> OpenApiParameter:
@@ -179,7 +179,7 @@ LISTING_PARAMETERS = [
     ),
     OpenApiParameter(
         "user_id",
-        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
         description="Only events by this user.",
     ),
 ]

@@ -67,10 +67,14 @@ from course_audit.api.serializers import (
     service_errors,
 )
 from course_audit.context import audit_context
-from course_audit.filters import MAX_PARAMETER_LENGTH, CourseEventFilterSet, too_long_message
+from course_audit.filters import (
+    MAX_BIGINT,
+    MAX_PARAMETER_LENGTH,
+    CourseEventFilterSet,
+    too_long_message,
+)
 from course_audit.models import Account, Course, CourseEvent, Permission
 
-MAX_ID = 2**63 - 1
 SIS_COURSE_PREFIX = "sis_course_id:"
 SIS_ACCOUNT_PREFIX = "sis_account_id:"
 _TRUE = {"true", "1", "yes", "on"}
@@ -185,9 +189,9 @@ def _content_length(request: Request) -> int:
 def _numeric_id(raw_id: str) -> int:
     # The length first: int() refuses more than 4,300 digits with a ValueError (a 500).
     if (
-        len(raw_id.lstrip("0")) > len(str(MAX_ID))
+        len(raw_id.lstrip("0")) > len(str(MAX_BIGINT))
         or not (raw_id.isascii() and raw_id.isdigit())
-        or int(raw_id) > MAX_ID
+        or int(raw_id) > MAX_BIGINT
     ):
         raise exceptions.NotFound()
     return int(raw_id)
