@@ -146,7 +146,6 @@ COURSE_ID = path_id("course_id", "sis_course_id")
 ACCOUNT_ID = path_id("account_id", "sis_account_id")
 
 
-
 def comma_separated(name: str, choices: list[str], description: str) -> OpenApiParameter:
     """A comma-separated list of known values (OpenAPI's ``style: form, explode: false``)."""
     return OpenApiParameter(
