@@ -389,7 +389,7 @@ LIFECYCLE = {
 
 
 def writer(run: Run, index: int, courses: dict[int, Known], account_id: int) -> None:
-    from course_audit.recording import json_value, lifecycle_events
+    from course_audit.diff import json_value, lifecycle_events
 
     rng = random.Random(run.args.seed * 1000 + index)
     client = Client(run)

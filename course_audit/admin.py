@@ -31,6 +31,7 @@ from rest_framework.exceptions import ValidationError
 
 from course_audit import presentation, services
 from course_audit.api.pagination import Cursor, keyset_rows
+from course_audit.diff import TRACKED_FIELDS
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -42,7 +43,6 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
-from course_audit.recording import TRACKED_FIELDS
 from course_audit.selectors import SEARCH_MAX_LENGTH, for_reading
 
 

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -13,17 +10,10 @@ class CourseAuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported here, once the app registry is ready: both load the models.
         from course_audit import (
             checks,  # noqa: F401  (registers the system checks)
-            db,
+            receivers,
         )
 
-        post_migrate.connect(_make_partitions, sender=self)
-        db.connect_signals()
-
-
-def _make_partitions(using: str = "default", **kwargs: Any) -> None:
-    """After ``migrate`` (and ``flush``), the coming months' partitions exist."""
-    from course_audit import partitions
-
-    partitions.ensure_partitions(using)
+        receivers.connect_signals(self)

@@ -30,8 +30,11 @@ from django.db import DatabaseError, connections, router
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
+from rest_framework.serializers import BaseSerializer
 
+from course_audit import partitions
 from course_audit.conf import DEFAULTS, setting
+from course_audit.models import CourseEvent
 
 MIDDLEWARE_PATH = "course_audit.middleware.AuditContextMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -149,8 +152,6 @@ def _is_positive_int(value: Any) -> bool:
 
 
 def _serializer_error() -> Error | None:
-    from rest_framework.serializers import BaseSerializer
-
     path = setting("USER_SERIALIZER")
     if not isinstance(path, str):
         message = _(
@@ -177,9 +178,6 @@ def check_partitions(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """course_audit.W003: next month's events would land in the default partition."""
-    from course_audit import partitions
-    from course_audit.models import CourseEvent
-
     alias = router.db_for_write(CourseEvent)
     if not databases or alias not in databases:
         return []
@@ -214,8 +212,6 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
     The vendor is read from the backend class; no connection is opened.
     """
-    from course_audit.models import CourseEvent
-
     alias = router.db_for_write(CourseEvent)
     vendor = connections[alias].vendor
     # SQLite gets a plain events table: no monthly partitions and no triggers.

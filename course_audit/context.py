@@ -29,6 +29,11 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
+from django.contrib.auth import get_user_model
+
+from course_audit.choices import EventSource
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -78,14 +83,39 @@ def get_audit_context() -> AuditContext:
     return _current.get() or AuditContext()
 
 
-@contextmanager
-def audit_context(**changes: Any) -> Iterator[AuditContext]:
-    """Overlay ``changes`` (``user``, ``source``, ``sis_batch``, ``request_id`` ...) on the
-    active audit context for the duration of the block."""
-    if "source" in changes:
-        from course_audit.models import CourseEvent
+# "Not given": ``None`` is a value ``audit_context`` can set (no user, no request).
+_KEEP: Any = object()
 
-        changes["source"] = CourseEvent.EventSource(changes["source"]).value
+
+@contextmanager
+def audit_context(
+    *,
+    user: Any = _KEEP,
+    source: str = _KEEP,
+    sis_batch: SisBatch | None = _KEEP,
+    request_id: uuid.UUID | None = _KEEP,
+    request: HttpRequest | None = _KEEP,
+    occurred_at: datetime | None = _KEEP,
+    trace: RequestTrace | None = _KEEP,
+) -> Iterator[AuditContext]:
+    """Overlay the given attribution on the active audit context for the duration of the
+    block; what is not given stays as it is.
+
+    ``source`` is one of ``EventSource``'s values (``ValueError`` otherwise);
+    ``occurred_at`` dates the block's events (backfills only).
+    """
+    given = {
+        "user": user,
+        "source": source,
+        "sis_batch": sis_batch,
+        "request_id": request_id,
+        "request": request,
+        "occurred_at": occurred_at,
+        "trace": trace,
+    }
+    changes = {name: value for name, value in given.items() if value is not _KEEP}
+    if "source" in changes:
+        changes["source"] = EventSource(changes["source"]).value
     context = dataclasses.replace(get_audit_context(), **changes)
     token = _current.set(context)
     try:
@@ -115,15 +145,12 @@ def use_audit_context(snapshot: Mapping[str, Any]) -> Iterator[AuditContext]:
 
     Loads the actor (one query); an actor deleted since leaves the events without a user.
     """
-    from django.contrib.auth import get_user_model
-
-    from course_audit.models import SisBatch
-
     user, sis_batch, request_id = None, None, None
     if snapshot.get("user_id") is not None:
         user = get_user_model()._default_manager.filter(pk=snapshot["user_id"]).first()
     if snapshot.get("sis_batch_id") is not None:
-        sis_batch = SisBatch.objects.filter(pk=snapshot["sis_batch_id"]).first()
+        batches = apps.get_model("course_audit", "SisBatch")._default_manager
+        sis_batch = batches.filter(pk=snapshot["sis_batch_id"]).first()
     if snapshot.get("request_id") is not None:
         request_id = uuid.UUID(snapshot["request_id"])
     with audit_context(

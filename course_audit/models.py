@@ -23,8 +23,9 @@ from django.db.models import Q, Value
 from django.db.models.functions import Concat, Substr
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext, pgettext_lazy
+from django.utils.translation import pgettext
 
+from course_audit import choices, recording
 from course_audit.querysets import CourseEventQuerySet, CourseQuerySet
 
 
@@ -38,10 +39,7 @@ class Permission(models.TextChoices):
 class Account(models.Model):
     """A node of an institution's account tree; a root account is a tenant."""
 
-    class WorkflowState(models.TextChoices):
-        ACTIVE = "active", _("Active")
-        # A context of its own: some languages agree the word with "account".
-        DELETED = "deleted", pgettext_lazy("account state", "Deleted")
+    WorkflowState = choices.AccountState
 
     name = models.CharField(_("name"), max_length=255)
     parent = models.ForeignKey(
@@ -246,11 +244,7 @@ class RoleOverride(models.Model):
 class Course(models.Model):
     """A course. Every change to one is recorded as ``CourseEvent`` rows."""
 
-    class WorkflowState(models.TextChoices):
-        UNPUBLISHED = "unpublished", _("Unpublished")
-        AVAILABLE = "available", _("Published")
-        COMPLETED = "completed", _("Concluded")
-        DELETED = "deleted", _("Deleted")
+    WorkflowState = choices.CourseState
 
     account = models.ForeignKey(
         Account, verbose_name=_("account"), on_delete=models.PROTECT, related_name="courses"
@@ -304,11 +298,9 @@ class Course(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save the course and record its events in the same transaction."""
-        from course_audit import recording
-
         using = kwargs.get("using") or router.db_for_write(Course, instance=self)
         with transaction.atomic(using=using, savepoint=False):
-            old = None if self._state.adding else recording.lock_snapshots(using, [self.pk])
+            old = None if self._state.adding else recording.lock_snapshots(Course, using, [self.pk])
             before = old.get(self.pk) if old else None
             moved = before is None or before["account_id"] != self.account_id
             if self.account_id is not None and (moved or self.root_account_id is None):
@@ -518,25 +510,8 @@ class CourseEvent(models.Model):
     needs a global unique index, which partitioning would not allow.
     """
 
-    class EventType(models.TextChoices):
-        # A context of their own: some languages word an event unlike a course's state.
-        CREATED = "created", pgettext_lazy("event type", "Created")
-        UPDATED = "updated", pgettext_lazy("event type", "Updated")
-        PUBLISHED = "published", pgettext_lazy("event type", "Published")
-        UNPUBLISHED = "unpublished", pgettext_lazy("event type", "Unpublished")
-        CONCLUDED = "concluded", pgettext_lazy("event type", "Concluded")
-        UNCONCLUDED = "unconcluded", pgettext_lazy("event type", "Unconcluded")
-        DELETED = "deleted", pgettext_lazy("event type", "Deleted")
-        RESTORED = "restored", pgettext_lazy("event type", "Restored")
-        COPIED_FROM = "copied_from", pgettext_lazy("event type", "Copied from")
-        COPIED_TO = "copied_to", pgettext_lazy("event type", "Copied to")
-        RESET_FROM = "reset_from", pgettext_lazy("event type", "Reset from")
-        RESET_TO = "reset_to", pgettext_lazy("event type", "Reset to")
-
-    class EventSource(models.TextChoices):
-        MANUAL = "manual", _("Manual")
-        API = "api", _("API")
-        SIS = "sis", _("SIS import")
+    EventType = choices.EventType
+    EventSource = choices.EventSource
 
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(_("UUID"), default=uuid.uuid4, editable=False, db_index=True)

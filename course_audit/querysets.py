@@ -12,32 +12,33 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import NotSupportedError, connections, models, transaction
 
+from course_audit import recording
+from course_audit.diff import SNAPSHOT_FIELDS
+
 if TYPE_CHECKING:
-    from course_audit.models import Course, CourseEvent  # noqa: F401  (used in QuerySet[...])
+    from course_audit.models import Account, Course, CourseEvent  # noqa: F401
 
 
 class CourseQuerySet(models.QuerySet["Course"]):
     def update(self, **kwargs: Any) -> int:
         """Update the rows and record an event for each row that really changed."""
-        from course_audit import recording
-
         if not kwargs:
             return 0
         with transaction.atomic(using=self.db, savepoint=False):
             pks = list(self.order_by().values_list("pk", flat=True))
             if not pks:
                 return 0
-            old = recording.lock_snapshots(self.db, pks)
+            old = recording.lock_snapshots(self.model, self.db, pks)
             moves = "account" in kwargs or "account_id" in kwargs
             if moves and "root_account" not in kwargs and "root_account_id" not in kwargs:
                 kwargs["root_account_id"] = _root_of(
-                    kwargs.get("account", kwargs.get("account_id")), self.db
+                    self.model, kwargs.get("account", kwargs.get("account_id")), self.db
                 )
             base = self.model._base_manager.using(self.db)
             count = 0
             for chunk in recording.chunks(list(old), recording.CHUNK_SIZE):
                 count += base.filter(pk__in=chunk).update(**kwargs)
-            new = recording.read_snapshots(self.db, old)
+            new = recording.read_snapshots(self.model, self.db, old)
             recording.record_changes(((pk, old[pk], new[pk]) for pk in old if pk in new), self.db)
             return count
 
@@ -53,15 +54,13 @@ class CourseQuerySet(models.QuerySet["Course"]):
         for big batches); elsewhere, or with expressions, Django runs it as one
         ``update()`` per batch, which records the same way.
         """
-        from course_audit import recording
-
         objs = list(objs)
         fields = list(fields)
-        if objs and "account_id" in recording.attnames(fields):
-            _sync_root_accounts(objs, self.db)
+        if objs and "account_id" in recording.attnames(self.model, fields):
+            _sync_root_accounts(self.model, objs, self.db)
             fields.append("root_account")
         connection = connections[self.db]
-        attnames = recording.attnames(fields)
+        attnames = recording.attnames(self.model, fields)
         if (
             not objs
             or not fields
@@ -73,12 +72,12 @@ class CourseQuerySet(models.QuerySet["Course"]):
             return super().bulk_update(objs, fields, batch_size=batch_size)
         with transaction.atomic(using=self.db, savepoint=False):
             latest = {obj.pk: obj for obj in objs}  # the last of duplicates wins
-            old = recording.lock_snapshots(self.db, latest)
+            old = recording.lock_snapshots(self.model, self.db, latest)
             count = 0
             for batch in recording.chunks(list(latest.values()), batch_size or 1000):
-                count += _update_from_values(connection, batch, fields)
+                count += _update_from_values(self.model, connection, batch, fields)
             # Only the written fields are read from the objects: others may be deferred.
-            written = attnames & set(recording.SNAPSHOT_FIELDS)
+            written = attnames & set(SNAPSHOT_FIELDS)
             recording.record_changes(
                 (
                     (pk, old[pk], {**old[pk], **{name: getattr(obj, name) for name in written}})
@@ -99,8 +98,6 @@ class CourseQuerySet(models.QuerySet["Course"]):
         database does not say which rows were inserted, so nothing could be recorded
         faithfully. Use ``update_or_create()`` or an explicit update instead.
         """
-        from course_audit import recording
-
         if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
             raise NotSupportedError(
                 "Course.objects.bulk_create() does not support ignore_conflicts or "
@@ -110,7 +107,7 @@ class CourseQuerySet(models.QuerySet["Course"]):
         if not objs:
             return objs
         with transaction.atomic(using=self.db, savepoint=False):
-            _sync_root_accounts(objs, self.db)
+            _sync_root_accounts(self.model, objs, self.db)
             recording.stamp_created(objs)
             created = super().bulk_create(objs, *args, **kwargs)
             missing = [obj for obj in created if obj.pk is None]
@@ -126,7 +123,7 @@ class CourseQuerySet(models.QuerySet["Course"]):
             if recording.has_expression(
                 value for obj in created for value in recording.snapshot_of(obj).values()
             ):
-                news = recording.read_snapshots(self.db, [obj.pk for obj in created])
+                news = recording.read_snapshots(self.model, self.db, [obj.pk for obj in created])
             else:
                 news = {obj.pk: recording.snapshot_of(obj) for obj in created}
             recording.record_changes(((pk, None, new) for pk, new in news.items()), self.db)
@@ -134,16 +131,12 @@ class CourseQuerySet(models.QuerySet["Course"]):
 
     bulk_create.alters_data = True  # type: ignore[attr-defined]
 
-    def visible(self) -> CourseQuerySet:
-        """Courses that are not soft-deleted."""
-        return self.exclude(workflow_state="deleted")
 
-
-def _update_from_values(connection: Any, objs: Sequence[Course], fields: Sequence[str]) -> int:
+def _update_from_values(
+    model: type[Course], connection: Any, objs: Sequence[Course], fields: Sequence[str]
+) -> int:
     """``UPDATE course SET f = v.f ... FROM (VALUES (id, f, ...), ...) v WHERE id = v.id``."""
-    from course_audit.models import Course
-
-    opts = Course._meta
+    opts = model._meta
     model_fields = [opts.get_field(name) for name in dict.fromkeys(fields)]
     qn = connection.ops.quote_name
     columns = [qn(field.column) for field in model_fields]  # type: ignore[union-attr]
@@ -168,22 +161,24 @@ def _update_from_values(connection: Any, objs: Sequence[Course], fields: Sequenc
         return int(cursor.rowcount)
 
 
-def _root_of(account: Any, using: str) -> int:
-    from course_audit.models import Account
+def _account_model(model: type[Course]) -> type[Account]:
+    return model._meta.get_field("account").related_model  # type: ignore[return-value]
 
-    if not isinstance(account, Account):
-        account = Account.objects.using(using).get(pk=account)
+
+def _root_of(model: type[Course], account: Any, using: str) -> int:
+    account_model = _account_model(model)
+    if not isinstance(account, account_model):
+        account = account_model._default_manager.using(using).get(pk=account)
     return account.resolved_root_id
 
 
-def _sync_root_accounts(objs: Sequence[Course], using: str) -> None:
+def _sync_root_accounts(model: type[Course], objs: Sequence[Course], using: str) -> None:
     """Keep each course's ``root_account`` that of its account."""
-    from course_audit.models import Account
-
     account_ids = {obj.account_id for obj in objs}
     roots = {
         account.pk: account.resolved_root_id
-        for account in Account.objects.using(using)
+        for account in _account_model(model)
+        ._default_manager.using(using)
         .filter(pk__in=account_ids)
         .only("pk", "root_account_id")
     }

@@ -1,134 +1,77 @@
-"""Turning changes to courses into ``CourseEvent`` rows.
+"""Turning changes to courses into ``CourseEvent`` rows: the database work.
 
 The ORM entry points (``Course.save``, ``CourseQuerySet.update``, ``bulk_update`` and
 ``bulk_create``) lock the rows they change, take a snapshot before and after, and call
-:func:`record_changes`, which applies the contract's diff rules and inserts every event of
-the batch in one ``bulk_create``. All of it runs inside the caller's transaction, so a
-change and its events commit together or not at all; ``signals.events_recorded`` is sent
-for each batch after that transaction commits.
+:func:`record_changes`, which applies the rules of ``course_audit.diff`` and inserts every
+event of the batch at once (a ``COPY`` for a big batch on PostgreSQL). All of it runs inside
+the caller's transaction, so a change and its events commit together or not at all;
+``signals.events_recorded`` is sent for each batch after that transaction commits.
+
+This module sits below the models (``models`` and ``querysets`` call it), so it takes the
+course model from its caller and finds the event model in the app registry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, transaction
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
-from course_audit.conf import conf
+from course_audit import diff
 from course_audit.context import get_audit_context
-from course_audit.models import Course, CourseEvent
+from course_audit.diff import SNAPSHOT_FIELDS, EventRow, Snapshot
 from course_audit.signals import events_recorded
 
-EventType = CourseEvent.EventType
-State = Course.WorkflowState
+if TYPE_CHECKING:
+    from course_audit.models import Course, CourseEvent
 
-# Fields whose changes make ``created``/``updated`` events, by attribute name.
-TRACKED_FIELDS: tuple[str, ...] = (
-    "name",
-    "course_code",
-    "sis_course_id",
-    "account_id",
-    "start_at",
-    "conclude_at",
-    "is_public",
-    "public_description",
-)
-SNAPSHOT_FIELDS: tuple[str, ...] = (*TRACKED_FIELDS, "workflow_state")
+__all__ = [
+    "CHUNK_SIZE",
+    "COPY_MIN_ROWS",
+    "attnames",
+    "chunks",
+    "current_attribution",
+    "display_name",
+    "has_expression",
+    "insert_events",
+    "lock_snapshots",
+    "merge_written",
+    "read_snapshots",
+    "record_changes",
+    "record_event",
+    "record_save",
+    "recorded_by_caller",
+    "snapshot_of",
+    "stamp_created",
+]
 
 # The PostgreSQL driver takes at most 65,535 parameters per statement.
 CHUNK_SIZE = 5000
-
-Snapshot = dict[str, Any]
-# An event as column values by attribute name (cheaper than a model instance in bulk).
-EventRow = dict[str, Any]
 # Batches at least this big go in with COPY on PostgreSQL.
 COPY_MIN_ROWS = 200
 
 
-def json_value(value: Any) -> Any:
-    """A field value as it appears in ``event_data``: JSON, dates as ISO 8601 in UTC."""
-    if isinstance(value, dt.datetime):
-        if timezone.is_aware(value):
-            value = value.astimezone(dt.UTC)
-        # Not strftime("%Y..."): it prints year 5 as "5", not "0005".
-        return f"{value.replace(microsecond=0, tzinfo=None).isoformat()}Z"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    return value
-
-
-def is_blank(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def _cut(value: Any, limit: int) -> Any:
-    if isinstance(value, str) and len(value) > limit:
-        return value[:limit]
-    return value
-
-
-def build_diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
-    """``{field: [old, new]}`` for each tracked field that changed, by Canvas's rules:
-    blank-to-blank is no change, dates compare as printed, long strings are cut."""
-    diff: dict[str, Any] = {}
-    limit = conf.MAX_DIFF_STRING_LENGTH
-    for field in TRACKED_FIELDS:
-        raw_after = new.get(field)
-        if (
-            old is not None
-            and raw_after == old.get(field)
-            and type(raw_after) is type(old.get(field))
-        ):
-            continue  # equal values print alike: the common case of a bulk change, cheaply
-        before = json_value(old.get(field)) if old is not None else None
-        after = json_value(raw_after)
-        if (is_blank(before) and is_blank(after)) or before == after:
-            continue
-        diff[field] = [_cut(before, limit), _cut(after, limit)]
-    return diff
-
-
-def lifecycle_events(old_state: str, new_state: str) -> list[str]:
-    """The events a move between workflow states records, in order.
-
-    A restored course comes back unpublished and an unconcluded one available, so a jump
-    such as deleted -> available records ``restored`` then ``published``.
-    """
-    if old_state == new_state:
-        return []
-    if new_state == State.DELETED:
-        return [EventType.DELETED]
-    if old_state == State.DELETED:
-        return [EventType.RESTORED, *lifecycle_events(State.UNPUBLISHED, new_state)]
-    if new_state == State.COMPLETED:
-        return [EventType.CONCLUDED]
-    if old_state == State.COMPLETED:
-        return [EventType.UNCONCLUDED, *lifecycle_events(State.AVAILABLE, new_state)]
-    if new_state == State.AVAILABLE:
-        return [EventType.PUBLISHED]
-    return [EventType.UNPUBLISHED]
+def _event_model() -> type[CourseEvent]:
+    return apps.get_model("course_audit", "CourseEvent")
 
 
 def snapshot_of(course: Course) -> Snapshot:
     return {field: getattr(course, field) for field in SNAPSHOT_FIELDS}
 
 
-def lock_snapshots(using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
+def lock_snapshots(model: type[Course], using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
     """Lock the rows (``SELECT ... FOR UPDATE``) and return their current values."""
     found: dict[Any, Snapshot] = {}
     for chunk in chunks(list(pks), CHUNK_SIZE):
         rows = (
-            Course._base_manager.using(using)
+            model._base_manager.using(using)
             .filter(pk__in=chunk)
             .order_by()
             .select_for_update()
@@ -139,10 +82,11 @@ def lock_snapshots(using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
     return found
 
 
-def read_snapshots(using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
+def read_snapshots(model: type[Course], using: str, pks: Iterable[Any]) -> dict[Any, Snapshot]:
+    """The rows' current values, without locking them."""
     found: dict[Any, Snapshot] = {}
     for chunk in chunks(list(pks), CHUNK_SIZE):
-        rows = Course._base_manager.using(using).filter(pk__in=chunk).values("pk", *SNAPSHOT_FIELDS)
+        rows = model._base_manager.using(using).filter(pk__in=chunk).values("pk", *SNAPSHOT_FIELDS)
         for row in rows:
             found[row.pop("pk")] = row
     return found
@@ -157,56 +101,6 @@ def has_expression(values: Iterable[Any]) -> bool:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def events_for_change(
-    *,
-    course_id: int,
-    old: Snapshot | None,
-    new: Snapshot,
-    created_at: dt.datetime,
-    attribution: Mapping[str, Any],
-) -> list[EventRow]:
-    """The events one course's change records: ``created``/``updated``, then lifecycle."""
-    account_id = new["account_id"]
-    events: list[EventRow] = []
-    diff = build_diff(old, new)
-    if old is None:
-        diff["created_source"] = attribution["event_source"]
-        events.append(
-            _event(course_id, account_id, EventType.CREATED, diff, created_at, attribution)
-        )
-        old_state = State.UNPUBLISHED
-    else:
-        if diff:
-            events.append(
-                _event(course_id, account_id, EventType.UPDATED, diff, created_at, attribution)
-            )
-        old_state = old["workflow_state"]
-    for event_type in lifecycle_events(old_state, new["workflow_state"]):
-        events.append(_event(course_id, account_id, event_type, {}, created_at, attribution))
-    return events
-
-
-def _event(
-    course_id: int,
-    account_id: int,
-    event_type: str,
-    data: dict[str, Any],
-    created_at: dt.datetime,
-    attribution: Mapping[str, Any],
-    related_course_id: int | None = None,
-) -> EventRow:
-    return {
-        "uuid": uuid.uuid4(),
-        "created_at": created_at,
-        "course_id": course_id,
-        "account_id": account_id,
-        "event_type": event_type,
-        "event_data": data,
-        "related_course_id": related_course_id,
-        **attribution,
-    }
 
 
 def display_name(user: Any) -> str:
@@ -230,18 +124,22 @@ def current_attribution() -> tuple[dict[str, Any], dt.datetime]:
     return attribution, context.occurred_at or timezone.now()
 
 
-def insert_events(events: list[EventRow], using: str) -> None:
+def insert_events(events: list[EventRow], using: str) -> list[CourseEvent] | None:
     """Insert the rows: a COPY for a big batch on PostgreSQL (psycopg 3), else multi-row
-    INSERTs. ``events_recorded`` is sent with them once the transaction commits."""
+    INSERTs. ``events_recorded`` is sent with them once the transaction commits.
+
+    Returns the saved instances of an INSERT (with their ids), None for a COPY batch,
+    whose rows are not turned into instances unless a receiver listens."""
     if not events:
-        return
+        return []
+    event_model = _event_model()
     connection = connections[using]
     written: list[CourseEvent] | None = None
     if len(events) >= COPY_MIN_ROWS and _can_copy(connection):
-        _copy_events(events, connection)
+        _copy_events(event_model, events, connection)
     else:
-        written = CourseEvent.objects.using(using).bulk_create(
-            [CourseEvent(**row) for row in events], batch_size=CHUNK_SIZE
+        written = event_model._default_manager.using(using).bulk_create(
+            [event_model(**row) for row in events], batch_size=CHUNK_SIZE
         )
     trace = get_audit_context().trace
     if trace is not None:
@@ -251,29 +149,31 @@ def insert_events(events: list[EventRow], using: str) -> None:
             trace.course_id = events[0]["course_id"]
             trace.account_id = events[0]["account_id"]
     # Instances are built for a COPY batch only when someone listens.
-    if events_recorded.has_listeners(CourseEvent):
-        recorded = written if written is not None else [CourseEvent(**row) for row in events]
+    if events_recorded.has_listeners(event_model):
+        recorded = written if written is not None else [event_model(**row) for row in events]
         transaction.on_commit(
-            partial(events_recorded.send_robust, CourseEvent, events=recorded, using=using),
+            partial(events_recorded.send_robust, event_model, events=recorded, using=using),
             using=using,
         )
+    return written
 
 
 def _can_copy(connection: Any) -> bool:
     if connection.vendor != "postgresql":
         return False
-    # psycopg2 has no COPY of Python rows; Django still supports it, so fall back to INSERTs.
+    # Imported only on PostgreSQL: it needs a driver, which a SQLite site may not have.
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-    return is_psycopg3
+    # psycopg2 has no COPY of Python rows; Django still supports it, so fall back to INSERTs.
+    return bool(is_psycopg3)
 
 
-def _copy_events(events: list[EventRow], connection: Any) -> None:
-    opts = CourseEvent._meta
-    attnames = list(events[0])
+def _copy_events(event_model: type[CourseEvent], events: list[EventRow], connection: Any) -> None:
+    opts = event_model._meta
+    names = list(events[0])
     columns = ", ".join(
         connection.ops.quote_name(opts.get_field(name).column)  # type: ignore[union-attr]
-        for name in attnames
+        for name in names
     )
     encoder = DjangoJSONEncoder()
     table = connection.ops.quote_name(opts.db_table)
@@ -286,20 +186,21 @@ def _copy_events(events: list[EventRow], connection: Any) -> None:
     ):
         for row in events:
             copy.write_row(
-                [
-                    encoder.encode(row[name]) if name == "event_data" else row[name]
-                    for name in attnames
-                ]
+                [encoder.encode(row[name]) if name == "event_data" else row[name] for name in names]
             )
 
 
-def record_changes(changes: Iterable[tuple[int, Snapshot | None, Snapshot]], using: str) -> None:
-    """Record ``(course_id, old, new)`` changes (``old`` is None for a new course)."""
+def record_changes(
+    changes: Iterable[tuple[int, Snapshot | None, Snapshot]], using: str
+) -> list[EventRow]:
+    """Record ``(course_id, old, new)`` changes (``old`` is None for a new course).
+
+    Returns the rows written, in order."""
     attribution, created_at = current_attribution()
     events: list[EventRow] = []
     for course_id, old, new in changes:
         events.extend(
-            events_for_change(
+            diff.events_for_change(
                 course_id=course_id,
                 old=old,
                 new=new,
@@ -308,6 +209,7 @@ def record_changes(changes: Iterable[tuple[int, Snapshot | None, Snapshot]], usi
             )
         )
     insert_events(events, using)
+    return events
 
 
 def record_event(
@@ -317,34 +219,37 @@ def record_event(
     related_course: Course | None = None,
     using: str,
 ) -> CourseEvent:
-    """Record one event that is not a field change (copy and reset pairs)."""
+    """Record one event that is not a field change (copy and reset pairs); returns it
+    saved, with its id."""
     attribution, created_at = current_attribution()
-    row = _event(
-        course.pk,
-        course.account_id,
-        event_type,
-        {},
-        created_at,
-        attribution,
+    row = diff.event_row(
+        course_id=course.pk,
+        account_id=course.account_id,
+        event_type=event_type,
+        data={},
+        created_at=created_at,
+        attribution=attribution,
         related_course_id=related_course.pk if related_course is not None else None,
     )
-    insert_events([row], using)
-    return CourseEvent(**row)
+    written = insert_events([row], using)
+    assert written  # one row always goes in by INSERT
+    return written[0]
 
 
 def record_save(
     course: Course, old: Snapshot | None, save_kwargs: Mapping[str, Any], using: str
-) -> None:
-    """Record what ``Course.save()`` just wrote."""
+) -> list[EventRow]:
+    """Record what ``Course.save()`` just wrote; returns the rows written."""
     if course.__dict__.pop("_audit_recorded_by_caller", False):
-        return
+        return []
+    model = type(course)
     new = snapshot_of(course)
     if has_expression(new.values()):
-        new = read_snapshots(using, [course.pk])[course.pk]
+        new = read_snapshots(model, using, [course.pk])[course.pk]
     update_fields = save_kwargs.get("update_fields")
     if old is not None and update_fields is not None:
-        new = merge_written(old, new, update_fields)
-    record_changes([(course.pk, old, new)], using)
+        new = merge_written(model, old, new, update_fields)
+    return record_changes([(course.pk, old, new)], using)
 
 
 def recorded_by_caller(course: Course) -> None:
@@ -365,17 +270,19 @@ def stamp_created(courses: Iterable[Course]) -> None:
             course.created_at = occurred_at
 
 
-def attnames(field_names: Iterable[str]) -> set[str]:
+def attnames(model: type[models.Model], field_names: Iterable[str]) -> set[str]:
     """Attribute names of model fields named either way (``account`` or ``account_id``)."""
     names = set()
     for name in field_names:
-        field = Course._meta.get_field(name)
+        field = model._meta.get_field(name)
         assert isinstance(field, models.Field)
         names.add(field.attname)
     return names
 
 
-def merge_written(old: Snapshot, new: Snapshot, field_names: Iterable[str]) -> Snapshot:
+def merge_written(
+    model: type[models.Model], old: Snapshot, new: Snapshot, field_names: Iterable[str]
+) -> Snapshot:
     """The row after a write of only ``field_names``: their new values, the rest as before."""
-    written = attnames(field_names)
+    written = attnames(model, field_names)
     return {key: (new[key] if key in written else value) for key, value in old.items()}

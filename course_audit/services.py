@@ -6,6 +6,7 @@ context decides (the request's user in a view, ``audit_context(user=...)`` in a 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,30 +15,22 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from course_audit import recording
+from course_audit.choices import CourseState as State
+from course_audit.choices import EventType
 from course_audit.context import audit_context
+from course_audit.diff import COPIED_FIELDS, EDITABLE_FIELDS, RESET_FIELDS, TRANSITIONS
 from course_audit.models import Account, Course, CourseEvent
-
-State = Course.WorkflowState
-EventType = CourseEvent.EventType
-
-EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "course_code",
-        "sis_course_id",
-        "start_at",
-        "conclude_at",
-        "is_public",
-        "public_description",
-        "account",
-    }
-)
 
 
 class CourseStateError(ValueError):
-    """A lifecycle change the course's current state does not allow."""
+    """A change the course's current state does not allow."""
+
+
+class CourseTransitionError(CourseStateError):
+    """A lifecycle action (``diff.TRANSITIONS``) the course's current state does not allow."""
 
 
 @contextmanager
@@ -110,94 +103,88 @@ def course_update(*, course: Course, user: Any = None, **changes: Any) -> Course
     return course
 
 
-def _transition(
-    course: Course,
-    *,
-    target: str,
-    allowed_from: set[str],
-    message: str,
-    user: Any,
-    idempotent: bool = True,
-) -> Course:
+# Why each transition is refused, by action ("%(state)s" is the course's state).
+_REFUSALS = {
+    "offer": gettext_noop("A %(state)s course cannot be published."),
+    "claim": gettext_noop("A %(state)s course cannot be unpublished."),
+    "conclude": gettext_noop("A %(state)s course cannot be concluded."),
+    "unconclude": gettext_noop(
+        "Only a concluded course can be unconcluded; this one is %(state)s."
+    ),
+    "delete": gettext_noop("A %(state)s course cannot be deleted."),
+    "undelete": gettext_noop("Only a deleted course can be restored; this one is %(state)s."),
+}
+
+
+def course_transition(*, course: Course, action: str, user: Any = None) -> Course:
+    """Perform a lifecycle ``action`` of ``diff.TRANSITIONS`` (Canvas's ``offer``,
+    ``claim``, ``conclude``, ``unconclude``, ``delete``, ``undelete``) on ``course``.
+
+    Raises ``CourseStateError`` when the course's state does not allow it, ``KeyError``
+    for an unknown action.
+    """
+    transition = TRANSITIONS[action]
     with transaction.atomic(), _acting(user):
         current = Course.objects.select_for_update().only("workflow_state").get(pk=course.pk)
         course.workflow_state = current.workflow_state
-        if idempotent and current.workflow_state == target:
+        if transition.idempotent and current.workflow_state == transition.target:
             return course
-        if current.workflow_state not in allowed_from:
-            raise CourseStateError(
-                message % {"state": Course.WorkflowState(current.workflow_state).label.lower()}
-            )
-        course.workflow_state = target
+        if current.workflow_state not in transition.allowed_from:
+            state = Course.WorkflowState(current.workflow_state).label.lower()
+            raise CourseTransitionError(_(_REFUSALS[action]) % {"state": state})
+        course.workflow_state = transition.target
         course.save(update_fields=["workflow_state", "updated_at"])
     return course
 
 
 def course_publish(*, course: Course, user: Any = None) -> Course:
     """Publish an unpublished course (``published``); a no-op if it is already published."""
-    return _transition(
-        course,
-        target=State.AVAILABLE,
-        allowed_from={State.UNPUBLISHED},
-        message=_("A %(state)s course cannot be published."),
-        user=user,
-    )
+    return course_transition(course=course, action="offer", user=user)
 
 
 def course_unpublish(*, course: Course, user: Any = None) -> Course:
     """Unpublish a published course (``unpublished``; Canvas's ``claim``)."""
-    return _transition(
-        course,
-        target=State.UNPUBLISHED,
-        allowed_from={State.AVAILABLE},
-        message=_("A %(state)s course cannot be unpublished."),
-        user=user,
-    )
+    return course_transition(course=course, action="claim", user=user)
 
 
 def course_conclude(*, course: Course, user: Any = None) -> Course:
     """Conclude a course (``concluded``)."""
-    return _transition(
-        course,
-        target=State.COMPLETED,
-        allowed_from={State.UNPUBLISHED, State.AVAILABLE},
-        message=_("A %(state)s course cannot be concluded."),
-        user=user,
-    )
+    return course_transition(course=course, action="conclude", user=user)
 
 
 def course_unconclude(*, course: Course, user: Any = None) -> Course:
     """Bring a concluded course back, published (``unconcluded``)."""
-    return _transition(
-        course,
-        target=State.AVAILABLE,
-        allowed_from={State.COMPLETED},
-        message=_("Only a concluded course can be unconcluded; this one is %(state)s."),
-        user=user,
-    )
+    return course_transition(course=course, action="unconclude", user=user)
 
 
 def course_delete(*, course: Course, user: Any = None) -> Course:
     """Soft-delete a course (``deleted``); the row and its history stay."""
-    return _transition(
-        course,
-        target=State.DELETED,
-        allowed_from={State.UNPUBLISHED, State.AVAILABLE, State.COMPLETED},
-        message=_("A %(state)s course cannot be deleted."),
-        user=user,
-    )
+    return course_transition(course=course, action="delete", user=user)
 
 
 def course_restore(*, course: Course, user: Any = None) -> Course:
     """Restore a deleted course, unpublished (``restored``)."""
-    return _transition(
-        course,
-        target=State.UNPUBLISHED,
-        allowed_from={State.DELETED},
-        message=_("Only a deleted course can be restored; this one is %(state)s."),
-        user=user,
-        idempotent=False,
-    )
+    return course_transition(course=course, action="undelete", user=user)
+
+
+def course_apply_update(
+    *, course: Course, changes: dict[str, Any], action: str | None = None, user: Any = None
+) -> Course:
+    """Canvas's course update: field ``changes`` and a lifecycle ``action``, in one
+    transaction. ``undelete`` comes before the field changes (a deleted course cannot
+    change), every other action after them.
+
+    Raises ``ValidationError`` for bad values and ``CourseStateError`` for a refused
+    action or a change to a deleted course; nothing is written then.
+    """
+    with transaction.atomic(), _acting(user):
+        if action == "undelete":
+            course_transition(course=course, action=action)
+        if changes:
+            course_update(course=course, **changes)
+        if action is not None and action != "undelete":
+            course_transition(course=course, action=action)
+    return course
 
 
 def _check_copyable(source: Course, destination: Course) -> None:
@@ -210,6 +197,44 @@ def _check_copyable(source: Course, destination: Course) -> None:
             raise CourseStateError(_("A deleted course cannot take part in a copy."))
 
 
+@dataclasses.dataclass(frozen=True)
+class CourseCopy:
+    """What a copy recorded: the destination and the pair of events."""
+
+    destination: Course
+    copied_from: CourseEvent
+    copied_to: CourseEvent
+
+
+def course_copy_content(
+    *,
+    source: Course,
+    destination: Course | None = None,
+    name: str | None = None,
+    user: Any = None,
+) -> CourseCopy:
+    """Copy a course's content into ``destination``, or into a new course created for it
+    (with the source's settings, ``diff.COPIED_FIELDS``, and ``name`` if given).
+
+    Records ``copied_from`` on the destination and ``copied_to`` on the source (and
+    ``created`` for a new destination); returns them with the destination.
+    """
+    with transaction.atomic(), _acting(user):
+        if destination is None:
+            settings = {field: getattr(source, field) for field in COPIED_FIELDS}
+            settings["name"] = name or source.name
+            destination = course_create(**settings)
+        _check_copyable(source, destination)
+        using = destination._state.db or "default"
+        copied_from = recording.record_event(
+            course=destination, event_type=EventType.COPIED_FROM, related_course=source, using=using
+        )
+        copied_to = recording.record_event(
+            course=source, event_type=EventType.COPIED_TO, related_course=destination, using=using
+        )
+    return CourseCopy(destination=destination, copied_from=copied_from, copied_to=copied_to)
+
+
 def course_copy(
     *,
     source: Course,
@@ -217,31 +242,10 @@ def course_copy(
     name: str | None = None,
     user: Any = None,
 ) -> Course:
-    """Copy a course's content into ``destination``, or into a new course created for it.
-
-    Records ``copied_from`` on the destination and ``copied_to`` on the source (and
-    ``created`` for a new destination). Returns the destination.
-    """
-    with transaction.atomic(), _acting(user):
-        if destination is None:
-            destination = course_create(
-                account=source.account,
-                name=name or source.name,
-                course_code=source.course_code,
-                start_at=source.start_at,
-                conclude_at=source.conclude_at,
-                is_public=source.is_public,
-                public_description=source.public_description,
-            )
-        _check_copyable(source, destination)
-        using = destination._state.db or "default"
-        recording.record_event(
-            course=destination, event_type=EventType.COPIED_FROM, related_course=source, using=using
-        )
-        recording.record_event(
-            course=source, event_type=EventType.COPIED_TO, related_course=destination, using=using
-        )
-    return destination
+    """:func:`course_copy_content`, returning only the destination."""
+    return course_copy_content(
+        source=source, destination=destination, name=name, user=user
+    ).destination
 
 
 def course_reset(*, course: Course, user: Any = None) -> Course:
@@ -260,16 +264,9 @@ def course_reset(*, course: Course, user: Any = None) -> Course:
         old.workflow_state = State.DELETED
         recording.recorded_by_caller(old)
         old.save(update_fields=["sis_course_id", "workflow_state", "updated_at"])
-        new = course_create(
-            account=old.account,
-            name=old.name,
-            course_code=old.course_code,
-            sis_course_id=sis_course_id,
-            start_at=old.start_at,
-            conclude_at=old.conclude_at,
-            is_public=old.is_public,
-            public_description=old.public_description,
-        )
+        settings = {field: getattr(old, field) for field in RESET_FIELDS}
+        settings["sis_course_id"] = sis_course_id
+        new = course_create(**settings)
         using = old._state.db or "default"
         recording.record_event(
             course=new, event_type=EventType.RESET_FROM, related_course=old, using=using

@@ -28,11 +28,12 @@ from typing import Any, TextIO
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from tqdm import tqdm
 
 from course_audit import recording
 from course_audit.context import audit_context
+from course_audit.diff import SIS_COLUMNS
+from course_audit.filters import OutOfRange, parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, SisBatch
 
 State = Course.WorkflowState
@@ -67,18 +68,8 @@ def _max_length(name: str) -> int:
 
 _MAX_LENGTHS = {name: _max_length(name) for name in ("sis_course_id", "name", "course_code")}
 
-# The course fields an import compares and writes.
-_LOADED_FIELDS = (
-    "pk",
-    "sis_course_id",
-    "name",
-    "course_code",
-    "account",
-    "root_account",
-    "start_at",
-    "conclude_at",
-    "workflow_state",
-)
+# The course fields an import compares and writes: those its columns set, and the state.
+_LOADED_FIELDS = ("pk", *SIS_COLUMNS.values(), "root_account_id", "workflow_state")
 
 
 class SisImportError(ValueError):
@@ -285,7 +276,6 @@ class _RowReader:
         }
         # Course id -> the line it was first read on.
         self.seen: dict[str, int] = {}
-        self.zone = timezone.get_current_timezone()
         # A file repeats the same few term dates on most of its rows.
         self.dates: dict[str, dt.datetime] = {}
 
@@ -333,25 +323,17 @@ class _RowReader:
         return pk
 
     def _when(self, column: str, text: str) -> dt.datetime | None:
-        """An ISO 8601 date-time or date; naive values are in the active time zone."""
+        """An ISO 8601 date-time or date (``filters.parse_timestamp``), in whole seconds."""
         if not text:
             return None
         value = self.dates.get(text)
         if value is None:
             try:
-                # Django's parser also takes a bare date, as midnight.
-                value = parse_datetime(text)
-            except ValueError:
-                value = None
-            if value is None:
-                raise _BadRow(f'{column} "{text}" is not an ISO 8601 date or date-time')
-            if timezone.is_naive(value):
-                value = timezone.make_aware(value, self.zone)
-            try:
-                # In UTC: PostgreSQL refuses offsets beyond 15:59 that Python takes.
-                value = value.astimezone(dt.UTC)
-            except (OverflowError, ValueError):
+                value = parse_timestamp(text)
+            except OutOfRange:
                 raise _BadRow(f'{column} "{text}" is out of the supported range') from None
+            except ValueError:
+                raise _BadRow(f'{column} "{text}" is not an ISO 8601 date or date-time') from None
             # Dates are shown, and so compared, in whole seconds.
             value = self.dates[text] = value.replace(microsecond=0)
         return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, transaction
 
-from course_audit import recording, services
+from course_audit import diff, recording, services
 from course_audit.models import Course, CourseEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,14 +68,14 @@ def test_a_recorder_failure_fails_creation(department, monkeypatch):
 
 def make_event_inserts_fail(monkeypatch) -> None:
     """From now on, the event INSERT itself fails in the database (a key to nothing)."""
-    original = recording._event
+    original = diff.event_row
 
     def broken(*args, **kwargs):
         event = original(*args, **kwargs)
         event["account_id"] = 987654321
         return event
 
-    monkeypatch.setattr(recording, "_event", broken)
+    monkeypatch.setattr(diff, "event_row", broken)
 
 
 def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 from django.test import override_settings
 
 from course_audit import services
+from course_audit.diff import build_diff, lifecycle_events
 from course_audit.models import Course, CourseEvent
-from course_audit.recording import build_diff, lifecycle_events
 from tests.helpers import event_types, events_of, last_event
 
 pytestmark = pytest.mark.django_db

@@ -21,9 +21,9 @@ from rest_framework.exceptions import ValidationError
 
 from course_audit.api.pagination import Cursor
 from course_audit.conf import conf
+from course_audit.diff import TRACKED_FIELDS, build_diff, is_blank, json_value
 from course_audit.filters import OutOfRange, parse_timestamp, whole_second
 from course_audit.models import CourseEvent
-from course_audit.recording import TRACKED_FIELDS, build_diff, is_blank, json_value
 
 UTC_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
 UTC_MAX = dt.datetime.max.replace(tzinfo=dt.UTC)

@@ -17,5 +17,5 @@ ENUM_NAME_OVERRIDES: dict[str, str] = {
     "CourseWorkflowStateEnum": "course_audit.models.Course.WorkflowState",
     "AccountWorkflowStateEnum": "course_audit.models.Account.WorkflowState",
     # course[event] of an update, in its JSON and its form body alike.
-    "CourseEventEnum": "course_audit.api.serializers.COURSE_EVENT_SERVICES",
+    "CourseEventEnum": "course_audit.api.serializers.COURSE_EVENT_ACTIONS",
 }

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from rest_framework import serializers
@@ -26,10 +26,10 @@ from rest_framework.settings import api_settings
 
 from course_audit import services
 from course_audit.conf import conf
+from course_audit.diff import TRACKED_FIELDS, TRANSITIONS
 from course_audit.filters import parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, PageView
-from course_audit.recording import TRACKED_FIELDS
-from course_audit.services import CourseStateError
+from course_audit.services import CourseStateError, CourseTransitionError
 
 _COPY_RESET = {
     CourseEvent.EventType.COPIED_FROM,
@@ -343,14 +343,18 @@ def _nested(path: Sequence[str], messages: list[str]) -> Any:
 
 
 @contextmanager
-def service_errors(*path: str) -> Iterator[None]:
+def service_errors(*path: str, action_path: tuple[str, ...] | None = None) -> Iterator[None]:
     """Turn the services' errors into 400s naming the request's parameters.
 
     A model validation error names its fields as ``course[<field>]``; a lifecycle error
-    (``CourseStateError``) or an error without fields is reported under ``path``.
+    (``CourseStateError``) or an error without fields is reported under ``path``, a
+    refused lifecycle action under ``action_path`` when given.
     """
     try:
         yield
+    except CourseTransitionError as error:
+        where = path if action_path is None else action_path
+        raise serializers.ValidationError(_nested(where, [str(error)])) from error
     except CourseStateError as error:
         raise serializers.ValidationError(_nested(path, [str(error)])) from error
     except IntegrityError as error:
@@ -439,14 +443,19 @@ class CourseFieldsSerializer(serializers.Serializer):
         return value
 
 
+# Canvas's ``course[event]``: the lifecycle actions of ``diff.TRANSITIONS`` that its
+# course update takes (``unconclude`` is not one of them).
+COURSE_EVENT_ACTIONS: tuple[str, ...] = tuple(
+    action for action in TRANSITIONS if action != "unconclude"
+)
+
+
 class CourseUpdateFieldsSerializer(CourseFieldsSerializer):
     """``course[...]`` of an update, with Canvas's ``course[event]``."""
 
     # An update changes only the fields it names (the view validates it as partial).
     name = serializers.CharField(max_length=255, required=False)
-    event = serializers.ChoiceField(
-        choices=["offer", "claim", "conclude", "delete", "undelete"], required=False
-    )
+    event = serializers.ChoiceField(choices=COURSE_EVENT_ACTIONS, required=False)
 
 
 class CourseWriteSerializer(BracketParamsSerializer):
@@ -465,16 +474,6 @@ class CourseWriteSerializer(BracketParamsSerializer):
                 publish=validated_data["offer"],
                 **validated_data["course"],
             )
-
-
-# What course[event] does; ``offer=true`` is ``offer``.
-COURSE_EVENT_SERVICES: dict[str, Callable[..., Course]] = {
-    "offer": services.course_publish,
-    "claim": services.course_unpublish,
-    "conclude": services.course_conclude,
-    "delete": services.course_delete,
-    "undelete": services.course_restore,
-}
 
 
 class CourseUpdateSerializer(CourseWriteSerializer):
@@ -496,17 +495,8 @@ class CourseUpdateSerializer(CourseWriteSerializer):
     def update(self, instance: Course, validated_data: dict[str, Any]) -> Course:
         changes = dict(validated_data.get("course", {}))
         event = changes.pop("event", None) or ("offer" if validated_data.get("offer") else None)
-        with transaction.atomic():
-            if event == "undelete":
-                with service_errors("course", "event"):
-                    services.course_restore(course=instance)
-            if changes:
-                with service_errors("course"):
-                    services.course_update(course=instance, **changes)
-            if event is not None and event != "undelete":
-                with service_errors("course", "event"):
-                    COURSE_EVENT_SERVICES[event](course=instance)
-        return instance
+        with service_errors("course", action_path=("course", "event")):
+            return services.course_apply_update(course=instance, changes=changes, action=event)
 
 
 class CourseDeleteSerializer(serializers.Serializer):
@@ -516,7 +506,7 @@ class CourseDeleteSerializer(serializers.Serializer):
 
     def update(self, instance: Course, validated_data: dict[str, Any]) -> Course:
         with service_errors("event"):
-            return COURSE_EVENT_SERVICES[validated_data["event"]](course=instance)
+            return services.course_transition(course=instance, action=validated_data["event"])
 
 
 class ContentMigrationSettingsSerializer(serializers.Serializer):
@@ -538,19 +528,10 @@ class ContentMigrationWriteSerializer(BracketParamsSerializer):
 
     def create(self, validated_data: dict[str, Any]) -> dict[str, Any]:
         source, destination = validated_data["source"], validated_data["destination"]
-        with service_errors("settings", "source_course_id"), transaction.atomic():
-            services.course_copy(source=source, destination=destination)
-            event_id = (
-                CourseEvent.objects.filter(
-                    course=destination,
-                    event_type=CourseEvent.EventType.COPIED_FROM,
-                    related_course=source,
-                )
-                .order_by("-id")
-                .values_list("pk", flat=True)[0]
-            )
+        with service_errors("settings", "source_course_id"):
+            copy = services.course_copy_content(source=source, destination=destination)
         return {
-            "id": event_id,
+            "id": copy.copied_from.pk,
             "migration_type": validated_data["migration_type"],
             "workflow_state": "completed",
         }

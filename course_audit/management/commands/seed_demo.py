@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from course_audit import recording, services
 from course_audit.context import audit_context
+from course_audit.diff import EventRow, json_value
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -45,7 +46,7 @@ from course_audit.models import (
     Role,
     SisBatch,
 )
-from course_audit.recording import display_name, json_value
+from course_audit.recording import display_name
 
 State = Course.WorkflowState
 Source = CourseEvent.EventSource
@@ -1137,7 +1138,7 @@ def synthetic_diffs(
 
 def synthetic_rows(
     root: Account, count: int, rng: random.Random, now: datetime
-) -> Iterator[recording.EventRow]:
+) -> Iterator[EventRow]:
     """``count`` event rows: ``updated`` events over the demo's live courses, each after its
     course's creation and not in the future."""
     # Read everything now: the rows are consumed while a COPY holds the connection.
@@ -1180,7 +1181,7 @@ def _generate_rows(
     courses: list[tuple[int, int, float, list[Any]]],
     actors: list[tuple[int, str]],
     batches: list[tuple[float, int, int | None, str]],
-) -> Iterator[recording.EventRow]:
+) -> Iterator[EventRow]:
     batch_times = [batch[0] for batch in batches]
     now_ts = now.timestamp()
     random_, randrange, uuid4, from_ts = (
@@ -1218,7 +1219,7 @@ def _generate_rows(
         }
 
 
-def insert_synthetic(rows: Iterator[recording.EventRow], count: int, progress: tqdm[Any]) -> None:
+def insert_synthetic(rows: Iterator[EventRow], count: int, progress: tqdm[Any]) -> None:
     """Insert the rows through the recorder's bulk path (``COPY`` on PostgreSQL), a chunk
     per transaction so the deferred foreign-key checks stay bounded."""
     # In (account, time) order, each chunk walks the (account|course, created_at, id)
