@@ -33,6 +33,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 
 from course_audit.choices import EventSource
+from course_audit.types import User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -55,7 +56,7 @@ class RequestTrace:
 class AuditContext:
     """Attribution for the events recorded while it is active."""
 
-    user: Any = None
+    user: User | None = None
     source: str = "manual"
     sis_batch: SisBatch | None = None
     request_id: uuid.UUID | None = None
@@ -64,7 +65,7 @@ class AuditContext:
     occurred_at: datetime | None = None
     trace: RequestTrace | None = None
 
-    def actor(self) -> Any:
+    def actor(self) -> User | None:
         """The acting user: the explicit one, else the request's authenticated user."""
         if self.user is not None:
             return self.user
@@ -90,7 +91,7 @@ _KEEP: Any = object()
 @contextmanager
 def audit_context(
     *,
-    user: Any = _KEEP,
+    user: User | None = _KEEP,
     source: str = _KEEP,
     sis_batch: SisBatch | None = _KEEP,
     request_id: uuid.UUID | None = _KEEP,
@@ -113,7 +114,7 @@ def audit_context(
         "occurred_at": occurred_at,
         "trace": trace,
     }
-    changes = {name: value for name, value in given.items() if value is not _KEEP}
+    changes: dict[str, Any] = {name: value for name, value in given.items() if value is not _KEEP}
     if "source" in changes:
         changes["source"] = EventSource(changes["source"]).value
     context = dataclasses.replace(get_audit_context(), **changes)

@@ -27,6 +27,7 @@ from django.utils.translation import pgettext
 
 from course_audit import choices, recording
 from course_audit.querysets import CourseEventQuerySet, CourseQuerySet
+from course_audit.types import User
 
 
 class Permission(models.TextChoices):
@@ -479,14 +480,14 @@ class ApiToken(models.Model):
     def issue(
         cls,
         *,
-        user: Any,
+        user: User,
         name: str = "",
         expires_at: datetime | None = None,
     ) -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns the row and the plaintext token (shown once)."""
         plaintext = secrets.token_urlsafe(48)
         token = cls.objects.create(
-            user=user,
+            user=user,  # type: ignore[misc]  # the host's user model, unknown to the stubs
             name=name,
             token_hash=_hash_token(plaintext),
             hint=plaintext[-4:],

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import NotSupportedError, connections, models, transaction
+from django.db.models import Q
 
 from course_audit import recording
 from course_audit.diff import SNAPSHOT_FIELDS
@@ -19,7 +20,31 @@ if TYPE_CHECKING:
     from course_audit.models import Account, Course, CourseEvent  # noqa: F401
 
 
+# A course search matches substrings from this many characters on, prefixes below.
+SEARCH_SUBSTRING_MIN = 3
+# The longest name, course code or SIS id a course can have: a longer search matches
+# nothing, and a trigram search of a huge text is slow work for nothing.
+SEARCH_MAX_LENGTH = 255
+
+
 class CourseQuerySet(models.QuerySet["Course"]):
+    def matching(self, query: str) -> CourseQuerySet:
+        """Courses whose name, code or SIS id contains ``query`` (starts with it, for a
+        query shorter than ``SEARCH_SUBSTRING_MIN``); nothing for one longer than
+        ``SEARCH_MAX_LENGTH``.
+
+        On PostgreSQL, trigram indexes (migration 0003) serve the substring match; they
+        cannot serve one or two characters, a prefix the (name, id) index can.
+        """
+        if len(query) > SEARCH_MAX_LENGTH:
+            return self.none()
+        lookup = "icontains" if len(query) >= SEARCH_SUBSTRING_MIN else "istartswith"
+        return self.filter(
+            Q(**{f"name__{lookup}": query})
+            | Q(**{f"course_code__{lookup}": query})
+            | Q(**{f"sis_course_id__{lookup}": query})
+        )
+
     def update(self, **kwargs: Any) -> int:
         """Update the rows and record an event for each row that really changed."""
         if not kwargs:

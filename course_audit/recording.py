@@ -28,6 +28,7 @@ from course_audit import diff
 from course_audit.context import get_audit_context
 from course_audit.diff import SNAPSHOT_FIELDS, EventRow, Snapshot
 from course_audit.signals import events_recorded
+from course_audit.types import User
 
 if TYPE_CHECKING:
     from course_audit.models import Course, CourseEvent
@@ -103,7 +104,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def display_name(user: Any) -> str:
+def display_name(user: User) -> str:
     """The actor's name as events keep it, so history survives the user's deletion."""
     full_name = getattr(user, "get_full_name", None)
     name = full_name() if callable(full_name) else ""

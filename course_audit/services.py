@@ -23,6 +23,7 @@ from course_audit.choices import EventType
 from course_audit.context import audit_context
 from course_audit.diff import COPIED_FIELDS, EDITABLE_FIELDS, RESET_FIELDS, TRANSITIONS
 from course_audit.models import Account, Course, CourseEvent
+from course_audit.types import User
 
 
 class CourseStateError(ValueError):
@@ -34,7 +35,7 @@ class CourseTransitionError(CourseStateError):
 
 
 @contextmanager
-def _acting(user: Any) -> Iterator[None]:
+def _acting(user: User | None) -> Iterator[None]:
     if user is None:
         yield
     else:
@@ -53,7 +54,7 @@ def course_create(
     is_public: bool = False,
     public_description: str = "",
     publish: bool = False,
-    user: Any = None,
+    user: User | None = None,
 ) -> Course:
     """Create a course (unpublished, or published with ``publish=True``).
 
@@ -78,7 +79,7 @@ def course_create(
     return course
 
 
-def course_update(*, course: Course, user: Any = None, **changes: Any) -> Course:
+def course_update(*, course: Course, user: User | None = None, **changes: Any) -> Course:
     """Change a course's fields; records one ``updated`` event with the fields that changed.
 
     Raises ``ValidationError`` for bad values and ``CourseStateError`` for a deleted course.
@@ -116,7 +117,7 @@ _REFUSALS = {
 }
 
 
-def course_transition(*, course: Course, action: str, user: Any = None) -> Course:
+def course_transition(*, course: Course, action: str, user: User | None = None) -> Course:
     """Perform a lifecycle ``action`` of ``diff.TRANSITIONS`` (Canvas's ``offer``,
     ``claim``, ``conclude``, ``unconclude``, ``delete``, ``undelete``) on ``course``.
 
@@ -137,38 +138,38 @@ def course_transition(*, course: Course, action: str, user: Any = None) -> Cours
     return course
 
 
-def course_publish(*, course: Course, user: Any = None) -> Course:
+def course_publish(*, course: Course, user: User | None = None) -> Course:
     """Publish an unpublished course (``published``); a no-op if it is already published."""
     return course_transition(course=course, action="offer", user=user)
 
 
-def course_unpublish(*, course: Course, user: Any = None) -> Course:
+def course_unpublish(*, course: Course, user: User | None = None) -> Course:
     """Unpublish a published course (``unpublished``; Canvas's ``claim``)."""
     return course_transition(course=course, action="claim", user=user)
 
 
-def course_conclude(*, course: Course, user: Any = None) -> Course:
+def course_conclude(*, course: Course, user: User | None = None) -> Course:
     """Conclude a course (``concluded``)."""
     return course_transition(course=course, action="conclude", user=user)
 
 
-def course_unconclude(*, course: Course, user: Any = None) -> Course:
+def course_unconclude(*, course: Course, user: User | None = None) -> Course:
     """Bring a concluded course back, published (``unconcluded``)."""
     return course_transition(course=course, action="unconclude", user=user)
 
 
-def course_delete(*, course: Course, user: Any = None) -> Course:
+def course_delete(*, course: Course, user: User | None = None) -> Course:
     """Soft-delete a course (``deleted``); the row and its history stay."""
     return course_transition(course=course, action="delete", user=user)
 
 
-def course_restore(*, course: Course, user: Any = None) -> Course:
+def course_restore(*, course: Course, user: User | None = None) -> Course:
     """Restore a deleted course, unpublished (``restored``)."""
     return course_transition(course=course, action="undelete", user=user)
 
 
 def course_apply_update(
-    *, course: Course, changes: dict[str, Any], action: str | None = None, user: Any = None
+    *, course: Course, changes: dict[str, Any], action: str | None = None, user: User | None = None
 ) -> Course:
     """Canvas's course update: field ``changes`` and a lifecycle ``action``, in one
     transaction. ``undelete`` comes before the field changes (a deleted course cannot
@@ -211,7 +212,7 @@ def course_copy_content(
     source: Course,
     destination: Course | None = None,
     name: str | None = None,
-    user: Any = None,
+    user: User | None = None,
 ) -> CourseCopy:
     """Copy a course's content into ``destination``, or into a new course created for it
     (with the source's settings, ``diff.COPIED_FIELDS``, and ``name`` if given).
@@ -240,7 +241,7 @@ def course_copy(
     source: Course,
     destination: Course | None = None,
     name: str | None = None,
-    user: Any = None,
+    user: User | None = None,
 ) -> Course:
     """:func:`course_copy_content`, returning only the destination."""
     return course_copy_content(
@@ -248,7 +249,7 @@ def course_copy(
     ).destination
 
 
-def course_reset(*, course: Course, user: Any = None) -> Course:
+def course_reset(*, course: Course, user: User | None = None) -> Course:
     """Reset a course's content: a fresh, empty course replaces it and it ends deleted.
 
     The new course takes the old one's settings and SIS id. Records ``created`` and

@@ -35,6 +35,7 @@ from course_audit.context import audit_context
 from course_audit.diff import SIS_COLUMNS
 from course_audit.filters import OutOfRange, parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, SisBatch
+from course_audit.types import User
 
 State = Course.WorkflowState
 
@@ -128,7 +129,7 @@ def import_courses_csv(
     *,
     file: TextIO | str | os.PathLike[str],
     root_account: Account,
-    user: Any = None,
+    user: User | None = None,
     progress: bool = False,
     filename: str = "",
 ) -> SisBatch:
@@ -154,7 +155,7 @@ def import_courses_csv(
     with _opened(file) as stream:
         batch = SisBatch.objects.create(
             root_account=root_account,
-            user=user,
+            user=user,  # type: ignore[misc]  # the host's user model, unknown to the stubs
             filename=filename or _name_of(file),
             workflow_state=SisBatch.WorkflowState.IMPORTING,
         )
