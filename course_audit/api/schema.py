@@ -108,7 +108,7 @@ class DocsView(PublicView, SpectacularRedocView):
 
     schema = None  # as SchemaView's
     renderer_classes = [TemplateHTMLRenderer]
-    url_name = "course_audit_schema"
+    url_name = "course_audit:schema"
     title = SCHEMA_SETTINGS["TITLE"]
     # Our own page: the stock one loads web fonts from the internet.
     template_name = "course_audit/api_docs.html"
