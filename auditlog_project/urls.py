@@ -8,5 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("course_audit.urls")),
-    path("", RedirectView.as_view(pattern_name="course_audit_home", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="course_audit:home", permanent=False)),
 ]

@@ -55,10 +55,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     assert busiest is not None and root is not None
     print(f"{machine_note()}; peak memory before: {peak_mb():.0f} MB")
     cases = [
-        ("busiest course", reverse("course_audit_course_export", args=[busiest["course_id"]]), {}),
+        ("busiest course", reverse("course_audit:course_export", args=[busiest["course_id"]]), {}),
         (
             f"root + sub-accounts, {args.days} days",
-            reverse("course_audit_account_export", args=[root.pk]),
+            reverse("course_audit:account_export", args=[root.pk]),
             {
                 "include_subaccounts": "1",
                 "start_time": (newest - dt.timedelta(days=args.days)).isoformat(),

@@ -82,7 +82,7 @@ def history_cases(course_id: int, depth: int) -> list[Case]:
     from course_audit.api.pagination import Cursor
     from course_audit.models import CourseEvent
 
-    history = reverse("course_audit_course_history", args=[course_id])
+    history = reverse("course_audit:course_history", args=[course_id])
     previous, first = position(CourseEvent.objects.filter(course_id=course_id), depth)
     deep = Cursor(history.rstrip("/")).encode(previous.created_at, previous.pk)
     return [
@@ -113,14 +113,14 @@ def filter_cases(course_id: int, root_id: int) -> list[Case]:
 
     from course_audit.models import Course, CourseEvent
 
-    history = reverse("course_audit_course_history", args=[course_id])
+    history = reverse("course_audit:course_history", args=[course_id])
     newest = CourseEvent.objects.filter(course_id=course_id).order_by("-created_at").first()
     assert newest is not None
     month = {
         "start_time": newest.created_at.replace(day=1).date().isoformat(),
         "end_time": newest.created_at.date().isoformat(),
     }
-    account = reverse("course_audit_account_history", args=[root_id])
+    account = reverse("course_audit:account_history", args=[root_id])
     changelist = reverse("admin:course_audit_courseevent_changelist")
     code = Course.objects.values_list("course_code", flat=True).get(pk=course_id)
     return [

@@ -130,7 +130,7 @@ def _admin_link(model: Any, pk: Any, label: Any) -> SafeString | str:
 def course_history_url(course_id: int) -> str | None:
     """The course history page, if the host serves it."""
     try:
-        return reverse("course_audit_course_history", kwargs={"course_id": course_id})
+        return reverse("course_audit:course_history", kwargs={"course_id": course_id})
     except NoReverseMatch:
         return None
 

@@ -84,7 +84,10 @@ class BoundedField(forms.Field):
         return super().clean(value)
 
 
-class TimestampField(BoundedField):
+class TimestampFormField(BoundedField):
+    """The form field of a date-time query parameter (``start_time``, ``end_time``), read
+    by ``parse_timestamp``."""
+
     def to_python(self, value: Any) -> dt.datetime | None:
         if value in (None, ""):
             return None
@@ -102,7 +105,7 @@ class TimestampField(BoundedField):
 
 
 class TimestampFilter(django_filters.Filter):
-    field_class = TimestampField
+    field_class = TimestampFormField
 
 
 class CommaListField(BoundedField):

@@ -4,45 +4,32 @@
 
 The registrar's pages are under ``audit/`` (they need a login: set ``LOGIN_URL``), the REST
 API under ``api/v1/`` (Canvas's paths), its OpenAPI schema at ``api/schema/`` and its
-documentation at ``api/docs/``.
+documentation at ``api/docs/``. The pages, the schema and the docs are named in the
+``course_audit`` namespace (``page_urls.py``: ``course_audit:course_history``), the API in
+``course_audit_api``.
 """
 
 from __future__ import annotations
 
 from django.urls import include, path
 
-from course_audit import views
-from course_audit.api.schema import DocsView, SchemaView
+from course_audit import page_urls
+
+DEPRECATED_NAMES = {
+    f"course_audit_{pattern.name}": f"course_audit:{pattern.name}"
+    for pattern in page_urls.urlpatterns
+}
+"""The pages' names before the namespace, each with its namespaced name
+(``course_audit_home``: ``course_audit:home``). Deprecated: they still reverse, to the same
+paths, for hosts that name them; a request always resolves to the namespaced name."""
 
 urlpatterns = [
-    path("audit/", views.home, name="course_audit_home"),
-    path(
-        "audit/courses/<int:course_id>/",
-        views.course_history,
-        name="course_audit_course_history",
-    ),
-    path(
-        "audit/courses/<int:course_id>/export/",
-        views.course_export,
-        name="course_audit_course_export",
-    ),
-    path(
-        "audit/accounts/<int:account_id>/",
-        views.account_history,
-        name="course_audit_account_history",
-    ),
-    path(
-        "audit/accounts/<int:account_id>/export/",
-        views.account_export,
-        name="course_audit_account_export",
-    ),
-    path(
-        "audit/page-views/<uuid:request_id>/",
-        views.page_view,
-        name="course_audit_page_view",
-    ),
-    path("audit/timezone/", views.set_timezone, name="course_audit_set_timezone"),
+    path("", include(page_urls)),
     path("api/v1/", include("course_audit.api.urls")),
-    path("api/schema/", SchemaView.as_view(), name="course_audit_schema"),
-    path("api/docs/", DocsView.as_view(), name="course_audit_docs"),
+    # The same pages once more under their deprecated names, for reverse() only: listed
+    # after the namespaced ones, they never answer a request.
+    *(
+        path(str(pattern.pattern), pattern.callback, name=f"course_audit_{pattern.name}")
+        for pattern in page_urls.urlpatterns
+    ),
 ]

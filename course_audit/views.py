@@ -130,7 +130,7 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        target = "course_audit_home"
+        target = "course_audit:home"
     return redirect(target)
 
 
@@ -307,7 +307,7 @@ def course_history(request: HttpRequest, course_id: int) -> HttpResponse:
             request,
             selectors.course_events(course),
             None,
-            {"course": course, "export_url_name": "course_audit_course_export", "subject": course},
+            {"course": course, "export_url_name": "course_audit:course_export", "subject": course},
         )
 
 
@@ -324,7 +324,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
             {
                 "account": account,
                 "subject": account,
-                "export_url_name": "course_audit_account_export",
+                "export_url_name": "course_audit:account_export",
                 "include_subaccounts": _include_subaccounts(request),
             },
         )

@@ -410,7 +410,7 @@ def build_world() -> World:
             HTTP_AUTHORIZATION=f"Bearer {tokens[f'{kind}/token']}",
         )
         page = _session_client(sessions[kind]).get(
-            reverse("course_audit_course_history", args=[COURSES["bio101"].pk])
+            reverse("course_audit:course_history", args=[COURSES["bio101"].pk])
         )
         before[kind] = (api.status_code, page.status_code)
     AccountMembership.objects.filter(user=users["revoked_membership"]).update(
@@ -814,8 +814,8 @@ def _view(
 
 
 PUBLIC_SURFACES = [
-    _view("schema", "public", "course_audit_schema", ("-",), _public_oracle),
-    _view("docs", "public", "course_audit_docs", ("-",), _public_oracle),
+    _view("schema", "public", "course_audit:schema", ("-",), _public_oracle),
+    _view("docs", "public", "course_audit:docs", ("-",), _public_oracle),
     *(
         Surface(
             f"unknown.api_path_{method}",
@@ -879,7 +879,7 @@ def _home_oracle(world: World, kind: Kind, target: str, request: Request) -> Exp
 
 
 def _timezone_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
-    return Expect(302, location=reverse("course_audit_home"))
+    return Expect(302, location=reverse("course_audit:home"))
 
 
 def _course_pk(world: World, target: str) -> int:
@@ -900,17 +900,17 @@ PAGE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing")
 PAGE_ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing")
 SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
 SUBTREE = {"include_subaccounts": "1"}
-COURSE_PAGE = ("page", "course_audit_course_history", PAGE_COURSE_TARGETS, _page_course)
-COURSE_EXPORT = ("page", "course_audit_course_export", PAGE_COURSE_TARGETS, _page_course)
-ACCOUNT_PAGE = ("page", "course_audit_account_history", PAGE_ACCOUNT_TARGETS, _page_account)
-ACCOUNT_EXPORT = ("page", "course_audit_account_export", PAGE_ACCOUNT_TARGETS, _page_account)
-SUBTREE_PAGE = ("page", "course_audit_account_history", SUBTREE_TARGETS, _page_account)
-SUBTREE_EXPORT = ("page", "course_audit_account_export", SUBTREE_TARGETS, _page_account)
+COURSE_PAGE = ("page", "course_audit:course_history", PAGE_COURSE_TARGETS, _page_course)
+COURSE_EXPORT = ("page", "course_audit:course_export", PAGE_COURSE_TARGETS, _page_course)
+ACCOUNT_PAGE = ("page", "course_audit:account_history", PAGE_ACCOUNT_TARGETS, _page_account)
+ACCOUNT_EXPORT = ("page", "course_audit:account_export", PAGE_ACCOUNT_TARGETS, _page_account)
+SUBTREE_PAGE = ("page", "course_audit:account_history", SUBTREE_TARGETS, _page_account)
+SUBTREE_EXPORT = ("page", "course_audit:account_export", SUBTREE_TARGETS, _page_account)
 TIMEZONE_BODY = urlencode({"timezone": "Asia/Tokyo"})
 
 PAGE_SURFACES = [
-    _view("home", "page", "course_audit_home", ("-",), _home_oracle),
-    _view("search", "page", "course_audit_home", ("-",), _home_oracle, query={"q": "SECRET"}),
+    _view("home", "page", "course_audit:home", ("-",), _home_oracle),
+    _view("search", "page", "course_audit:home", ("-",), _home_oracle, query={"q": "SECRET"}),
     _view("course_history", *COURSE_PAGE, _course_pk),
     _view("course_export_csv", *COURSE_EXPORT, _course_pk, query={"format": "csv"}),
     _view("course_export_jsonl", *COURSE_EXPORT, _course_pk, query={"format": "jsonl"}),
@@ -927,7 +927,7 @@ PAGE_SURFACES = [
     _view(
         "page_view",
         "page",
-        "course_audit_page_view",
+        "course_audit:page_view",
         ("pv_bio", "pv_chem", "pv_rival", "pv_mixed", "missing"),
         _page_view_oracle,
         _page_view_id,
@@ -935,7 +935,7 @@ PAGE_SURFACES = [
     _view(
         "set_timezone",
         "page",
-        "course_audit_set_timezone",
+        "course_audit:set_timezone",
         ("-",),
         _timezone_oracle,
         method="post",
@@ -1040,7 +1040,7 @@ def expect(
     if surface.family in ("page", "admin") and (caller.via != "session" or not authenticated):
         if surface.name == "page.set_timezone":
             # It serves nothing and stores nothing for them (see the view).
-            return Expect(302, location=reverse("course_audit_home"))
+            return Expect(302, location=reverse("course_audit:home"))
         return Expect(302, location=_login_redirect(request, admin=surface.family == "admin"))
     if not authenticated or (caller.bad_token and surface.family == "api"):
         return _api_error(401)

@@ -30,7 +30,7 @@ urlpatterns = [
     path(
         "courses/<int:course_id>/history/",
         lambda request, course_id: HttpResponse(),
-        name="course_audit_course_history",
+        name="course_audit:course_history",
     ),
 ]
 
@@ -106,7 +106,7 @@ def test_the_event_page_shows_the_diff_escaped(admin_client, make_course, settin
     assert "—" in name_row.group(1)
     assert name_row.group(2) == "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert reverse("admin:course_audit_course_change", args=[course.pk]) in body
-    assert reverse("course_audit_course_history", kwargs={"course_id": course.pk}) in body
+    assert reverse("course_audit:course_history", kwargs={"course_id": course.pk}) in body
 
     updated = last_event(course)
     page = admin_client.get(reverse("admin:course_audit_courseevent_change", args=[updated.pk]))
@@ -288,7 +288,7 @@ def test_the_course_page_links_its_history_and_recent_events(
     page = admin_client.get(reverse("admin:course_audit_course_change", args=[course.pk]))
     body = page.content.decode()
     assert page.status_code == 200
-    history = reverse("course_audit_course_history", kwargs={"course_id": course.pk})
+    history = reverse("course_audit:course_history", kwargs={"course_id": course.pk})
     assert f'<a href="{history}">history page</a>' in body
     events_url = reverse("admin:course_audit_courseevent_changelist")
     assert f"{events_url}?course__id__exact={course.pk}" in body

@@ -395,7 +395,7 @@ def page_events(response: Any) -> list[Any]:
 def test_an_oversized_filter_on_a_history_page_is_a_400_page(
     registrar_browser, history, param, value
 ):
-    url = reverse("course_audit_course_history", args=[history.pk])
+    url = reverse("course_audit:course_history", args=[history.pk])
     with CaptureQueriesContext(connection) as queries:
         response = registrar_browser.get(url, {param: value})
     assert response.status_code == 400
@@ -406,21 +406,21 @@ def test_an_oversized_filter_on_a_history_page_is_a_400_page(
 
 @pytest.mark.parametrize("param", ["after", "before"])
 def test_an_oversized_page_link_on_a_history_page_is_a_400_page(registrar_browser, history, param):
-    url = reverse("course_audit_course_history", args=[history.pk])
+    url = reverse("course_audit:course_history", args=[history.pk])
     response = registrar_browser.get(url, {param: "x" * HUGE})
     assert response.status_code == 400
     assert "This page link is out of date" in response.content.decode()
 
 
 def test_an_oversized_per_page_on_a_history_page_is_the_default(registrar_browser, history):
-    url = reverse("course_audit_course_history", args=[history.pk])
+    url = reverse("course_audit:course_history", args=[history.pk])
     response = registrar_browser.get(url, {"per_page": "9" * HUGE})
     assert response.status_code == 200
     assert response.context["per_page"] == views.PER_PAGE
 
 
 def test_an_oversized_export_filter_is_a_400(registrar_browser, history):
-    url = reverse("course_audit_course_export", args=[history.pk])
+    url = reverse("course_audit:course_export", args=[history.pk])
     response = registrar_browser.get(url, {"format": "csv", "start_time": "2" * HUGE})
     assert response.status_code == 400
     assert f"is too long ({HUGE} characters; at most {MAX_PARAMETER_LENGTH})" in (
@@ -430,7 +430,7 @@ def test_an_oversized_export_filter_is_a_400(registrar_browser, history):
 
 def test_an_oversized_search_is_a_400_page_without_a_search(registrar_browser, course):
     with CaptureQueriesContext(connection) as queries:
-        response = registrar_browser.get(reverse("course_audit_home"), {"q": "x" * HUGE})
+        response = registrar_browser.get(reverse("course_audit:home"), {"q": "x" * HUGE})
     assert response.status_code == 400
     text = response.content.decode()
     assert f"The search text is too long ({HUGE} characters; at most 255)." in text
@@ -441,13 +441,13 @@ def test_an_oversized_search_is_a_400_page_without_a_search(registrar_browser, c
 def test_a_search_at_the_limit_still_searches(registrar_browser, make_course):
     name = "N" * selectors.SEARCH_MAX_LENGTH
     make_course(name=name)
-    response = registrar_browser.get(reverse("course_audit_home"), {"q": name})
+    response = registrar_browser.get(reverse("course_audit:home"), {"q": name})
     assert response.status_code == 200
     assert [course.name for course in response.context["courses"]] == [name]
 
 
 def test_unknown_parameters_do_not_change_a_history_page(registrar_browser, history):
-    url = reverse("course_audit_course_history", args=[history.pk])
+    url = reverse("course_audit:course_history", args=[history.pk])
     plain = registrar_browser.get(url, {"per_page": "10"})
     noisy = registrar_browser.get(url, {"per_page": "10", **UNKNOWN})
     assert plain.status_code == noisy.status_code == 200
@@ -457,7 +457,7 @@ def test_unknown_parameters_do_not_change_a_history_page(registrar_browser, hist
 
 
 def test_unknown_parameters_do_not_change_the_home_page(registrar_browser, course):
-    url = reverse("course_audit_home")
+    url = reverse("course_audit:home")
     plain = registrar_browser.get(url, {"q": "Bio"})
     noisy = registrar_browser.get(url, {"q": "Bio", **UNKNOWN})
     assert plain.status_code == noisy.status_code == 200

@@ -27,15 +27,15 @@ def _away(*args: Any, **kwargs: Any) -> Any:
 @pytest.mark.parametrize(
     ("view", "selector"),
     [
-        ("course_audit_course_history", "course_events"),
-        ("course_audit_account_history", "account_events"),
+        ("course_audit:course_history", "course_events"),
+        ("course_audit:account_history", "account_events"),
     ],
 )
 def test_a_page_whose_database_fails_is_503_not_500(
     registrar_browser, course, monkeypatch, caplog, view, selector
 ):
     monkeypatch.setattr(selectors, selector, _away)
-    target = course.pk if view == "course_audit_course_history" else course.account_id
+    target = course.pk if view == "course_audit:course_history" else course.account_id
 
     with caplog.at_level(logging.ERROR, logger="course_audit.middleware"):
         response = registrar_browser.get(reverse(view, args=[target]))
@@ -57,7 +57,7 @@ def test_the_page_speaks_the_readers_language(registrar_browser, course, monkeyp
     monkeypatch.setattr(selectors, "course_events", _away)
 
     response = registrar_browser.get(
-        reverse("course_audit_course_history", args=[course.pk]), HTTP_ACCEPT_LANGUAGE="es"
+        reverse("course_audit:course_history", args=[course.pk]), HTTP_ACCEPT_LANGUAGE="es"
     )
 
     assert response.status_code == 503
@@ -90,7 +90,7 @@ def test_an_export_whose_database_fails_at_its_start_is_503_not_an_empty_file(
     monkeypatch.setattr(exports, "keyset_rows", _away)
 
     response = registrar_browser.get(
-        reverse("course_audit_course_export", args=[course.pk]), {"format": kind}
+        reverse("course_audit:course_export", args=[course.pk]), {"format": kind}
     )
 
     assert response.status_code == 503

@@ -36,11 +36,11 @@ def streamed(response) -> str:
 
 def pages_of(course: Course) -> list[str]:
     return [
-        reverse("course_audit_course_history", args=[course.pk]),
-        reverse("course_audit_course_export", args=[course.pk]) + "?format=csv",
-        reverse("course_audit_course_export", args=[course.pk]) + "?format=jsonl",
-        reverse("course_audit_account_history", args=[course.account_id]),
-        reverse("course_audit_account_export", args=[course.account_id]),
+        reverse("course_audit:course_history", args=[course.pk]),
+        reverse("course_audit:course_export", args=[course.pk]) + "?format=csv",
+        reverse("course_audit:course_export", args=[course.pk]) + "?format=jsonl",
+        reverse("course_audit:account_history", args=[course.account_id]),
+        reverse("course_audit:account_export", args=[course.account_id]),
     ]
 
 
@@ -48,18 +48,18 @@ def pages_of(course: Course) -> list[str]:
 
 
 def test_anonymous_is_sent_to_the_login_page(client, course):
-    for url in [reverse("course_audit_home"), *pages_of(course)]:
+    for url in [reverse("course_audit:home"), *pages_of(course)]:
         response = client.get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith(reverse("login") + "?next="), url
 
 
 def test_the_site_root_and_login_page(client, make_user):
-    assert client.get("/")["Location"] == reverse("course_audit_home")
+    assert client.get("/")["Location"] == reverse("course_audit:home")
     user = make_user("registrar")
     response = client.post(reverse("login"), {"username": user.get_username(), "password": "demo"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("course_audit_home")
+    assert response["Location"] == reverse("course_audit:home")
 
 
 def test_registrar_sees_every_course_and_account(registrar_browser, course, chemistry):
@@ -77,7 +77,7 @@ def test_dept_admin_gets_403_outside_its_department(dept_admin_browser, course, 
     college = chemistry.parent
     assert (
         dept_admin_browser.get(
-            reverse("course_audit_account_history", args=[college.pk])
+            reverse("course_audit:account_history", args=[college.pk])
         ).status_code
         == 403
     )
@@ -87,7 +87,7 @@ def test_another_tenant_is_404(dept_admin_browser, other_root):
     foreign = services.course_create(account=other_root, name="Rival 101")
     for url in pages_of(foreign):
         assert dept_admin_browser.get(url).status_code == 404, url
-    missing = reverse("course_audit_course_history", args=[10**12])
+    missing = reverse("course_audit:course_history", args=[10**12])
     assert dept_admin_browser.get(missing).status_code == 404
 
 
@@ -99,7 +99,7 @@ def test_a_member_without_the_permission_gets_403(browser, root_account, teacher
 
 def test_home_searches_only_auditable_courses(dept_admin_browser, course, chemistry, department):
     services.course_create(account=chemistry, name="Biology of molecules", course_code="CHEM9")
-    home = reverse("course_audit_home")
+    home = reverse("course_audit:home")
     html = body(dept_admin_browser.get(home, {"q": "biology"}))
     assert "Biology 101" in html
     assert "Biology of molecules" not in html
@@ -108,14 +108,14 @@ def test_home_searches_only_auditable_courses(dept_admin_browser, course, chemis
     assert "Biology 101" in body(dept_admin_browser.get(home, {"q": "bio101"}))
     assert dept_admin_browser.get(home, {"q": "bio\x00"}).status_code == 200
     tree = body(dept_admin_browser.get(home))
-    assert reverse("course_audit_account_history", args=[department.pk]) in tree
+    assert reverse("course_audit:account_history", args=[department.pk]) in tree
     assert "Chemistry" not in tree
 
 
 def test_short_searches_match_prefixes(registrar_browser, course, make_course):
     """Under three characters a trigram index cannot serve a substring: prefixes only."""
     make_course(name="Zoology 9", course_code="ZOO9", sis_course_id="Z-9")
-    home = reverse("course_audit_home")
+    home = reverse("course_audit:home")
     assert "Zoology 9" in body(registrar_browser.get(home, {"q": "zo"}))
     assert "Zoology 9" not in body(registrar_browser.get(home, {"q": "oo"}))  # inside a name
     assert "Zoology 9" in body(registrar_browser.get(home, {"q": "ool"}))  # three: substring
@@ -152,7 +152,7 @@ def test_the_course_search_has_trigram_indexes_on_postgresql(registrar_browser, 
 
 
 def test_home_shows_the_account_tree(registrar_browser, root_account, college, department):
-    html = body(registrar_browser.get(reverse("course_audit_home")))
+    html = body(registrar_browser.get(reverse("course_audit:home")))
     # nested lists: the department sits inside the college, inside the root
     root_at = html.index(">State University<")
     college_at = html.index(">College of Science<")
@@ -209,7 +209,7 @@ def timeline_types(html: str) -> list[str]:
 
 
 def test_filters_narrow_the_timeline(registrar_browser, course, mixed):
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     get = registrar_browser.get
     everything = ["created", "deleted", "concluded", "published", "updated"]
     assert timeline_types(body(get(url))) == everything  # the course was created today
@@ -227,7 +227,7 @@ def test_filters_narrow_the_timeline(registrar_browser, course, mixed):
 
 
 def test_a_bad_filter_is_400_with_a_message(registrar_browser, course):
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     response = registrar_browser.get(url, {"start_time": "yesterday"})
     assert response.status_code == 400
     assert "is not an ISO 8601 date-time" in body(response)
@@ -236,7 +236,7 @@ def test_a_bad_filter_is_400_with_a_message(registrar_browser, course):
     assert response.status_code == 400
     assert "start_time must not be after end_time" in body(response)
     assert registrar_browser.get(url, {"after": "forged"}).status_code == 400
-    export = reverse("course_audit_course_export", args=[course.pk])
+    export = reverse("course_audit:course_export", args=[course.pk])
     assert registrar_browser.get(export, {"start_time": "nope"}).status_code == 400
     assert registrar_browser.get(export, {"format": "xlsx"}).status_code == 400
 
@@ -268,7 +268,7 @@ def test_older_and_newer_walk_every_event_once(registrar_browser, course, add_ev
         .values_list("uuid", flat=True)
     ]
     assert len(expected) == 61
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     older, pages = walk(registrar_browser, url, "next")
     assert older == expected
     assert len(pages) == 3  # 25 + 25 + 11
@@ -281,7 +281,7 @@ def test_older_and_newer_walk_every_event_once(registrar_browser, course, add_ev
 
 def test_the_viewer_chooses_the_page_size(registrar_browser, course, add_events):
     add_events(course, 30, when=T0, step=dt.timedelta(seconds=1))
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     older, pages = walk(registrar_browser, url + "?per_page=10", "next")
     assert len(older) == 31 and len(pages) == 4  # 10 + 10 + 10 + 1
     assert all("per_page=10" in page for page in pages)  # the links keep it
@@ -297,7 +297,7 @@ def test_the_viewer_chooses_the_page_size(registrar_browser, course, add_events)
 
 
 def test_csv_export_is_exactly_the_filtered_history(registrar_browser, course, mixed):
-    url = reverse("course_audit_course_export", args=[course.pk])
+    url = reverse("course_audit:course_export", args=[course.pk])
     march = {"start_time": "2025-03-01", "end_time": "2025-03-31"}
     response = registrar_browser.get(url, {"format": "csv", "event_source": "manual", **march})
     assert response.status_code == 200
@@ -319,7 +319,7 @@ def test_csv_export_neutralises_formulas(registrar_browser, make_course, add_eve
     course = make_course(name='=HYPERLINK("http://evil")')
     add_events(course, 1, when=T0, user_name="@SUM(A1)")
     add_events(course, 1, when=T0, user_name="+1", event_data={"name": ["-2", "x"]})
-    url = reverse("course_audit_course_export", args=[course.pk])
+    url = reverse("course_audit:course_export", args=[course.pk])
     text = streamed(registrar_browser.get(url))
     rows = list(csv.DictReader(io.StringIO(text)))
     assert {row["course_name"] for row in rows} == {'\'=HYPERLINK("http://evil")'}
@@ -330,7 +330,7 @@ def test_csv_export_neutralises_formulas(registrar_browser, make_course, add_eve
 
 
 def test_jsonl_export_parses(registrar_browser, course, mixed):
-    url = reverse("course_audit_course_export", args=[course.pk])
+    url = reverse("course_audit:course_export", args=[course.pk])
     response = registrar_browser.get(url, {"format": "jsonl", "event_type": "published"})
     assert response.status_code == 200
     lines = [json.loads(line) for line in streamed(response).splitlines()]
@@ -342,18 +342,18 @@ def test_jsonl_export_parses(registrar_browser, course, mixed):
 def test_export_walks_past_one_chunk(registrar_browser, course, add_events, monkeypatch):
     add_events(course, 7, when=T0)
     monkeypatch.setattr(exports, "EXPORT_CHUNK", 3)
-    text = streamed(registrar_browser.get(reverse("course_audit_course_export", args=[course.pk])))
+    text = streamed(registrar_browser.get(reverse("course_audit:course_export", args=[course.pk])))
     ids = [row["id"] for row in csv.DictReader(io.StringIO(text))]
     assert len(ids) == len(set(ids)) == 8
 
 
 def test_account_export_and_subaccounts(registrar_browser, college, course):
-    url = reverse("course_audit_account_export", args=[college.pk])
+    url = reverse("course_audit:account_export", args=[college.pk])
     assert len(list(csv.DictReader(io.StringIO(streamed(registrar_browser.get(url)))))) == 0
     text = streamed(registrar_browser.get(url, {"include_subaccounts": "1"}))
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [row["course_id"] for row in rows] == [str(course.pk)]
-    page = reverse("course_audit_account_history", args=[college.pk])
+    page = reverse("course_audit:account_history", args=[college.pk])
     assert timeline_types(body(registrar_browser.get(page))) == []
     html = body(registrar_browser.get(page, {"include_subaccounts": "1"}))
     assert timeline_types(html) == ["created"]
@@ -365,7 +365,7 @@ def test_account_export_and_subaccounts(registrar_browser, college, course):
 
 def test_a_script_in_a_name_is_shown_not_run(registrar_browser, course):
     services.course_update(course=course, name="<script>alert(1)</script>")
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])))
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
@@ -376,7 +376,7 @@ def test_the_diff_table(registrar_browser, course):
         public_description="x" * 500,
         start_at=dt.datetime(2025, 9, 1, 8, 0, tzinfo=dt.UTC),
     )
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])))
     assert '<table class="diff">' in html
     assert '<th scope="row">Public description</th>' in html
     assert '<th scope="row">Account</th><td data-label="Before"><span class="null"' in html
@@ -394,23 +394,23 @@ def test_who_and_links(registrar_browser, make_course, course, make_user):
     someone = make_user("jsmith", **names)
     copy = make_course(name="Biology 101 (copy)")
     services.course_copy(source=course, destination=copy, user=someone)
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[copy.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[copy.pk])))
     assert 'badge badge-copied_from">Copied from<' in html
     shown = display_name(someone)
     assert f'user_id={someone.pk}" title="Show only events by this user">{shown}</a>' in html
-    assert reverse("course_audit_course_history", args=[course.pk]) in html
+    assert reverse("course_audit:course_history", args=[course.pk]) in html
     assert "system" in html  # the course's own creation, outside any request
 
 
 def test_sis_batches_are_named(registrar_browser, course, add_events, root_account):
     batch = SisBatch.objects.create(root_account=root_account)
     add_events(course, 1, when=T0, event_source="sis", sis_batch=batch, user_name="")
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])))
     assert f"SIS import #{batch.pk}" in html
 
 
 def test_the_activity_chart(registrar_browser, course, mixed):
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     html = body(registrar_browser.get(url, {"start_time": "2025-03-01", "end_time": "2025-03-10"}))
     assert '<svg class="chart-svg"' in html
     assert 'role="img"' in html
@@ -437,7 +437,7 @@ def test_the_activity_chart(registrar_browser, course, mixed):
 def test_the_chart_defaults_to_the_range_of_the_events(registrar_browser, course, mixed):
     """Without dates the chart spans the oldest to the newest matching event, so events of
     March 2025 are drawn even though the last 90 days hold only the course's creation."""
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     html = body(registrar_browser.get(url))
     table = html[html.index('<details class="chart-data">') :]
     assert "Events per week" in table  # March 2025 to today is longer than 92 days
@@ -455,7 +455,7 @@ def test_the_chart_counts_a_bounded_number_of_events(registrar_browser, course, 
     """Past ``CHART_MAX_EVENTS`` the chart starts on the first whole day the newest ones
     cover (a subtree of millions would otherwise be aggregated on every page view)."""
     monkeypatch.setattr(views, "CHART_MAX_EVENTS", 2)
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     html = body(registrar_browser.get(url))
     # newest first: the creation (today), March 6, 5, 4, 3; the third newest is March 5,
     # so the chart starts on March 6 and counts two events in all
@@ -470,20 +470,20 @@ def test_the_chart_counts_a_bounded_number_of_events(registrar_browser, course, 
 
 def test_times_are_shown_in_the_viewers_time_zone(registrar_browser, course, add_events, settings):
     add_events(course, 1, when=T0)
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
     assert 'title="2025-03-03 12:00:00 UTC (+0000)"' in body(registrar_browser.get(url))
     settings.TIME_ZONE = "America/Chicago"
     assert 'title="2025-03-03 06:00:00 CST (-0600)"' in body(registrar_browser.get(url))
     # the viewer's own choice wins, and is a POST with CSRF protection
     response = registrar_browser.post(
-        reverse("course_audit_set_timezone"), {"timezone": "Asia/Tokyo", "next": url}
+        reverse("course_audit:set_timezone"), {"timezone": "Asia/Tokyo", "next": url}
     )
     assert response.status_code == 302 and response["Location"] == url
     assert 'title="2025-03-03 21:00:00 JST (+0900)"' in body(registrar_browser.get(url))
     guarded = Client(enforce_csrf_checks=True)
     guarded.force_login(registrar_browser.user)
     assert (
-        guarded.post(reverse("course_audit_set_timezone"), {"timezone": "UTC"}).status_code == 403
+        guarded.post(reverse("course_audit:set_timezone"), {"timezone": "UTC"}).status_code == 403
     )
     assert 'name="csrfmiddlewaretoken"' in body(registrar_browser.get(url))
 
@@ -502,8 +502,8 @@ def test_the_page_view_is_one_click_away(
         user_agent="<b>agent</b>",
     )
     add_events(chem, 1, when=T0, page_view=view)
-    link = reverse("course_audit_page_view", args=[view.pk])
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[chem.pk])))
+    link = reverse("course_audit:page_view", args=[view.pk])
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[chem.pk])))
     assert html.count(f'href="{link}"') == 1  # only the event recorded in that request
     page = registrar_browser.get(link)
     assert page.status_code == 200
@@ -512,13 +512,13 @@ def test_the_page_view_is_one_click_away(
     assert 'data-event="' in body(page)
     assert dept_admin_browser.get(link).status_code == 403
     assert (
-        registrar_browser.get(reverse("course_audit_page_view", args=[uuid.uuid4()])).status_code
+        registrar_browser.get(reverse("course_audit:page_view", args=[uuid.uuid4()])).status_code
         == 404
     )
 
 
 def test_pages_are_accessible_landmarks(registrar_browser, course):
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])))
     assert '<main id="main"' in html
     assert 'class="skip-link" href="#main"' in html
     assert '<label for="f-start">' in html and 'id="f-start"' in html
@@ -530,7 +530,7 @@ def test_pages_are_accessible_landmarks(registrar_browser, course):
 def test_the_page_costs_the_same_whatever_the_number_of_events(
     registrar_browser, course, add_events, make_user
 ):
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -557,7 +557,7 @@ def test_paging_an_account_with_its_subaccounts(
         .order_by("-created_at", "-id")
         .values_list("uuid", flat=True)
     ]
-    url = reverse("course_audit_account_history", args=[college.pk]) + "?include_subaccounts=1"
+    url = reverse("course_audit:account_history", args=[college.pk]) + "?include_subaccounts=1"
     older, pages = walk(registrar_browser, url, "next")
     assert older == expected
     assert len(pages) == 3
@@ -567,7 +567,7 @@ def test_paging_an_account_with_its_subaccounts(
 
 def test_the_apps_own_frame_without_a_host_override(registrar_browser, course, settings):
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": []}]
-    html = body(registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])))
+    html = body(registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])))
     assert '<a class="site-name" href="/audit/">Course audit</a>' in html
     assert "Log out" not in html
     assert '<main id="main"' in html

@@ -45,17 +45,17 @@ def _exercise(registrar, registrar_browser, course, root_account) -> None:
     responses = [
         registrar.get(f"/api/v1/audit/course/courses/{course.pk}", per_page=100),
         registrar.get(f"/api/v1/audit/course/accounts/{root_account.pk}", include_subaccounts=1),
-        registrar_browser.get(reverse("course_audit_home"), {"q": "biology"}),
-        registrar_browser.get(reverse("course_audit_course_history", args=[course.pk])),
+        registrar_browser.get(reverse("course_audit:home"), {"q": "biology"}),
+        registrar_browser.get(reverse("course_audit:course_history", args=[course.pk])),
         registrar_browser.get(
-            reverse("course_audit_account_history", args=[root_account.pk]),
+            reverse("course_audit:account_history", args=[root_account.pk]),
             {"include_subaccounts": "1"},
         ),
     ]
     assert [response.status_code for response in responses] == [200] * len(responses)
     for kind in ("csv", "jsonl"):
         export = registrar_browser.get(
-            reverse("course_audit_course_export", args=[course.pk]), {"format": kind}
+            reverse("course_audit:course_export", args=[course.pk]), {"format": kind}
         )
         assert export.status_code == 200
         lines = b"".join(export.streaming_content).splitlines()

@@ -188,7 +188,7 @@ def test_the_course_history_page_and_its_chart_come_from_the_replica(
     course = history["course"]
 
     with captured() as queries:
-        response = registrar_browser.get(reverse("course_audit_course_history", args=[course.pk]))
+        response = registrar_browser.get(reverse("course_audit:course_history", args=[course.pk]))
 
     assert response.status_code == 200
     assert len(response.context["events"]) == 6
@@ -201,7 +201,7 @@ def test_the_course_history_page_and_its_chart_come_from_the_replica(
 def test_the_account_history_page_comes_from_the_replica(
     replica, registrar_browser, history, root_account
 ):
-    url = reverse("course_audit_account_history", args=[root_account.pk])
+    url = reverse("course_audit:account_history", args=[root_account.pk])
 
     with captured() as queries:
         response = registrar_browser.get(url, {"include_subaccounts": "1"})
@@ -213,7 +213,7 @@ def test_the_account_history_page_comes_from_the_replica(
 
 def test_the_search_and_the_account_tree_come_from_the_replica(replica, registrar_browser, history):
     with captured() as queries:
-        response = registrar_browser.get(reverse("course_audit_home"), {"q": "organic"})
+        response = registrar_browser.get(reverse("course_audit:home"), {"q": "organic"})
 
     assert response.status_code == 200
     assert [course.pk for course in response.context["courses"]] == [history["other"].pk]
@@ -230,7 +230,7 @@ def test_the_page_view_page_reads_its_events_from_the_replica(replica, registrar
     view = history["view"]
 
     with captured() as queries:
-        response = registrar_browser.get(reverse("course_audit_page_view", args=[view.pk]))
+        response = registrar_browser.get(reverse("course_audit:page_view", args=[view.pk]))
 
     assert response.status_code == 200
     assert len(response.context["events"]) == 5
@@ -242,7 +242,7 @@ def test_the_page_view_page_reads_its_events_from_the_replica(replica, registrar
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_the_exports_stream_from_the_replica(replica, registrar_browser, history, kind):
     course = history["course"]
-    url = reverse("course_audit_course_export", args=[course.pk])
+    url = reverse("course_audit:course_export", args=[course.pk])
 
     with captured() as queries:
         response = registrar_browser.get(url, {"format": kind})
@@ -260,7 +260,7 @@ def test_the_exports_stream_from_the_replica(replica, registrar_browser, history
 def test_the_account_export_with_subaccounts_streams_from_the_replica(
     replica, registrar_browser, history, root_account
 ):
-    url = reverse("course_audit_account_export", args=[root_account.pk])
+    url = reverse("course_audit:account_export", args=[root_account.pk])
 
     with captured() as queries:
         response = registrar_browser.get(url, {"format": "jsonl", "include_subaccounts": "1"})
@@ -343,12 +343,12 @@ def test_without_the_setting_everything_reads_from_the_primary(
         api = registrar.get(
             f"/api/v1/audit/course/accounts/{root_account.pk}", include_subaccounts="true"
         )
-        page = registrar_browser.get(reverse("course_audit_course_history", args=[course.pk]))
+        page = registrar_browser.get(reverse("course_audit:course_history", args=[course.pk]))
         export = registrar_browser.get(
-            reverse("course_audit_course_export", args=[course.pk]), {"format": "csv"}
+            reverse("course_audit:course_export", args=[course.pk]), {"format": "csv"}
         )
         rows = _consume(export).splitlines()
-        home = registrar_browser.get(reverse("course_audit_home"), {"q": "bio"})
+        home = registrar_browser.get(reverse("course_audit:home"), {"q": "bio"})
 
     assert (api.status_code, page.status_code, export.status_code) == (200, 200, 200)
     assert home.status_code == 200

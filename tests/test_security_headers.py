@@ -70,11 +70,11 @@ def history(course: Course, registrar_browser: Client) -> Course:
 
 def pages(course: Course) -> list[str]:
     return [
-        reverse("course_audit_home") + "?q=Bio",
-        reverse("course_audit_course_history", args=[course.pk]),
-        reverse("course_audit_account_history", args=[course.account_id])
+        reverse("course_audit:home") + "?q=Bio",
+        reverse("course_audit:course_history", args=[course.pk]),
+        reverse("course_audit:account_history", args=[course.account_id])
         + "?include_subaccounts=1",
-        reverse("course_audit_account_history", args=[course.account.root_account_id]),
+        reverse("course_audit:account_history", args=[course.account.root_account_id]),
     ]
 
 
@@ -106,7 +106,7 @@ def test_the_registrars_pages_are_hardened_and_csp_clean(registrar_browser, hist
         account_id=history.account_id,
         url="https://testserver/admin/",
     )
-    urls = [*pages(history), reverse("course_audit_page_view", args=[view.pk])]
+    urls = [*pages(history), reverse("course_audit:page_view", args=[view.pk])]
     for url in urls:
         response = registrar_browser.get(url)
         assert response.status_code == 200, url
@@ -121,7 +121,7 @@ def test_the_registrars_pages_are_hardened_and_csp_clean(registrar_browser, hist
 
 def test_error_pages_are_hardened_too(registrar_browser, course, client):
     bad = registrar_browser.get(
-        reverse("course_audit_course_history", args=[course.pk]), {"start_time": "nope"}
+        reverse("course_audit:course_history", args=[course.pk]), {"start_time": "nope"}
     )
     assert bad.status_code == 400
     assert_hardened(bad)
@@ -142,7 +142,7 @@ def test_the_admin_is_hardened(superuser_browser, history):
 
 
 def test_the_api_docs_page_sends_its_own_policy(client):
-    response = client.get(reverse("course_audit_docs"))
+    response = client.get(reverse("course_audit:docs"))
     assert response.status_code == 200
     # The host's django-csp keeps the header the view set.
     assert_hardened(response, directives(DOCS_CONTENT_SECURITY_POLICY))
@@ -155,7 +155,7 @@ def test_the_api_docs_page_sends_its_own_policy(client):
 
 def test_the_api_docs_policy_does_not_depend_on_the_host(client, settings):
     settings.MIDDLEWARE = [name for name in settings.MIDDLEWARE if not name.startswith("csp.")]
-    response = client.get(reverse("course_audit_docs"))
+    response = client.get(reverse("course_audit:docs"))
     assert response["Content-Security-Policy"] == DOCS_CONTENT_SECURITY_POLICY
 
 

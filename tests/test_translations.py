@@ -43,7 +43,7 @@ def assert_no_words(text: str, *words: str) -> None:
 def test_the_course_history_page_in_spanish(registrar_browser, course, add_events):
     # Older than the course's own "created" event, the newest; none of them has an actor.
     add_events(course, 30, when=T0, step=dt.timedelta(minutes=1), event_type="published")
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
 
     response = registrar_browser.get(url, **SPANISH)
 
@@ -84,7 +84,7 @@ def test_the_course_history_page_in_spanish(registrar_browser, course, add_event
 def test_the_home_page_in_spanish(registrar_browser, course):
     services.course_delete(course=course, user=None)
 
-    response = registrar_browser.get(reverse("course_audit_home"), {"q": "Bio"}, **SPANISH)
+    response = registrar_browser.get(reverse("course_audit:home"), {"q": "Bio"}, **SPANISH)
 
     assert response.status_code == 200
     text = text_of(response)
@@ -98,7 +98,7 @@ def test_the_home_page_in_spanish(registrar_browser, course):
 def test_a_filter_error_is_spanish_on_the_page_and_unchanged_in_the_api(
     registrar_browser, course, caller, root_account, admin_role
 ):
-    url = reverse("course_audit_course_history", args=[course.pk])
+    url = reverse("course_audit:course_history", args=[course.pk])
 
     page = registrar_browser.get(url, {"start_time": "yesterday"}, **SPANISH)
     reversed_range = registrar_browser.get(

@@ -385,9 +385,9 @@ def service_errors(*path: str, action_path: tuple[str, ...] | None = None) -> It
         raise serializers.ValidationError(detail) from error
 
 
-class TimestampField(serializers.DateTimeField):
-    """An ISO 8601 date-time or date, read by ``course_audit.filters.parse_timestamp``;
-    blank or null clears the date."""
+class CanvasTimestampField(serializers.DateTimeField):
+    """A course's date as Canvas's write endpoints take it: an ISO 8601 date-time or date,
+    read by ``course_audit.filters.parse_timestamp``; blank or null clears the date."""
 
     default_error_messages = {
         "invalid": "{value!r} is not an ISO 8601 date-time (e.g. 2012-07-19T15:00:00-06:00)",
@@ -421,8 +421,8 @@ class CourseFieldsSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=255)
     course_code = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    start_at = TimestampField(required=False, allow_null=True)
-    end_at = TimestampField(required=False, allow_null=True, source="conclude_at")
+    start_at = CanvasTimestampField(required=False, allow_null=True)
+    end_at = CanvasTimestampField(required=False, allow_null=True, source="conclude_at")
     is_public = serializers.BooleanField(required=False)
     sis_course_id = serializers.CharField(
         max_length=255, required=False, allow_blank=True, allow_null=True

@@ -42,9 +42,7 @@ from course_audit.api.exceptions import (
     error_body,
     exception_handler,
 )
-from course_audit.api.pagination import KeysetPagination
-from course_audit.api.permissions import AccountGrantPermission, grants_for
-from course_audit.api.schema import (
+from course_audit.api.openapi import (
     ACCOUNT_ID,
     COURSE_ID,
     INCLUDE_SUBACCOUNTS,
@@ -54,6 +52,8 @@ from course_audit.api.schema import (
     errors,
     request_bodies,
 )
+from course_audit.api.pagination import KeysetPagination
+from course_audit.api.permissions import AccountGrantPermission, grants_for
 from course_audit.api.serializers import (
     AccountSerializer,
     ContentMigrationSerializer,
@@ -81,8 +81,10 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
 
-class CourseAuditAPIView(GenericViewSet):
-    """Base of the API's viewsets."""
+class BaseAPIViewSet(GenericViewSet):
+    """Base of the API's viewsets: what they all declare (authentication, permission,
+    parsers, renderer, no throttling or versioning, the error handler) and the lookup of the
+    course or account named in the path. The schema documents only its subclasses."""
 
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [AccountGrantPermission]
@@ -208,7 +210,7 @@ def _flag(request: Request, name: str) -> bool:
     raise exceptions.ValidationError({name: f"must be true or false, got {raw!r}"})
 
 
-class CourseAuditViewSet(CourseAuditAPIView):
+class CourseAuditViewSet(BaseAPIViewSet):
     """``GET /api/v1/audit/course/courses/<course_id>`` and ``.../accounts/<account_id>``."""
 
     queryset = CourseEvent.objects.all()
@@ -257,7 +259,7 @@ class CourseAuditViewSet(CourseAuditAPIView):
         )
 
 
-class CourseViewSet(CourseAuditAPIView):
+class CourseViewSet(BaseAPIViewSet):
     """``GET``, ``PUT`` and ``DELETE /api/v1/courses/<course_id>`` and
     ``POST /api/v1/courses/<course_id>/reset_content``.
 
@@ -346,7 +348,7 @@ class CourseViewSet(CourseAuditAPIView):
         return Response(CourseSerializer(new_course).data)
 
 
-class AccountViewSet(CourseAuditAPIView):
+class AccountViewSet(BaseAPIViewSet):
     """``GET /api/v1/accounts/<account_id>``."""
 
     serializer_class = AccountSerializer
@@ -361,7 +363,7 @@ class AccountViewSet(CourseAuditAPIView):
         return Response(AccountSerializer(self.get_account(account_id)).data)
 
 
-class AccountCourseViewSet(CourseAuditAPIView):
+class AccountCourseViewSet(BaseAPIViewSet):
     """``POST /api/v1/accounts/<account_id>/courses``: create a course in the account."""
 
     required_permission = Permission.MANAGE_COURSES
@@ -383,7 +385,7 @@ class AccountCourseViewSet(CourseAuditAPIView):
         return Response(CourseSerializer(course).data)
 
 
-class ContentMigrationViewSet(CourseAuditAPIView):
+class ContentMigrationViewSet(BaseAPIViewSet):
     """``POST /api/v1/courses/<destination_id>/content_migrations``: copy a course into it.
 
     Only ``migration_type=course_copy_importer``. ``manage_courses`` is needed on both the

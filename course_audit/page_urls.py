@@ -1,0 +1,25 @@
+"""The app's pages, in the ``course_audit`` namespace: the registrar's pages under
+``audit/`` and the API's schema and docs under ``api/``. Included by ``course_audit.urls``
+(a host includes that one): ``reverse("course_audit:course_history", args=[course.pk])``.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from course_audit import views
+from course_audit.api.schema import DocsView, SchemaView
+
+app_name = "course_audit"
+
+urlpatterns = [
+    path("audit/", views.home, name="home"),
+    path("audit/courses/<int:course_id>/", views.course_history, name="course_history"),
+    path("audit/courses/<int:course_id>/export/", views.course_export, name="course_export"),
+    path("audit/accounts/<int:account_id>/", views.account_history, name="account_history"),
+    path("audit/accounts/<int:account_id>/export/", views.account_export, name="account_export"),
+    path("audit/page-views/<uuid:request_id>/", views.page_view, name="page_view"),
+    path("audit/timezone/", views.set_timezone, name="set_timezone"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(), name="docs"),
+]
