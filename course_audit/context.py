@@ -33,12 +33,12 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 
 from course_audit.choices import EventSource
-from course_audit.types import User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from course_audit.models import SisBatch
+    from course_audit.types import User
 
 
 @dataclasses.dataclass
