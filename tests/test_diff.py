@@ -41,8 +41,8 @@ def test_the_fields_declaration_names_real_course_fields_in_display_order():
         model_field = Course._meta.get_field(field.name)
         assert model_field.attname == field.attname  # type: ignore[union-attr]
     assert diff.TRACKED_FIELDS[:4] == ("name", "course_code", "sis_course_id", "account_id")
-    assert diff.SNAPSHOT_FIELDS == (*diff.TRACKED_FIELDS, "workflow_state")
-    assert diff.EDITABLE_FIELDS == {
+    assert (*diff.TRACKED_FIELDS, "workflow_state") == diff.SNAPSHOT_FIELDS
+    assert {
         "name",
         "course_code",
         "sis_course_id",
@@ -51,7 +51,7 @@ def test_the_fields_declaration_names_real_course_fields_in_display_order():
         "conclude_at",
         "is_public",
         "public_description",
-    }
+    } == diff.EDITABLE_FIELDS
     # A copy never takes the source's SIS id (unique in the root); a reset hands it on.
     assert "sis_course_id" not in diff.COPIED_FIELDS
     assert "sis_course_id" in diff.RESET_FIELDS
@@ -144,9 +144,12 @@ def test_events_for_change_orders_created_or_updated_before_lifecycle():
     )
     assert [row["event_type"] for row in updated] == ["updated", "restored", "published"]
     assert updated[0]["event_data"] == {"name": ["Biology", "New"]}
-    assert diff.events_for_change(
-        course_id=3, old=snapshot(), new=snapshot(), created_at=WHEN, attribution=ATTRIBUTION
-    ) == []
+    assert (
+        diff.events_for_change(
+            course_id=3, old=snapshot(), new=snapshot(), created_at=WHEN, attribution=ATTRIBUTION
+        )
+        == []
+    )
 
 
 field_values = {
