@@ -275,8 +275,8 @@ def test_the_admin_changelist_and_an_event(login, demo):
     screenshot(page, "admin-changelist", full_page=False)
     page.locator("#result_list tbody tr th a").first.click()
     page.wait_for_url("**/change/**")
-    diff = page.locator("table.course-audit-diff")
-    assert diff.locator("thead th").all_text_contents() == ["Field", "Before", "After"]
+    diff = page.locator("table.diff")
+    assert diff.locator("thead th").all_text_contents() == ["Field", "Before", "→ After"]
     cells = diff.locator("tbody tr").first.locator("th, td").all_inner_texts()
     assert len(cells) == 3 and cells[0] and cells[1] != cells[2]
 
