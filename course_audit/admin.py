@@ -390,9 +390,9 @@ class CourseEventAdmin(ReadOnlyAdmin):
     @admin.display(description=_("change"))
     def diff(self, event: CourseEvent) -> SafeString | str:
         shown = presentation.present_all([event])[0]
-        if not shown.diff:
+        if not shown["diff"]:
             return "—"
-        return render_to_string("course_audit/_diff.html", {"diff": shown.diff})
+        return render_to_string("course_audit/_diff.html", {"diff": shown["diff"]})
 
     @admin.display(description=_("course"))
     def course_link(self, event: CourseEvent) -> SafeString | str:

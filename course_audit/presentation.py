@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from django.core.exceptions import FieldDoesNotExist
 from django.core.serializers.json import DjangoJSONEncoder
@@ -53,8 +53,10 @@ class Row:
     sides: tuple[Value, ...]
 
 
-@dataclasses.dataclass(frozen=True)
-class ShownEvent:
+class ShownEvent(TypedDict):
+    """An event as the timeline and the admin show it (a dict: templates and tests read
+    ``item.event`` and ``item["event"]`` alike)."""
+
     event: CourseEvent
     who: str
     diff: list[Row]
@@ -163,4 +165,4 @@ def present(event: CourseEvent, account_names: Mapping[int, str]) -> ShownEvent:
         who = event.user_name or str(event.user)
     else:
         who = _("system")
-    return ShownEvent(event=event, who=who, diff=diff)
+    return {"event": event, "who": who, "diff": diff}
