@@ -19,19 +19,18 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
-from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 
 from course_audit import presentation, services
 from course_audit.api.pagination import Cursor, keyset_rows
-from course_audit.diff import TRACKED_FIELDS
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -138,63 +137,6 @@ def course_history_url(course_id: int) -> str | None:
 def course_events_url(course_id: int) -> str:
     """The course event changelist filtered to one course (served by its index)."""
     return f"{reverse('admin:course_audit_courseevent_changelist')}?course__id__exact={course_id}"
-
-
-# Values longer than this are folded into a <details> element in the diff table.
-FOLD_LENGTH = 80
-
-
-def _diff_value(field: str, value: Any) -> SafeString | str:
-    """One side of a change, as the history pages show it (``presentation.diff_value``)."""
-    if field == "account_id" and isinstance(value, int):
-        return _admin_link(Account, value, f"#{value}")
-    shown = presentation.diff_value(field, value)
-    if shown.get("empty"):
-        return format_html('<span class="quiet" title="{}">—</span>', gettext("empty"))
-    text = shown["text"]
-    if len(text) > FOLD_LENGTH:
-        return format_html(
-            "<details><summary>{}…</summary>{}</details>", text[: FOLD_LENGTH // 2], text
-        )
-    return format_html("{}", text)
-
-
-def diff_table(event_data: Any) -> SafeString | str:
-    """``event_data`` as an HTML table of field, before, after; every value escaped."""
-    if not isinstance(event_data, dict) or not event_data:
-        return "—"
-    order = {name: index for index, name in enumerate(TRACKED_FIELDS)}
-    rows = []
-    for field in sorted(event_data, key=lambda name: (order.get(name, len(order)), name)):
-        value = event_data[field]
-        label = _field_label(field)
-        if isinstance(value, list) and len(value) == 2:
-            rows.append(
-                format_html(
-                    "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
-                    label,
-                    _diff_value(field, value[0]),
-                    _diff_value(field, value[1]),
-                )
-            )
-        else:
-            rows.append(
-                format_html(
-                    '<tr><th>{}</th><td colspan="2">{}</td></tr>', label, _diff_value(field, value)
-                )
-            )
-    return format_html(
-        '<table class="course-audit-diff"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr>'
-        "</thead><tbody>{}</tbody></table>",
-        gettext("Field"),
-        gettext("Before"),
-        gettext("After"),
-        format_html_join("", "{}", ((row,) for row in rows)),
-    )
-
-
-def _field_label(name: str) -> str:
-    return capfirst(presentation.field_label(name))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -447,7 +389,10 @@ class CourseEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("change"))
     def diff(self, event: CourseEvent) -> SafeString | str:
-        return diff_table(event.event_data)
+        shown = presentation.present_all([event])[0]
+        if not shown["diff"]:
+            return "—"
+        return render_to_string("course_audit/_diff.html", {"diff": shown["diff"]})
 
     @admin.display(description=_("course"))
     def course_link(self, event: CourseEvent) -> SafeString | str:

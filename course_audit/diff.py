@@ -27,6 +27,7 @@ __all__ = [
     "COPIED_FIELDS",
     "COURSE_FIELDS",
     "EDITABLE_FIELDS",
+    "FIELD_ORDER",
     "RESET_FIELDS",
     "SIS_COLUMNS",
     "SNAPSHOT_FIELDS",
@@ -39,6 +40,7 @@ __all__ = [
     "build_diff",
     "event_row",
     "events_for_change",
+    "in_field_order",
     "is_blank",
     "json_value",
     "lifecycle_events",
@@ -88,6 +90,11 @@ COPIED_FIELDS: tuple[str, ...] = tuple(f.name for f in COURSE_FIELDS if f.copied
 RESET_FIELDS: tuple[str, ...] = tuple(f.name for f in COURSE_FIELDS if f.reset)
 # SIS column -> the attribute it sets.
 SIS_COLUMNS: Mapping[str, str] = {f.sis_column: f.attname for f in COURSE_FIELDS if f.sis_column}
+
+# The order of an event's data wherever it is shown or exported: the tracked fields, then
+# how a created course came to be; keys outside it follow by name.
+FIELD_ORDER: tuple[str, ...] = (*TRACKED_FIELDS, "created_source")
+_POSITION = {name: index for index, name in enumerate(FIELD_ORDER)}
 
 # A course's values by attribute name, as compared before and after a change.
 Snapshot = dict[str, Any]
@@ -145,6 +152,15 @@ TRANSITIONS: Mapping[str, Transition] = {
         ),
     )
 }
+
+
+def in_field_order(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with its keys in ``FIELD_ORDER`` (jsonb does not keep key order)."""
+    return {name: data[name] for name in sorted(data, key=_sort_key)}
+
+
+def _sort_key(name: str) -> tuple[int, str]:
+    return _POSITION.get(name, len(_POSITION)), name
 
 
 def json_value(value: Any) -> Any:

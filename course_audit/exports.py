@@ -17,41 +17,31 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from course_audit.api.pagination import keyset_rows
+from course_audit.diff import in_field_order
 from course_audit.models import CourseEvent
 
 EXPORT_CHUNK = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-EXPORT_COLUMNS = [
-    "id",
-    "created_at",
-    "course_id",
-    "course_name",
-    "account_id",
-    "event_type",
-    "event_source",
-    "user_id",
-    "user_name",
-    "sis_batch_id",
-    "request_id",
-    "related_course_id",
-    "event_data",
-]
-_ROW_FIELDS = (
-    "id",
-    "uuid",
-    "created_at",
-    "course_id",
-    "course__name",
-    "account_id",
-    "event_type",
-    "event_source",
-    "user_id",
-    "user_name",
-    "sis_batch_id",
-    "page_view_id",
-    "related_course_id",
-    "event_data",
+
+# Each exported column and the walked row's value it is made of; the keyset walk also
+# reads "id" (with "created_at", the position).
+_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("created_at", "created_at"),
+    ("course_id", "course_id"),
+    ("course_name", "course__name"),
+    ("account_id", "account_id"),
+    ("event_type", "event_type"),
+    ("event_source", "event_source"),
+    ("user_id", "user_id"),
+    ("user_name", "user_name"),
+    ("sis_batch_id", "sis_batch_id"),
+    ("request_id", "page_view_id"),
+    ("related_course_id", "related_course_id"),
+    ("event_data", "event_data"),
 )
+EXPORT_COLUMNS = [column for column, _ in _COLUMNS]
+_ROW_FIELDS = ("id", *(field for _, field in _COLUMNS))
 # The partitioned walk of an account's sub-accounts: (column, ids), or None.
 Partitions = tuple[str, list[int]] | None
 
@@ -64,22 +54,15 @@ def neutralise(cell: Any) -> Any:
 
 
 def export_row(row: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
-    """One exported record (``EXPORT_COLUMNS``) from a row of ``walk``."""
-    return {
-        "id": str(row["uuid"]),
-        "created_at": row["created_at"].astimezone(zone).isoformat(timespec="seconds"),
-        "course_id": row["course_id"],
-        "course_name": row["course__name"],
-        "account_id": row["account_id"],
-        "event_type": row["event_type"],
-        "event_source": row["event_source"],
-        "user_id": row["user_id"],
-        "user_name": row["user_name"],
-        "sis_batch_id": row["sis_batch_id"],
-        "request_id": str(row["page_view_id"]) if row["page_view_id"] else None,
-        "related_course_id": row["related_course_id"],
-        "event_data": row["event_data"],
-    }
+    """One exported record (``EXPORT_COLUMNS``) from a row of ``walk``: ids as text, the
+    time in ``zone``, the event's data in the order the pages show it."""
+    record = {column: row[field] for column, field in _COLUMNS}
+    record["id"] = str(record["id"])
+    record["created_at"] = record["created_at"].astimezone(zone).isoformat(timespec="seconds")
+    record["request_id"] = str(record["request_id"]) if record["request_id"] else None
+    if isinstance(record["event_data"], dict):
+        record["event_data"] = in_field_order(record["event_data"])
+    return record
 
 
 def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[dict[str, Any]]:
@@ -105,7 +88,7 @@ def csv_lines(events: Iterator[dict[str, Any]], zone: dt.tzinfo) -> Iterator[str
     yield writer.writerow(EXPORT_COLUMNS)
     for event in events:
         row = export_row(event, zone)
-        row["event_data"] = json.dumps(row["event_data"], cls=DjangoJSONEncoder, sort_keys=True)
+        row["event_data"] = json.dumps(row["event_data"], cls=DjangoJSONEncoder)
         yield writer.writerow(
             [neutralise("" if row[key] is None else row[key]) for key in EXPORT_COLUMNS]
         )

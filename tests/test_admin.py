@@ -99,9 +99,13 @@ def test_the_event_page_shows_the_diff_escaped(admin_client, make_course, settin
     body = page.content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    table = re.search(r'<table class="course-audit-diff">.*?</table>', body, re.S)
+    table = re.search(r'<table class="diff">.*?</table>', body, re.S)
     assert table is not None
-    name_row = re.search(r"<tr><th>Name</th><td>(.*?)</td><td>(.*?)</td></tr>", table.group(0))
+    name_row = re.search(
+        r'<tr><th scope="row">Name</th><td data-label="Before">(.*?)</td>'
+        r'<td data-label="After">(.*?)</td></tr>',
+        table.group(0),
+    )
     assert name_row is not None
     assert "—" in name_row.group(1)
     assert name_row.group(2) == "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -110,15 +114,22 @@ def test_the_event_page_shows_the_diff_escaped(admin_client, make_course, settin
 
     updated = last_event(course)
     page = admin_client.get(reverse("admin:course_audit_courseevent_change", args=[updated.pk]))
-    assert "<details><summary>" in page.content.decode()
+    assert '<details class="fold"><summary>' in page.content.decode()
     assert "a" * 300 in page.content.decode()
     # read as the history pages show it: yes/no, and a blank value as a dash
     services.course_update(course=course, is_public=True, public_description="")
     page = admin_client.get(
         reverse("admin:course_audit_courseevent_change", args=[last_event(course).pk])
     ).content.decode()
-    assert "<tr><th>Public</th><td>No</td><td>Yes</td></tr>" in page
-    assert re.search(r"<tr><th>Public description</th><td><details>.*?</td><td><span", page)
+    assert (
+        '<tr><th scope="row">Public</th><td data-label="Before">No</td>'
+        '<td data-label="After">Yes</td></tr>'
+    ) in page
+    assert re.search(
+        r'<tr><th scope="row">Public description</th><td data-label="Before">'
+        r'<details class="fold">.*?</td><td data-label="After"><span',
+        page,
+    )
 
 
 def test_event_page_links_the_sis_batch_other_course_and_page_view(

@@ -26,7 +26,7 @@ from rest_framework.settings import api_settings
 
 from course_audit import services
 from course_audit.conf import conf
-from course_audit.diff import TRACKED_FIELDS, TRANSITIONS
+from course_audit.diff import TRANSITIONS, in_field_order
 from course_audit.filters import parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, PageView
 from course_audit.services import CourseStateError, CourseTransitionError
@@ -37,7 +37,6 @@ _COPY_RESET = {
     CourseEvent.EventType.RESET_FROM,
     CourseEvent.EventType.RESET_TO,
 }
-_DATA_ORDER = {field: index for index, field in enumerate((*TRACKED_FIELDS, "created_source"))}
 
 
 def format_time(value: dt.datetime | None) -> str | None:
@@ -231,8 +230,7 @@ class CourseEventSerializer(serializers.Serializer):
         links["sis_batch"] = _str(instance.sis_batch_id)
         data = instance.event_data
         if len(data) > 1:
-            # jsonb does not keep key order; show fields in the model's order.
-            data = dict(sorted(data.items(), key=lambda item: _DATA_ORDER.get(item[0], 99)))
+            data = in_field_order(data)
         return {
             "id": str(instance.uuid),
             "created_at": format_time(instance.created_at),

@@ -19,7 +19,7 @@ import pytest
 from django.template.loader import render_to_string
 
 from course_audit.exports import EXPORT_COLUMNS
-from course_audit.presentation import FOLD_AT, diff_value
+from course_audit.presentation import FOLD_AT, diff_rows
 from tests.browser.conftest import REPO, log_in, screenshot
 
 pytestmark = pytest.mark.browser
@@ -275,8 +275,8 @@ def test_the_admin_changelist_and_an_event(login, demo):
     screenshot(page, "admin-changelist", full_page=False)
     page.locator("#result_list tbody tr th a").first.click()
     page.wait_for_url("**/change/**")
-    diff = page.locator("table.course-audit-diff")
-    assert diff.locator("thead th").all_text_contents() == ["Field", "Before", "After"]
+    diff = page.locator("table.diff")
+    assert diff.locator("thead th").all_text_contents() == ["Field", "Before", "→ After"]
     cells = diff.locator("tbody tr").first.locator("th, td").all_inner_texts()
     assert len(cells) == 3 and cells[0] and cells[1] != cells[2]
 
@@ -521,13 +521,13 @@ def test_a_long_value_prints_whole(page):
     """A value longer than FOLD_AT shows its start on screen (opened on demand), all of it on
     paper. The demo holds no such value, so the value's template is drawn on its own."""
     text = "Syllabus and schedule. " * 12
-    value = render_to_string(
-        "course_audit/_value.html", {"value": diff_value("public_description", text)}
+    table = render_to_string(
+        "course_audit/_diff.html", {"diff": diff_rows({"public_description": [None, text]}, {})}
     )
     css = (REPO / "course_audit" / "static" / "course_audit" / "audit.css").read_text()
-    page.set_content(f"<style>{css}</style><table class=diff><tr><td>{value}</td></tr></table>")
+    page.set_content(f"<style>{css}</style>{table}")
     full = page.locator("td .full")
     assert len(text) > FOLD_AT and not full.is_visible()
     page.emulate_media(media="print")
     assert full.is_visible() and page.locator("td summary").is_hidden()
-    assert page.locator("td").inner_text().strip() == text.strip()
+    assert page.locator('td[data-label="After"]').inner_text().strip() == text.strip()
