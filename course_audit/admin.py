@@ -27,10 +27,8 @@ from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import ValidationError
 
 from course_audit import presentation, services
-from course_audit.api.pagination import Cursor, keyset_rows
 from course_audit.diff import TRACKED_FIELDS
 from course_audit.models import (
     Account,
@@ -43,6 +41,7 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
+from course_audit.pagination import Cursor, InvalidCursor, Position, keyset_page
 from course_audit.selectors import SEARCH_MAX_LENGTH, for_reading
 
 
@@ -332,38 +331,32 @@ class KeysetChangeList(ChangeList):
         self.cursor = Cursor(f"admin:{request.path.rstrip('/')}")
         super().__init__(request, *args, **kwargs)
 
-    def _position(self, token: str) -> tuple[Any, int] | None:
+    def _position(self, token: str, param: str) -> Position | None:
         if not token:
             return None
         try:
-            return self.cursor.decode(token)
-        except ValidationError:
+            return self.cursor.decode(token, param=param)
+        except InvalidCursor:
             self.cursor_error = True  # an out-of-date link: start again from the newest
             return None
 
     def get_results(self, request: HttpRequest) -> None:
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
-        after = self._position(self.after_token)
-        before = self._position(self.before_token) if after is None else None
-        rows, more = keyset_rows(
-            self.queryset, limit=self.list_per_page, after=after, before=before
+        after = self._position(self.after_token, self.AFTER_VAR)
+        before = self._position(self.before_token, self.BEFORE_VAR) if after is None else None
+        page = keyset_page(
+            self.queryset, self.cursor, limit=self.list_per_page, after=after, before=before
         )
-        self.older_query = self.newer_query = None
-        if rows:
-            if more or before is not None:
-                last = rows[-1]
-                self.older_query = self.get_query_string(
-                    {self.AFTER_VAR: self.cursor.encode(last.created_at, last.pk)}
-                )
-            if (more and before is not None) or after is not None:
-                first = rows[0]
-                self.newer_query = self.get_query_string(
-                    {self.BEFORE_VAR: self.cursor.encode(first.created_at, first.pk)}
-                )
+        self.older_query = (
+            self.get_query_string({self.AFTER_VAR: page.older}) if page.older else None
+        )
+        self.newer_query = (
+            self.get_query_string({self.BEFORE_VAR: page.newer}) if page.newer else None
+        )
         self.newest_query = (
             self.get_query_string() if after is not None or before is not None else None
         )
-        self.result_list = rows
+        self.result_list = page.rows
         self.paginator = paginator
         self.result_count = paginator.count
         self.full_result_count = None

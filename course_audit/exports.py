@@ -16,8 +16,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from course_audit.api.pagination import keyset_rows
 from course_audit.models import CourseEvent
+from course_audit.pagination import Partitions, keyset_rows
 
 EXPORT_CHUNK = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -52,8 +52,6 @@ _ROW_FIELDS = (
     "related_course_id",
     "event_data",
 )
-# The partitioned walk of an account's sub-accounts: (column, ids), or None.
-Partitions = tuple[str, list[int]] | None
 
 
 def neutralise(cell: Any) -> Any:
