@@ -42,7 +42,7 @@ from course_audit.models import (
     SisBatch,
 )
 from course_audit.pagination import Cursor, InvalidCursor, Position, keyset_page
-from course_audit.selectors import SEARCH_MAX_LENGTH, for_reading
+from course_audit.selectors import SEARCH_MAX_LENGTH, Access, account_access, for_reading
 
 
 class EstimatedCountPaginator(Paginator):
@@ -126,12 +126,36 @@ def _admin_link(model: Any, pk: Any, label: Any) -> SafeString | str:
     return format_html('<a href="{}">{}</a>', url, label)
 
 
+# Where ``note_history_url`` keeps a course's history link for the request's viewer.
+HISTORY_URL_ATTRIBUTE = "_course_audit_history_url"
+
+
 def course_history_url(course_id: int) -> str | None:
     """The course history page, if the host serves it."""
     try:
         return reverse("course_audit:course_history", kwargs={"course_id": course_id})
     except NoReverseMatch:
         return None
+
+
+def note_history_url(request: HttpRequest, course: Course | None) -> None:
+    """Note on ``course`` the link to its history page for this viewer: None when the host
+    does not serve the page or the page would answer the viewer 404 or 403 (its access rule,
+    ``selectors.account_access``). The change pages note it when they load their object, as
+    the admin's display methods are given the object, not the request."""
+    if course is None:
+        return
+    url = course_history_url(course.pk)
+    if url is not None:
+        # From the primary, as the page reads it: it decides access.
+        account = Account.objects.filter(pk=course.account_id).first()
+        if account is None or account_access(request, account) is not Access.ALLOWED:
+            url = None
+    setattr(course, HISTORY_URL_ATTRIBUTE, url)
+
+
+def _history_url(course: Course) -> str | None:
+    return getattr(course, HISTORY_URL_ATTRIBUTE, None)
 
 
 def course_events_url(course_id: int) -> str:
@@ -279,7 +303,7 @@ class CourseAdmin(admin.ModelAdmin):
             ),
         )
         links = [format_html('<a href="{}">{}</a>', course_events_url(course.pk), _("all events"))]
-        history = course_history_url(course.pk)
+        history = _history_url(course)
         if history is not None:
             links.append(format_html('<a href="{}">{}</a>', history, _("history page")))
         return format_html(
@@ -287,6 +311,13 @@ class CourseAdmin(admin.ModelAdmin):
             rows,
             format_html_join(" · ", "{}", ((link,) for link in links)),
         )
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Course | None:
+        course = super().get_object(request, object_id, from_field)
+        note_history_url(request, course)
+        return course
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -404,6 +435,15 @@ class CourseEventAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
         return for_reading(super().get_queryset(request).select_related("course"))
 
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> CourseEvent | None:
+        event = super().get_object(request, object_id, from_field)
+        if event is not None:
+            note_history_url(request, event.course)
+            note_history_url(request, event.related_course)
+        return event
+
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList
 
@@ -480,7 +520,7 @@ def _course_links(course: Course | None) -> SafeString | str:
     admin_link = _admin_link(
         Course, course.pk, f"{course.name} ({course.sis_course_id or course.course_code})"
     )
-    history = course_history_url(course.pk)
+    history = _history_url(course)
     if history is None:
         return admin_link
     return format_html('{} · <a href="{}">{}</a>', admin_link, history, gettext("history"))
