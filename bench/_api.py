@@ -128,7 +128,7 @@ def request_for(
     listing: Listing, variant: str, per_page: int, depth: int, where: Position
 ) -> tuple[str, dict[str, str]]:
     """The path and query string of the page in ``variant`` (not the floor)."""
-    from course_audit.api.pagination import Cursor
+    from course_audit.pagination import Cursor
 
     params = {**listing.params, "per_page": str(per_page)}
     if variant == "keyset":

@@ -79,8 +79,8 @@ def history_cases(course_id: int, depth: int) -> list[Case]:
     """A course's history page: the first page, and the page ``depth`` events in."""
     from django.urls import reverse
 
-    from course_audit.api.pagination import Cursor
     from course_audit.models import CourseEvent
+    from course_audit.pagination import Cursor
 
     history = reverse("course_audit:course_history", args=[course_id])
     previous, first = position(CourseEvent.objects.filter(course_id=course_id), depth)
@@ -95,8 +95,8 @@ def admin_cases(depth: int) -> list[Case]:
     """The admin's course-event changelist: the first page, and the page ``depth`` in."""
     from django.urls import reverse
 
-    from course_audit.api.pagination import Cursor
     from course_audit.models import CourseEvent
+    from course_audit.pagination import Cursor
 
     changelist = reverse("admin:course_audit_courseevent_changelist")
     previous, first = position(CourseEvent.objects.all(), depth)

@@ -27,10 +27,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import ValidationError
 
 from course_audit import presentation, services
-from course_audit.api.pagination import Cursor, keyset_rows
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -42,7 +40,8 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
-from course_audit.selectors import SEARCH_MAX_LENGTH, for_reading
+from course_audit.pagination import Cursor, InvalidCursor, Position, keyset_page
+from course_audit.selectors import SEARCH_MAX_LENGTH, Access, account_access, for_reading
 
 
 class EstimatedCountPaginator(Paginator):
@@ -126,12 +125,36 @@ def _admin_link(model: Any, pk: Any, label: Any) -> SafeString | str:
     return format_html('<a href="{}">{}</a>', url, label)
 
 
+# Where ``note_history_url`` keeps a course's history link for the request's viewer.
+HISTORY_URL_ATTRIBUTE = "_course_audit_history_url"
+
+
 def course_history_url(course_id: int) -> str | None:
     """The course history page, if the host serves it."""
     try:
         return reverse("course_audit:course_history", kwargs={"course_id": course_id})
     except NoReverseMatch:
         return None
+
+
+def note_history_url(request: HttpRequest, course: Course | None) -> None:
+    """Note on ``course`` the link to its history page for this viewer: None when the host
+    does not serve the page or the page would answer the viewer 404 or 403 (its access rule,
+    ``selectors.account_access``). The change pages note it when they load their object, as
+    the admin's display methods are given the object, not the request."""
+    if course is None:
+        return
+    url = course_history_url(course.pk)
+    if url is not None:
+        # From the primary, as the page reads it: it decides access.
+        account = Account.objects.filter(pk=course.account_id).first()
+        if account is None or account_access(request, account) is not Access.ALLOWED:
+            url = None
+    setattr(course, HISTORY_URL_ATTRIBUTE, url)
+
+
+def _history_url(course: Course) -> str | None:
+    return getattr(course, HISTORY_URL_ATTRIBUTE, None)
 
 
 def course_events_url(course_id: int) -> str:
@@ -222,7 +245,7 @@ class CourseAdmin(admin.ModelAdmin):
             ),
         )
         links = [format_html('<a href="{}">{}</a>', course_events_url(course.pk), _("all events"))]
-        history = course_history_url(course.pk)
+        history = _history_url(course)
         if history is not None:
             links.append(format_html('<a href="{}">{}</a>', history, _("history page")))
         return format_html(
@@ -230,6 +253,13 @@ class CourseAdmin(admin.ModelAdmin):
             rows,
             format_html_join(" · ", "{}", ((link,) for link in links)),
         )
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Course | None:
+        course = super().get_object(request, object_id, from_field)
+        note_history_url(request, course)
+        return course
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -274,38 +304,32 @@ class KeysetChangeList(ChangeList):
         self.cursor = Cursor(f"admin:{request.path.rstrip('/')}")
         super().__init__(request, *args, **kwargs)
 
-    def _position(self, token: str) -> tuple[Any, int] | None:
+    def _position(self, token: str, param: str) -> Position | None:
         if not token:
             return None
         try:
-            return self.cursor.decode(token)
-        except ValidationError:
+            return self.cursor.decode(token, param=param)
+        except InvalidCursor:
             self.cursor_error = True  # an out-of-date link: start again from the newest
             return None
 
     def get_results(self, request: HttpRequest) -> None:
         paginator = self.model_admin.get_paginator(request, self.queryset, self.list_per_page)
-        after = self._position(self.after_token)
-        before = self._position(self.before_token) if after is None else None
-        rows, more = keyset_rows(
-            self.queryset, limit=self.list_per_page, after=after, before=before
+        after = self._position(self.after_token, self.AFTER_VAR)
+        before = self._position(self.before_token, self.BEFORE_VAR) if after is None else None
+        page = keyset_page(
+            self.queryset, self.cursor, limit=self.list_per_page, after=after, before=before
         )
-        self.older_query = self.newer_query = None
-        if rows:
-            if more or before is not None:
-                last = rows[-1]
-                self.older_query = self.get_query_string(
-                    {self.AFTER_VAR: self.cursor.encode(last.created_at, last.pk)}
-                )
-            if (more and before is not None) or after is not None:
-                first = rows[0]
-                self.newer_query = self.get_query_string(
-                    {self.BEFORE_VAR: self.cursor.encode(first.created_at, first.pk)}
-                )
+        self.older_query = (
+            self.get_query_string({self.AFTER_VAR: page.older}) if page.older else None
+        )
+        self.newer_query = (
+            self.get_query_string({self.BEFORE_VAR: page.newer}) if page.newer else None
+        )
         self.newest_query = (
             self.get_query_string() if after is not None or before is not None else None
         )
-        self.result_list = rows
+        self.result_list = page.rows
         self.paginator = paginator
         self.result_count = paginator.count
         self.full_result_count = None
@@ -352,6 +376,15 @@ class CourseEventAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
         return for_reading(super().get_queryset(request).select_related("course"))
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> CourseEvent | None:
+        event = super().get_object(request, object_id, from_field)
+        if event is not None:
+            note_history_url(request, event.course)
+            note_history_url(request, event.related_course)
+        return event
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList
@@ -432,7 +465,7 @@ def _course_links(course: Course | None) -> SafeString | str:
     admin_link = _admin_link(
         Course, course.pk, f"{course.name} ({course.sis_course_id or course.course_code})"
     )
-    history = course_history_url(course.pk)
+    history = _history_url(course)
     if history is None:
         return admin_link
     return format_html('{} · <a href="{}">{}</a>', admin_link, history, gettext("history"))

@@ -10,6 +10,11 @@ from typing import Any
 
 from django.conf import settings
 
+# Seconds a 503 (the database away) asks a client to wait, in ``Retry-After``, from the API
+# and the pages alike: long enough for a failover or a restarted pooler, short enough for a
+# script.
+RETRY_AFTER_SECONDS = 30
+
 DEFAULTS: dict[str, Any] = {
     "API_PATH_PREFIX": "/api/",
     "RECORD_PAGE_VIEWS": True,

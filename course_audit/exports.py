@@ -16,9 +16,9 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
-from course_audit.api.pagination import keyset_rows
 from course_audit.diff import in_field_order
 from course_audit.models import CourseEvent
+from course_audit.pagination import Partitions, keyset_rows
 
 EXPORT_CHUNK = 1000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -42,8 +42,6 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 )
 EXPORT_COLUMNS = [column for column, _ in _COLUMNS]
 _ROW_FIELDS = ("id", *(field for _, field in _COLUMNS))
-# The partitioned walk of an account's sub-accounts: (column, ids), or None.
-Partitions = tuple[str, list[int]] | None
 
 
 def neutralise(cell: Any) -> Any:

@@ -19,8 +19,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from course_audit.api.exceptions import RETRY_AFTER_SECONDS
-from course_audit.conf import conf
+from course_audit.conf import RETRY_AFTER_SECONDS, conf
 from course_audit.context import RequestTrace, audit_context
 from course_audit.models import Account, CourseEvent, PageView
 

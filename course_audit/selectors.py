@@ -6,6 +6,12 @@ role's permissions on or off there and below; the override nearest the account w
 Superusers may do everything. A user is a *member* of a root account when they hold any
 active role anywhere in its tree, even one without permissions.
 
+The access rule, used by the pages, the API, the exports and the admin alike: an account
+outside the user's tenants is *not found* (its existence is not confirmed), one inside
+them without the permission is *forbidden* (``Grants.access``, ``authorize_account``).
+A request's grants are loaded once and kept on the request (``request_grants``), never
+longer: a revoked grant takes effect on the next request.
+
 Where reads go: who may see what (grants, memberships, the subtree below an account) is
 read where the routers say, the primary, so a revoked grant takes effect at once. What
 is shown (events, the search's courses, the home page's accounts) goes through
@@ -16,11 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDay, TruncWeek
+from django.http import Http404
 
 from course_audit.conf import conf
 from course_audit.models import (
@@ -39,6 +48,8 @@ SEARCH_SUBSTRING_MIN = 3
 SEARCH_MAX_LENGTH = 255
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
+# Where ``request_grants`` keeps a request's grants, on the Django ``HttpRequest``.
+GRANTS_CACHE_ATTRIBUTE = "_course_audit_grants"
 
 
 def for_reading(queryset: _QuerySet) -> _QuerySet:
@@ -49,6 +60,14 @@ def for_reading(queryset: _QuerySet) -> _QuerySet:
     """
     alias = conf.READ_DATABASE
     return queryset if alias is None else queryset.using(alias)
+
+
+class Access(enum.Enum):
+    """What the access rule answers for an account: the 404, the 403, or yes."""
+
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    ALLOWED = "allowed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +84,13 @@ class Grants:
 
     def is_member(self, root_id: int) -> bool:
         return self.superuser or root_id in self.roots
+
+    def access(self, account: Account) -> Access:
+        """The access rule: not found outside the user's tenants (another tenant's account
+        is not even confirmed to exist), then forbidden without the permission."""
+        if not self.is_member(account.resolved_root_id):
+            return Access.NOT_FOUND
+        return Access.ALLOWED if self.allows(account) else Access.FORBIDDEN
 
     def allows(self, account: Account) -> bool:
         """Whether the permission holds on ``account``."""
@@ -143,6 +169,59 @@ def load_grants(user: Any, permission: str, root_ids: Iterable[int] | None = Non
         else:
             found_overrides[(role_id, account_id)] = bool(flag)
     return Grants(memberships=tuple(found), overrides=found_overrides, roots=frozenset(roots_seen))
+
+
+class UserRequest(Protocol):
+    """A Django ``HttpRequest`` or a DRF ``Request`` (which wraps one)."""
+
+    @property
+    def user(self) -> Any: ...
+
+
+def request_grants(request: UserRequest, permission: str) -> Grants:
+    """The request's user's grants for ``permission``, loaded once per request (one query).
+
+    Kept on the Django ``HttpRequest``, which DRF's ``Request`` wraps as ``_request``, so
+    both objects of one request share them; never kept beyond the request, so a revoked
+    grant takes effect on the next one.
+    """
+    http_request = getattr(request, "_request", request)
+    cache: dict[tuple[str, Any], Grants] = vars(http_request).setdefault(GRANTS_CACHE_ATTRIBUTE, {})
+    user = request.user
+    # Keyed by the user too: DRF authenticates a token after the middleware ran.
+    key = (Permission(permission).value, getattr(user, "pk", None))
+    if key not in cache:
+        cache[key] = load_grants(user, permission)
+    return cache[key]
+
+
+def account_access(
+    request: UserRequest, account: Account, permission: str = Permission.VIEW_COURSE_CHANGES
+) -> Access:
+    """Whether the request's user may see ``account`` (and its courses): not found outside
+    the user's tenants, forbidden without ``permission`` on it, else allowed."""
+    return request_grants(request, permission).access(account)
+
+
+def authorize_account(
+    request: UserRequest, account: Account, permission: str = Permission.VIEW_COURSE_CHANGES
+) -> None:
+    """``account_access`` as Django's exceptions: ``Http404`` when not found,
+    ``PermissionDenied`` when forbidden (DRF answers them as its 404 and 403)."""
+    access = account_access(request, account, permission)
+    if access is Access.NOT_FOUND:
+        raise Http404
+    if access is Access.FORBIDDEN:
+        raise PermissionDenied
+
+
+def auditable_subtree(
+    request: UserRequest, account: Account, permission: str = Permission.VIEW_COURSE_CHANGES
+) -> list[int]:
+    """The ids of ``account`` and of the accounts below it on which the request's user
+    holds ``permission``: what a listing ``include_subaccounts`` reads."""
+    grants = request_grants(request, permission)
+    return [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
 
 
 def member_root_ids(user: Any) -> set[int] | None:

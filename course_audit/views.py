@@ -2,7 +2,8 @@
 
 They answer exactly as the API does: 404 for an unknown object or one in another tenant,
 403 for a member without ``view_course_changes`` on it. Filters are the API's
-(``CourseEventFilterSet``) and paging is the API's keyset, in both directions.
+(``CourseEventFilterSet``) and paging is the API's keyset (``course_audit.pagination``), in
+both directions. Access is the API's rule too (``selectors.authorize_account``).
 
 The object named in the URL and the viewer's grants are read from the primary, since
 they decide access; the events, the chart, the exports and the search's results go
@@ -21,7 +22,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -30,13 +30,18 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.exceptions import ValidationError
 
 from course_audit import charts, exports, presentation, selectors
-from course_audit.api.pagination import Cursor, fetch_ordered, keyset_rows
-from course_audit.exports import Partitions
 from course_audit.filters import CourseEventFilterSet
-from course_audit.models import Account, Course, CourseEvent, PageView, Permission
+from course_audit.models import Account, Course, CourseEvent, PageView
+from course_audit.pagination import (
+    Cursor,
+    InvalidCursor,
+    Partitions,
+    Position,
+    fetch_ordered,
+    keyset_page,
+)
 
 PER_PAGE = 25
 PER_PAGE_CHOICES = (10, 25, 50, 100)
@@ -53,20 +58,11 @@ _LIST_PARAMS = ("event_type", "event_source")
 # --- access --------------------------------------------------------------------------------
 
 
-def _authorize(request: HttpRequest, account: Account) -> None:
-    """The API's order of answers: 404 outside the user's tenants, then 403 without the grant."""
-    grants = selectors.load_grants(request.user, Permission.VIEW_COURSE_CHANGES)
-    if not grants.is_member(account.resolved_root_id):
-        raise Http404
-    if not grants.allows(account):
-        raise PermissionDenied
-
-
 def _course(request: HttpRequest, course_id: int) -> Course:
     course = Course.objects.select_related("account").filter(pk=course_id).first()
     if course is None:
         raise Http404
-    _authorize(request, course.account)
+    selectors.authorize_account(request, course.account)
     return course
 
 
@@ -76,7 +72,7 @@ def _account(request: HttpRequest, account_id: int) -> Account:
     ).first()
     if account is None:
         raise Http404
-    _authorize(request, account)
+    selectors.authorize_account(request, account)
     return account
 
 
@@ -85,8 +81,7 @@ def _account_scope(
 ) -> tuple[QuerySet[CourseEvent], Partitions]:
     if not _include_subaccounts(request):
         return selectors.account_events([account.pk]), None
-    grants = selectors.load_grants(request.user, Permission.VIEW_COURSE_CHANGES)
-    account_ids = [sub.pk for sub in selectors.subtree_accounts(account) if grants.allows(sub)]
+    account_ids = selectors.auditable_subtree(request, account)
     return selectors.account_events(account_ids), ("account_id", account_ids)
 
 
@@ -183,6 +178,11 @@ def _query(request: HttpRequest, **changes: str | None) -> str:
     return params.urlencode()
 
 
+def _position(request: HttpRequest, cursor: Cursor, param: str) -> Position | None:
+    token = request.GET.get(param)
+    return cursor.decode(token, param=param) if token else None
+
+
 def _history(
     request: HttpRequest,
     events: QuerySet[CourseEvent],
@@ -202,28 +202,21 @@ def _history(
         return render(request, "course_audit/history.html", context, status=400)
     cursor = Cursor(request.path.rstrip("/"))
     try:
-        after = cursor.decode(request.GET["after"]) if request.GET.get("after") else None
-        before = cursor.decode(request.GET["before"]) if request.GET.get("before") else None
-    except ValidationError:
+        after = _position(request, cursor, "after")
+        before = _position(request, cursor, "before")
+    except InvalidCursor:
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
     per_page = _per_page(request)
-    rows, more = keyset_rows(
-        filtered, limit=per_page, after=after, before=before, partitions=partitions
+    page = keyset_page(
+        filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
     )
-    older = newer = None
-    if rows:
-        last, first = rows[-1], rows[0]
-        if more or before is not None:
-            older = _query(request, after=cursor.encode(last.created_at, last.pk), before=None)
-        if (more and before is not None) or after is not None:
-            newer = _query(request, before=cursor.encode(first.created_at, first.pk), after=None)
     context.update(
         per_page=per_page,
         per_page_choices=PER_PAGE_CHOICES,
-        events=presentation.present_all(rows),
-        older_query=older,
-        newer_query=newer,
+        events=presentation.present_all(page.rows),
+        older_query=_query(request, after=page.older, before=None) if page.older else None,
+        newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
         chart=_chart(filterset, filtered, partitions),
@@ -342,7 +335,7 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
         course = Course.objects.select_related("account").filter(pk=view.context_id).first()
         account = account or (course.account if course else None)
     if account is not None:
-        _authorize(request, account)
+        selectors.authorize_account(request, account)
     elif not request.user.is_superuser:
         # A request that changed courses of several tenants names none of them (see the
         # middleware): it belongs to no tenant, and only a superuser sees every tenant.

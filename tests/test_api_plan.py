@@ -20,9 +20,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from course_audit import partitions
-from course_audit.api.pagination import Cursor
 from course_audit.context import audit_context
 from course_audit.models import Account, Course, CourseEvent, Role
+from course_audit.pagination import Cursor
 
 pytestmark = [
     pytest.mark.django_db,

@@ -35,6 +35,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from course_audit.conf import RETRY_AFTER_SECONDS
+
 logger = logging.getLogger(__name__)
 
 WWW_AUTHENTICATE = 'Bearer realm="course_audit"'
@@ -44,8 +46,6 @@ UNAVAILABLE_MESSAGE = (
 )
 TOO_MANY_FIELDS_MESSAGE = "The request has more than %(limit)s fields."
 TOO_MANY_FILES_MESSAGE = "The request has more than %(limit)s files."
-# Seconds: long enough for a failover or a restarted pooler, short enough for a script.
-RETRY_AFTER_SECONDS = 30
 
 
 def _messages(detail: Any, prefix: str = "") -> list[str]:

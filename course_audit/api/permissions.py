@@ -1,4 +1,4 @@
-"""Object-level access for the API: 404 outside the caller's tenants, 403 without the grant."""
+"""Object-level access for the API: DRF's side of ``selectors.account_access``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
 from course_audit.models import Account
-from course_audit.selectors import Grants, load_grants
+from course_audit.selectors import Access, account_access
 
 
 class AccountGrantPermission(permissions.BasePermission):
@@ -20,15 +20,7 @@ class AccountGrantPermission(permissions.BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         account = obj if isinstance(obj, Account) else obj.account
-        grants = grants_for(request, view.required_permission)
-        if not grants.is_member(account.resolved_root_id):
-            # Another tenant's object: do not even confirm that it exists.
+        access = account_access(request, account, view.required_permission)
+        if access is Access.NOT_FOUND:
             raise exceptions.NotFound()
-        return grants.allows(account)
-
-
-def grants_for(request: Request, permission: str) -> Grants:
-    cache: dict[str, Grants] = request.__dict__.setdefault("_course_audit_grants", {})
-    if permission not in cache:
-        cache[permission] = load_grants(request.user, permission)
-    return cache[permission]
+        return access is Access.ALLOWED

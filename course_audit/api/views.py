@@ -53,7 +53,7 @@ from course_audit.api.openapi import (
     request_bodies,
 )
 from course_audit.api.pagination import KeysetPagination
-from course_audit.api.permissions import AccountGrantPermission, grants_for
+from course_audit.api.permissions import AccountGrantPermission
 from course_audit.api.serializers import (
     AccountSerializer,
     ContentMigrationSerializer,
@@ -167,7 +167,7 @@ class BaseAPIViewSet(GenericViewSet):
         sis_id = raw_id[len(prefix) :]
         if "\x00" in sis_id:  # no stored id has one, and PostgreSQL refuses it in a query
             raise exceptions.NotFound()
-        grants = grants_for(self.request, self.required_permission)
+        grants = selectors.request_grants(self.request, self.required_permission)
         matches = queryset.filter(**{sis_field: sis_id})
         if not grants.superuser:
             matches = matches.filter(root_filter(set(grants.roots)))
@@ -237,10 +237,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
     def for_account(self, request: Request, account_id: str) -> Response:
         account = self.get_account(account_id)
         if _flag(request, "include_subaccounts"):
-            grants = grants_for(request, self.required_permission)
-            account_ids = [
-                sub.pk for sub in selectors.subtree_accounts(account) if grants.allows(sub)
-            ]
+            account_ids = selectors.auditable_subtree(request, account, self.required_permission)
             # One index range per account: the paginator reads each with its own scan.
             self.keyset_partitions = ("account_id", account_ids)
         else:
