@@ -41,7 +41,8 @@ from course_audit.models import (
     SisBatch,
 )
 from course_audit.pagination import Cursor, InvalidCursor, Position, keyset_page
-from course_audit.selectors import SEARCH_MAX_LENGTH, Access, account_access, for_reading
+from course_audit.querysets import SEARCH_MAX_LENGTH
+from course_audit.selectors import Access, account_access, for_reading
 
 
 class EstimatedCountPaginator(Paginator):
@@ -398,16 +399,11 @@ class CourseEventAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if len(term) > SEARCH_MAX_LENGTH:
+        if len(term) > SEARCH_MAX_LENGTH:  # matches no course, and no user name either
             return queryset.none(), False
         limit = self.search_match_limit
         course_ids = list(
-            for_reading(Course._base_manager.all())
-            .filter(
-                Q(name__icontains=term)
-                | Q(course_code__icontains=term)
-                | Q(sis_course_id__icontains=term)
-            )
+            for_reading(Course.objects.matching(term))
             .order_by()
             .values_list("pk", flat=True)[:limit]
         )

@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
@@ -40,12 +40,7 @@ from course_audit.models import (
     Permission,
     RoleOverride,
 )
-
-# The home page's course search matches substrings from this many characters on.
-SEARCH_SUBSTRING_MIN = 3
-# The longest name, course code or SIS id a course can have: a longer search matches
-# nothing, and a trigram search of a huge text is slow work for nothing.
-SEARCH_MAX_LENGTH = 255
+from course_audit.types import User, UserRequest
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
 # Where ``request_grants`` keeps a request's grants, on the Django ``HttpRequest``.
@@ -113,11 +108,13 @@ class Grants:
         return enabled
 
 
-def _is_active_user(user: Any) -> bool:
+def _is_active_user(user: User | None) -> TypeGuard[User]:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def load_grants(user: Any, permission: str, root_ids: Iterable[int] | None = None) -> Grants:
+def load_grants(
+    user: User | None, permission: str, root_ids: Iterable[int] | None = None
+) -> Grants:
     """The user's memberships and overrides for ``permission`` in one query.
 
     ``root_ids`` limits it to those root accounts (all of the user's when None).
@@ -128,11 +125,11 @@ def load_grants(user: Any, permission: str, root_ids: Iterable[int] | None = Non
     if user.is_superuser:
         return Grants(superuser=True)
     memberships = AccountMembership.objects.filter(
-        user=user, workflow_state=AccountMembership.WorkflowState.ACTIVE
+        user_id=user.pk, workflow_state=AccountMembership.WorkflowState.ACTIVE
     )
     overrides = RoleOverride.objects.filter(
         permission=permission,
-        role__memberships__user=user,
+        role__memberships__user_id=user.pk,
         role__memberships__workflow_state=AccountMembership.WorkflowState.ACTIVE,
     )
     if root_ids is not None:
@@ -169,13 +166,6 @@ def load_grants(user: Any, permission: str, root_ids: Iterable[int] | None = Non
         else:
             found_overrides[(role_id, account_id)] = bool(flag)
     return Grants(memberships=tuple(found), overrides=found_overrides, roots=frozenset(roots_seen))
-
-
-class UserRequest(Protocol):
-    """A Django ``HttpRequest`` or a DRF ``Request`` (which wraps one)."""
-
-    @property
-    def user(self) -> Any: ...
 
 
 def request_grants(request: UserRequest, permission: str) -> Grants:
@@ -224,21 +214,7 @@ def auditable_subtree(
     return [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
 
 
-def member_root_ids(user: Any) -> set[int] | None:
-    """Root accounts the user is a member of; None means every root (a superuser)."""
-    if not _is_active_user(user):
-        return set()
-    if user.is_superuser:
-        return None
-    return {
-        root or account
-        for account, root in AccountMembership.objects.filter(
-            user=user, workflow_state=AccountMembership.WorkflowState.ACTIVE
-        ).values_list("account_id", "account__root_account_id")
-    }
-
-
-def allowed_account_ids(user: Any, permission: str) -> set[int] | None:
+def allowed_account_ids(user: User, permission: str) -> set[int] | None:
     """Every account where the user holds ``permission``; None means all (a superuser)."""
     grants = load_grants(user, permission)
     if grants.superuser:
@@ -287,31 +263,17 @@ class AccountNode:
     children: list[AccountNode] = dataclasses.field(default_factory=list)
 
 
-def auditable_courses(user: Any, query: str, *, limit: int = 50) -> list[Course]:
-    """Courses (deleted ones too) whose name, code or SIS id contains ``query`` (starts with
-    it, for a query shorter than ``SEARCH_SUBSTRING_MIN``), among those whose account the
-    user may audit, in name order."""
+def auditable_courses(user: User, query: str, *, limit: int = 50) -> list[Course]:
+    """Courses (deleted ones too) matching ``query`` (``CourseQuerySet.matching``) among
+    those whose account the user may audit, in name order."""
     allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
-    courses = for_reading(Course.objects.select_related("account"))
+    courses = for_reading(Course.objects.select_related("account")).matching(query)
     if allowed is not None:
         courses = courses.filter(account_id__in=allowed)
-    if len(query) >= SEARCH_SUBSTRING_MIN:
-        match = (
-            Q(name__icontains=query)
-            | Q(course_code__icontains=query)
-            | Q(sis_course_id__icontains=query)
-        )
-    else:
-        # A trigram index cannot serve a substring of one or two characters; a prefix it can.
-        match = (
-            Q(name__istartswith=query)
-            | Q(course_code__istartswith=query)
-            | Q(sis_course_id__istartswith=query)
-        )
-    return list(courses.filter(match).order_by("name", "id")[:limit])
+    return list(courses.order_by("name", "id")[:limit])
 
 
-def auditable_account_tree(user: Any) -> list[AccountNode]:
+def auditable_account_tree(user: User) -> list[AccountNode]:
     """The active accounts the user may audit, as trees (an account whose parent the user may
     not audit starts a tree of its own)."""
     allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)

@@ -24,3 +24,11 @@ class User(Protocol):
     def is_superuser(self) -> bool: ...
 
     def get_username(self) -> str: ...
+
+
+class UserRequest(Protocol):
+    """A Django ``HttpRequest`` or a DRF ``Request`` (which wraps one): what the access
+    rule reads of a request."""
+
+    @property
+    def user(self) -> Any: ...

@@ -42,6 +42,7 @@ from course_audit.pagination import (
     fetch_ordered,
     keyset_page,
 )
+from course_audit.querysets import SEARCH_MAX_LENGTH
 
 PER_PAGE = 25
 PER_PAGE_CHOICES = (10, 25, 50, 100)
@@ -281,10 +282,10 @@ def home(request: HttpRequest) -> HttpResponse:
     # PostgreSQL refuses NUL in a string literal, and no stored name holds one.
     query = request.GET.get("q", "").replace("\x00", "").strip()
     context: dict[str, Any] = {"tree": selectors.auditable_account_tree(request.user)}
-    if len(query) > selectors.SEARCH_MAX_LENGTH:
+    if len(query) > SEARCH_MAX_LENGTH:
         context["search_error"] = _(
             "The search text is too long (%(length)d characters; at most %(limit)d)."
-        ) % {"length": len(query), "limit": selectors.SEARCH_MAX_LENGTH}
+        ) % {"length": len(query), "limit": SEARCH_MAX_LENGTH}
         return render(request, "course_audit/home.html", context, status=400)
     context["query"] = query
     context["courses"] = selectors.auditable_courses(request.user, query) if query else None

@@ -5,7 +5,7 @@ is JSON in the contract's form.
 The limits: a body over Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413 (refused on its
 declared length, before it is read), more than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` fields a
 400; a listing's parameter over ``filters.MAX_PARAMETER_LENGTH`` characters a 400 naming
-it, a search over ``selectors.SEARCH_MAX_LENGTH`` characters a 400 page.
+it, a search over ``SEARCH_MAX_LENGTH`` characters a 400 page.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from course_audit import selectors, views
+from course_audit import views
 from course_audit.filters import MAX_PARAMETER_LENGTH
 from course_audit.models import Course, CourseEvent
+from course_audit.querysets import SEARCH_MAX_LENGTH
 from tests.api_fixtures import ApiCaller
 from tests.helpers import NOT_FOUND
 
@@ -439,7 +440,7 @@ def test_an_oversized_search_is_a_400_page_without_a_search(registrar_browser, c
 
 
 def test_a_search_at_the_limit_still_searches(registrar_browser, make_course):
-    name = "N" * selectors.SEARCH_MAX_LENGTH
+    name = "N" * SEARCH_MAX_LENGTH
     make_course(name=name)
     response = registrar_browser.get(reverse("course_audit:home"), {"q": name})
     assert response.status_code == 200
