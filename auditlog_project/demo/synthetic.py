@@ -236,6 +236,7 @@ def long_tail_rows(
     sources, source_weights = zip(*SOURCES, strict=True)
     step = (end - start) / max(1, count // TIES)
     block = 10_000
+    user_id: int | None
     for offset in range(0, count, block):
         size = min(block, count - offset)
         picks = rng.choices(others, cum_weights=cumulative, k=size)
