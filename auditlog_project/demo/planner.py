@@ -32,7 +32,9 @@ State = Course.WorkflowState
 Source = CourseEvent.EventSource
 MANUAL, API, SIS = Source.MANUAL.value, Source.API.value, Source.SIS.value
 
-# Which workflow states allow each lifecycle step, and where it leaves the course.
+# The demo's own copy of the course state machine (issue #13, item 4: to be read from the
+# app's one transitions table). Which workflow states allow each lifecycle step, where it
+# leaves the course, and the service that makes it.
 ALLOWED_FROM = {
     "publish": {State.UNPUBLISHED},
     "unpublish": {State.AVAILABLE},
