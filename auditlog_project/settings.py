@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "course_audit",
+    # The demo university and manage.py seed_demo: the demo host's own, never the app's.
+    "auditlog_project.demo",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,7 @@ account endpoint with its sub-accounts) at a ``per_page`` and a depth (page one,
 - ``keyset``: the app's endpoint, the deep page's token built with the API's own
   ``Cursor``, as a client following ``rel="next"`` would hold it;
 - ``offset`` and ``cursor``: the same viewset with DRF's ``PageNumberPagination`` and
-  ``CursorPagination`` (``bench_urls``), the page number or cursor reaching the same depth;
+  ``CursorPagination`` (``bench.bench_urls``), the page number or cursor reaching the same depth;
 - ``floor``: no Django request at all, the bare keyset SQL on the same index with a raw
   cursor, the rows turned into dicts and rendered by the app's JSON renderer.
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from _common import Timed
+from bench._common import Timed
 
 API_PREFIX = "/api/v1/"
 VARIANTS = ("keyset", "offset", "cursor", "floor")
@@ -113,8 +113,9 @@ def _baseline_path(listing: Listing, variant: str) -> str:
 
 
 def _drf_cursor_token(where: Position) -> str:
-    from bench_urls import StockCursorPagination
     from rest_framework.pagination import Cursor
+
+    from bench.bench_urls import StockCursorPagination
 
     paginator = StockCursorPagination()
     paginator.base_url = "http://testserver/"

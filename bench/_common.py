@@ -1,8 +1,9 @@
 """What the benchmark scripts share: Django set-up, scratch databases, loading rows with
 COPY, users, timing.
 
-The scripts run from the repository's top folder (``.venv/bin/python bench/<name>.py``);
-Python puts ``bench/`` on the path, so they import this as ``_common``.
+The scripts run as modules from the repository's top folder
+(``.venv/bin/python -m bench.<name>``), so ``bench``, ``course_audit`` and
+``auditlog_project`` are all importable by their names.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import itertools
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def setup_django(settings: str = "auditlog_project.settings") -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings)
     # DEBUG keeps every query in memory; production does not.
     os.environ.setdefault("DEBUG", "0")

@@ -4,8 +4,10 @@ A root account with colleges and departments, many courses (about 20,000 from a 
 events on), a few hundred actors, SIS batches and page views, and events spread over the
 last 18 months, oldest first. One course is big enough that a page ``depth`` events deep
 exists (110,000 events for the default depth of 100,000), a few others are big too, and the
-rest follow a long tail, as real courses do. Events come in bursts of ``TIES`` sharing one
-timestamp, as a SIS import writes them, so the pagers' tie-breaking is exercised.
+rest follow a long tail, as real courses do. Events come in bursts sharing one timestamp,
+as a SIS import writes them, so the pagers' tie-breaking is exercised. The rows themselves
+come from the demo's synthetic event generator (``auditlog_project.demo.synthetic``), the
+one place that makes up event rows.
 
 When the app partitions its event table by month (``course_audit.partitions``), the months
 of the data are created first, so rows land in their own partitions.
@@ -15,13 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import itertools
 import random
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-from _common import insert_events, make_user
+from bench._common import insert_events, make_user
 
 ROOT_SIS_ID = "BENCH"
 BIG_COURSE_SIS_ID = "BENCH-00000"
@@ -30,23 +30,7 @@ DEPARTMENTS = 6  # per college
 ACTORS = 200
 PAGE_VIEWS = 2000
 SIS_BATCHES = 20
-TIES = 5
 MONTHS = 18
-# A few big courses besides the one the deep pages are read in, each with this share.
-OTHER_BIG_COURSES = 4
-OTHER_BIG_SHARE = 0.01
-
-# (value, weight): how often each event type and source occurs.
-EVENT_KINDS: list[tuple[str, int]] = [
-    ("updated", 880),
-    ("published", 40),
-    ("unpublished", 15),
-    ("concluded", 30),
-    ("unconcluded", 10),
-    ("deleted", 8),
-    ("restored", 7),
-]
-SOURCES: list[tuple[str, int]] = [("api", 50), ("manual", 30), ("sis", 20)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +83,7 @@ def load(plan: Plan, *, seed: int = 5) -> Dataset:
     from django.db import transaction
     from django.utils import timezone
 
+    from auditlog_project.demo.synthetic import long_tail_rows
     from course_audit.context import audit_context
     from course_audit.models import (
         Account,
@@ -168,9 +153,10 @@ def load(plan: Plan, *, seed: int = 5) -> Dataset:
                 for index in range(plan.courses)
             )
     course_accounts = [(course.pk, course.account_id) for course in courses]
-    rows = _event_rows(
-        plan,
+    rows = long_tail_rows(
+        plan.synthetic,
         rng,
+        big_course_events=plan.big_course_events,
         course_accounts=course_accounts,
         actors=actors,
         batch_ids=batch_ids,
@@ -206,67 +192,3 @@ def existing(root: Any) -> Dataset:
         first_month=oldest.date().replace(day=1),
         events=CourseEvent.objects.count(),
     )
-
-
-def _event_rows(
-    plan: Plan,
-    rng: random.Random,
-    *,
-    course_accounts: list[tuple[int, int]],
-    actors: list[tuple[int, str]],
-    batch_ids: list[int],
-    view_ids: list[uuid.UUID],
-    start: dt.datetime,
-    end: dt.datetime,
-) -> Iterator[dict[str, Any]]:
-    """``plan.synthetic`` event rows, oldest first, spread evenly from ``start`` to ``end``.
-
-    The big course's events are spread evenly among them; the others are drawn with weights: the
-    next few courses get ``OTHER_BIG_SHARE`` of them each, the rest a long tail (weight
-    1 / rank).
-    """
-    count = plan.synthetic
-    big_share = min(1.0, plan.big_course_events / count)
-    others = course_accounts[1:]
-    tail = [1 / (rank + 1) for rank in range(len(others) - OTHER_BIG_COURSES)]
-    big = OTHER_BIG_SHARE / (1 - OTHER_BIG_COURSES * OTHER_BIG_SHARE) * sum(tail)
-    weights = [big] * OTHER_BIG_COURSES + tail
-    cumulative = list(itertools.accumulate(weights))
-    kinds, kind_weights = zip(*EVENT_KINDS, strict=True)
-    sources, source_weights = zip(*SOURCES, strict=True)
-    step = (end - start) / max(1, count // TIES)
-    block = 10_000
-    for offset in range(0, count, block):
-        size = min(block, count - offset)
-        picks = rng.choices(others, cum_weights=cumulative, k=size)
-        types = rng.choices(kinds, weights=kind_weights, k=size)
-        origins = rng.choices(sources, weights=source_weights, k=size)
-        for index in range(size):
-            number = offset + index
-            is_big = int((number + 1) * big_share) > int(number * big_share)
-            course_id, account_id = course_accounts[0] if is_big else picks[index]
-            source = origins[index]
-            user_id, user_name = actors[number % len(actors)]
-            if source == "sis":
-                user_id, user_name = None, ""
-            event_type = types[index]
-            yield {
-                "uuid": uuid.uuid4(),
-                "created_at": start + step * (number // TIES),
-                "course_id": course_id,
-                "account_id": account_id,
-                "event_type": event_type,
-                "event_source": source,
-                "event_data": (
-                    {"name": [f"Course {course_id} v{number}", f"Course {course_id} v{number + 1}"]}
-                    if event_type == "updated"
-                    else {}
-                ),
-                "related_course_id": None,
-                "user_id": user_id,
-                "user_name": user_name,
-                "page_view_id": view_ids[number % len(view_ids)]
-                if source != "sis" and number % 3 == 0
-                else None,
-                "sis_batch_id": batch_ids[number % len(batch_ids)] if source == "sis" else None,
-            }

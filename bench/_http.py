@@ -1,6 +1,6 @@
 """HTTP throughput under a production server, against a trivial view on the same server.
 
-gunicorn serves the demo project with the benchmark's URLconf (``bench_settings``) on a
+gunicorn serves the demo project with the benchmark's URLconf (``bench.bench_settings``) on a
 free port of 127.0.0.1: ``WORKERS`` processes of ``THREADS`` threads each (gthread, which
 keeps connections alive), sized for a 2-core machine that also runs PostgreSQL and the
 load generator. The load generator is bounded twice: ``CONCURRENCY`` keep-alive
@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from _common import ROOT
+from bench._common import ROOT
 
 WORKERS = 2
 THREADS = 4
@@ -62,13 +62,11 @@ def gunicorn(database_url: str) -> Iterator[tuple[str, int]]:
         "warning",
         "--chdir",
         str(ROOT),
-        "--pythonpath",
-        str(ROOT / "bench"),
         "auditlog_project.wsgi:application",
     ]
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
         "DATABASE_URL": database_url,
         "DEBUG": "0",
     }

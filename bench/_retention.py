@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import _data
-from _report import TIMES, Section, number, table
+from bench import _data
+from bench._report import TIMES, Section, number, table
 
 COPY_TABLE = "bench_retention_delete"
 

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import time_ms
+from bench._common import time_ms
 
 SIS_PREFIX = "BULK-"  # and a stamp of the run, so that a rerun on the same data imports anew
 

@@ -7,7 +7,7 @@ seconds and the process's peak resident memory after each, so a flat memory show
 same peak for a few thousand rows and for hundreds of thousands::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/course_audit_10m \\
-        .venv/bin/python bench/export_memory.py
+        .venv/bin/python -m bench.export_memory
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import resource
 import time
 from collections.abc import Sequence
 
-from _common import get_or_make_superuser, machine_note, setup_django
+from bench._common import get_or_make_superuser, machine_note, setup_django
 
 
 def peak_mb() -> float:

@@ -73,9 +73,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from _cluster import PrivateCluster, free_port
-from _common import ROOT, percentile, setup_django
-from _http import _free_port, _wait_until_serving
+from bench._cluster import PrivateCluster, free_port
+from bench._common import ROOT, percentile, setup_django
+from bench._http import _free_port, _wait_until_serving
 
 WORKERS = 2
 THREADS = 4
@@ -588,10 +588,10 @@ def gunicorn(folder: Path) -> Iterator[int]:
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
         "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
         "--keep-alive", "30", "--log-level", "warning", "--pid", str(folder / "gunicorn.pid"),
-        "--chdir", str(ROOT), "--pythonpath", str(ROOT / "bench"),
+        "--chdir", str(ROOT),
         "auditlog_project.wsgi:application",
     ]  # fmt: skip
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench_settings", "DEBUG": "0"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.bench_settings", "DEBUG": "0"}
     # The 503s' tracebacks go to the log (course_audit.api.exceptions), not the report.
     log = (folder / "gunicorn.log").open("ab")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

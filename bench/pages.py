@@ -13,7 +13,7 @@ event. It prints median, p95 and worst time, and the SQL queries of one request:
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/course_audit_10m
     .venv/bin/python manage.py migrate
     .venv/bin/python manage.py seed_demo --events 10000000
-    .venv/bin/python bench/pages.py
+    .venv/bin/python -m bench.pages
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from _common import (
+from bench._common import (
     Timed,
     get_or_make_superuser,
     machine_note,

@@ -43,8 +43,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _api import VARIANTS
-from _common import (
+from bench._api import VARIANTS
+from bench._common import (
     ROOT,
     database_name,
     measure_in_rounds,
@@ -52,7 +52,7 @@ from _common import (
     server_version,
     setup_django,
 )
-from _report import Check, Section, Target, checks_table, ms, number, table
+from bench._report import Check, Section, Target, checks_table, ms, number, table
 
 SECTIONS = ("api", "queries", "pages", "http", "writes", "retention")
 CI_SECTIONS = ("api", "queries")
@@ -114,13 +114,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def prepare(args: argparse.Namespace) -> Run:
     """A migrated database with the dataset in it."""
-    import _data
+    from bench import _data
 
     run = Run(args)
     if not args.reuse_data:
         recreate_database(args.database_url)
     os.environ["DATABASE_URL"] = args.database_url
-    setup_django("bench_settings")
+    setup_django("bench.bench_settings")
     from django.core.management import call_command
 
     from course_audit.models import Account, Course, CourseEvent
@@ -151,7 +151,7 @@ def prepare(args: argparse.Namespace) -> Run:
 
 
 def api_section(run: Run) -> Section:
-    import _api
+    from bench import _api
 
     args = run.args
     variants = tuple(args.pagers or (("keyset",) if args.ci else VARIANTS))
@@ -258,7 +258,7 @@ def _depth_cost_table(
 
 
 def queries_section(run: Run) -> Section:
-    import _api
+    from bench import _api
 
     counts = _api.query_counts(run.dataset, _api.Client(run.dataset.token))
     section = Section(
@@ -335,7 +335,7 @@ def pages_section(run: Run) -> Section:
 
 
 def http_section(run: Run) -> Section:
-    import _http
+    from bench import _http
 
     args = run.args
     api_path = f"/api/v1/audit/course/courses/{run.dataset.course.pk}?per_page=10"
@@ -389,7 +389,7 @@ def http_section(run: Run) -> Section:
 
 
 def writes_section(run: Run) -> Section:
-    import _writes
+    from bench import _writes
 
     args = run.args
     saves = _writes.saves(run.dataset, repeat=args.saves)
@@ -434,7 +434,7 @@ def writes_section(run: Run) -> Section:
 
 
 def retention_section(run: Run) -> Section:
-    import _retention
+    from bench import _retention
 
     return _retention.measure(run)
 
@@ -454,7 +454,8 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": os.environ.get("BENCH_COMMAND") or " ".join(["bench/suite.py", *sys.argv[1:]]),
+        "command": os.environ.get("BENCH_COMMAND")
+        or " ".join(["python -m bench.suite", *sys.argv[1:]]),
         "cpus": os.cpu_count(),
         "load_average": [round(load, 2) for load in os.getloadavg()],
         "postgresql": server_version(),
@@ -527,8 +528,9 @@ def write_outputs(run: Run, facts: dict[str, Any]) -> None:
 
 def profile(run: Run) -> None:
     """Profile the course endpoint's page of 100 (pyinstrument), printed as text."""
-    import _api
     from pyinstrument import Profiler
+
+    from bench import _api
 
     client = _api.Client(run.dataset.token)
     listing = _api.listings(run.dataset)[0]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-import load
 import pytest
 
+from bench import load
 from course_audit import sis
 from course_audit.models import Course
 

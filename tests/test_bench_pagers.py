@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import _api
 import pytest
-from _common import insert_events
 from django.db import connection
 
+from bench import _api
+from bench._common import insert_events
 from course_audit.models import Account, ApiToken, Course
 
 pytestmark = [
@@ -40,7 +40,7 @@ def dataset(
     make_user: Callable[..., Any],
     grant: Callable[..., Any],
 ) -> Any:
-    settings.ROOT_URLCONF = "bench_urls"
+    settings.ROOT_URLCONF = "bench.bench_urls"
     insert_events(
         (
             {

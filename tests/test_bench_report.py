@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from _common import Timed, measure_in_rounds, percentile
-from _data import Plan, month_start
-from _report import TIMES, Check, Target, number, table
+
+from bench._common import Timed, measure_in_rounds, percentile
+from bench._data import Plan, month_start
+from bench._report import TIMES, Check, Target, number, table
 
 
 def test_an_upper_bound_is_met_up_to_and_at_the_bound():

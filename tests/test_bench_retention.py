@@ -9,12 +9,11 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import _data
-import _retention
 import pytest
 from django.db import connection
 from django.utils import timezone
 
+from bench import _data, _retention
 from course_audit import partitions, services
 from course_audit.context import audit_context
 from course_audit.models import CourseEvent

@@ -37,7 +37,7 @@ def course_facts(course: Any, events: Any) -> dict[str, Any]:
 def collect() -> dict[str, Any]:
     from django.db.models import Count
 
-    from course_audit.management.commands.seed_demo import DEPT_ADMIN_DEPARTMENT, ROOT_SIS_ID
+    from auditlog_project.demo.catalogue import DEPT_ADMIN_DEPARTMENT, ROOT_SIS_ID
     from course_audit.models import Account, Course, CourseEvent, PageView
 
     events = CourseEvent.objects.all()

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import course_audit
 import pytest
+from django.core.management import get_commands
 
 SOURCE = Path(os.environ["COURSE_AUDIT_SOURCE"]) if "COURSE_AUDIT_SOURCE" in os.environ else None
 SDIST = Path(os.environ["COURSE_AUDIT_SDIST"]) if "COURSE_AUDIT_SDIST" in os.environ else None
@@ -49,6 +50,8 @@ def test_the_metadata():
     requires = meta.get_all("Requires-Dist") or []
     assert any(requirement.startswith("Django") for requirement in requires)
     assert not any("dj-database-url" in r and "extra" not in r for r in requires)
+    # A progress bar is the only use of tqdm: the app installs without it.
+    assert not any(r.startswith("tqdm") and "extra" not in r for r in requires)
 
 
 def test_the_wheel_ships_the_app_and_nothing_else():
@@ -62,6 +65,13 @@ def test_the_wheel_ships_the_app_and_nothing_else():
         f"course_audit-{course_audit.__version__}.dist-info/licenses/LICENSE",
     ):
         assert PurePosixPath(wanted) in SHIPPED, wanted
+    # The demo is the demo host's (auditlog_project.demo), never the app's.
+    assert not [str(path) for path in SHIPPED if "seed_demo" in path.name]
+
+
+def test_the_site_has_no_demo_command():
+    assert "seed_demo" not in get_commands()
+    assert "sis_import" in get_commands()
 
 
 @pytest.mark.skipif(SOURCE is None, reason="COURSE_AUDIT_SOURCE is not set")
