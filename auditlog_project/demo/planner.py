@@ -25,41 +25,29 @@ from auditlog_project.demo.catalogue import (
     TEACHER_OF_DEPT,
     TERM_CALENDAR,
 )
-from course_audit import services
+from course_audit.diff import TRANSITIONS
 from course_audit.models import Course, CourseEvent
 
 State = Course.WorkflowState
 Source = CourseEvent.EventSource
 MANUAL, API, SIS = Source.MANUAL.value, Source.API.value, Source.SIS.value
 
-# The demo's own copy of the course state machine (issue #13, item 4: to be read from the
-# app's one transitions table). Which workflow states allow each lifecycle step, where it
-# leaves the course, and the service that makes it.
+# The demo's lifecycle steps and the app's actions they are (``diff.TRANSITIONS``, the one
+# state machine): which workflow states allow each step and where it leaves the course.
+LIFECYCLE_ACTIONS = {
+    "publish": "offer",
+    "unpublish": "claim",
+    "conclude": "conclude",
+    "unconclude": "unconclude",
+    "delete": "delete",
+    "restore": "undelete",
+}
 ALLOWED_FROM = {
-    "publish": {State.UNPUBLISHED},
-    "unpublish": {State.AVAILABLE},
-    "conclude": {State.UNPUBLISHED, State.AVAILABLE},
-    "unconclude": {State.COMPLETED},
-    "delete": {State.UNPUBLISHED, State.AVAILABLE, State.COMPLETED},
-    "restore": {State.DELETED},
+    step: TRANSITIONS[action].allowed_from for step, action in LIFECYCLE_ACTIONS.items()
 }
-RESULT_STATE = {
-    "publish": State.AVAILABLE,
-    "unpublish": State.UNPUBLISHED,
-    "conclude": State.COMPLETED,
-    "unconclude": State.AVAILABLE,
-    "delete": State.DELETED,
-    "restore": State.UNPUBLISHED,
-    "reset": State.DELETED,
-}
-TRANSITIONS = {
-    "publish": services.course_publish,
-    "unpublish": services.course_unpublish,
-    "conclude": services.course_conclude,
-    "unconclude": services.course_unconclude,
-    "delete": services.course_delete,
-    "restore": services.course_restore,
-}
+RESULT_STATE = {step: TRANSITIONS[action].target for step, action in LIFECYCLE_ACTIONS.items()}
+# A reset ends the old course deleted (its replacement is a course of its own).
+RESULT_STATE["reset"] = State.DELETED
 # Features given to the first courses of terms that have started, so that even a small
 # seed has every event type from every source.
 FORCED_FEATURES = (

@@ -30,7 +30,7 @@ from auditlog_project.demo.catalogue import (
     USERS,
     demo_login,
 )
-from auditlog_project.demo.planner import API, SIS, TRANSITIONS, Planner, Step
+from auditlog_project.demo.planner import API, LIFECYCLE_ACTIONS, SIS, Planner, Step
 from course_audit import services
 from course_audit.context import audit_context
 from course_audit.models import (
@@ -190,8 +190,8 @@ class Seeder:
         course = self.courses[step.key]
         if step.kind == "update":
             services.course_update(course=course, **self.resolve(step.changes))
-        elif step.kind in TRANSITIONS:
-            TRANSITIONS[step.kind](course=course)
+        elif step.kind in LIFECYCLE_ACTIONS:
+            services.course_transition(course=course, action=LIFECYCLE_ACTIONS[step.kind])
         elif step.kind == "copy_into":
             assert step.other is not None
             services.course_copy(source=self.courses[step.other], destination=course)
