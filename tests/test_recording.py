@@ -1,4 +1,5 @@
-"""Every ORM path that writes a course records its events, the bulk ones in bulk."""
+"""``course_audit.recording``: every ORM path that writes a course records its events, the
+bulk ones in bulk."""
 
 from __future__ import annotations
 
