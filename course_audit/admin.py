@@ -363,7 +363,19 @@ class CourseEventAdmin(ReadOnlyAdmin):
         (None, {"fields": ("uuid", "created_at", "event_type", "event_source")}),
         (_("Change"), {"fields": ("diff",)}),
         (_("Courses"), {"fields": ("course_link", "related_course_link", "account_link")}),
-        (_("Attribution"), {"fields": ("actor", "sis_batch_link", "page_view_link")}),
+        (
+            _("Attribution"),
+            {
+                "fields": (
+                    "actor",
+                    "sis_batch_link",
+                    "page_view_link",
+                    "db_role",
+                    "db_application",
+                    "db_client_addr",
+                )
+            },
+        ),
     )
     readonly_fields = (
         "diff",
@@ -373,6 +385,9 @@ class CourseEventAdmin(ReadOnlyAdmin):
         "actor",
         "sis_batch_link",
         "page_view_link",
+        "db_role",
+        "db_application",
+        "db_client_addr",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
@@ -437,6 +452,8 @@ class CourseEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("user"))
     def actor(self, event: CourseEvent) -> SafeString | str:
+        if event.user_id is None and event.db_role:
+            return presentation.outside_app(event)
         if event.user_id is None:
             return event.user_name or "—"
         return _admin_link(get_user_model(), event.user_id, event.user_name or event.user_id)

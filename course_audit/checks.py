@@ -11,6 +11,8 @@
 - ``course_audit.E009``: ``COURSE_AUDIT_RETENTION_MONTHS`` is neither ``None`` nor a positive
   integer.
 - ``course_audit.E010``: ``COURSE_AUDIT_ALLOW_TRUNCATE`` is not ``True`` or ``False``.
+- ``course_audit.E011`` (a database check): on PostgreSQL, a recording trigger of the
+  course table is missing or disabled.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -27,14 +29,19 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, router
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from rest_framework.serializers import BaseSerializer
 
-from course_audit import partitions
+from course_audit import partitions, triggers
 from course_audit.conf import DEFAULTS, setting
-from course_audit.models import CourseEvent
+from course_audit.models import Course, CourseEvent
+
+# pg_trigger.tgenabled of a trigger that fires on ordinary writes: O (origin and local)
+# or A (always).
+ENABLED_TRIGGER_STATES = {"O", "A"}
 
 MIDDLEWARE_PATH = "course_audit.middleware.AuditContextMiddleware"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -202,6 +209,49 @@ def check_partitions(
                 "timer); run it now to make the coming months."
             ),
             id="course_audit.W003",
+        )
+    ]
+
+
+# The migration that installs the recording triggers.
+TRIGGERS_MIGRATION = ("course_audit", "0006_record_by_trigger")
+
+
+@register(Tags.database)
+def check_triggers(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """course_audit.E011: on PostgreSQL, a recording trigger of the course table is missing
+    or disabled, so changes to courses go unrecorded."""
+    alias = router.db_for_write(Course)
+    if not databases or alias not in databases or connections[alias].vendor != "postgresql":
+        return []
+    try:
+        if TRIGGERS_MIGRATION not in MigrationRecorder(connections[alias]).applied_migrations():
+            return []  # migrate installs them
+        with connections[alias].cursor() as cursor:
+            states = triggers.trigger_states(cursor)
+    except DatabaseError:  # the database is away: not ours to report
+        return []
+    broken = sorted(
+        f"{name} ({'missing' if name not in states else 'disabled'})"
+        for name in triggers.TRIGGERS
+        if states.get(name) not in ENABLED_TRIGGER_STATES
+    )
+    if not broken:
+        return []
+    return [
+        Error(
+            _(
+                "The course table on '%(alias)s' lacks its recording triggers: %(triggers)s. "
+                "Changes to courses are not recorded."
+            )
+            % {"alias": alias, "triggers": ", ".join(broken)},
+            hint=_(
+                "Enable them (ALTER TABLE course_audit_course ENABLE TRIGGER ...), or install "
+                "them again: manage.py migrate course_audit 0005, then manage.py migrate."
+            ),
+            id="course_audit.E011",
         )
     ]
 

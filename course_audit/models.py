@@ -301,16 +301,43 @@ class Course(models.Model):
         """Save the course and record its events in the same transaction."""
         using = kwargs.get("using") or router.db_for_write(Course, instance=self)
         with transaction.atomic(using=using, savepoint=False):
+            if recording.database_records(using):
+                self._save_recorded_by_database(using, args, kwargs)
+                return
             old = None if self._state.adding else recording.lock_snapshots(Course, using, [self.pk])
             before = old.get(self.pk) if old else None
             moved = before is None or before["account_id"] != self.account_id
-            if self.account_id is not None and (moved or self.root_account_id is None):
-                # (Only when the account changed: reading it costs a query per save.)
-                self.root_account_id = self.account.resolved_root_id
+            self._sync_root_account(moved)
             if self._state.adding:
                 recording.stamp_created([self])
             super().save(*args, **kwargs)
             recording.record_save(self, before, kwargs, using)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Course:
+        course = super().from_db(db, field_names, values)
+        # What ``save`` compares with to know whether the course moved account.
+        course.__dict__["_loaded_account_id"] = course.__dict__.get("account_id")
+        return course
+
+    def _save_recorded_by_database(
+        self, using: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        loaded = self.__dict__.get("_loaded_account_id")
+        moved = self._state.adding or loaded != self.account_id
+        self._sync_root_account(moved)
+        if self._state.adding:
+            recording.stamp_created([self])
+        skip = [self.pk] if self.__dict__.pop("_audit_recorded_by_caller", False) else []
+        recording.bind_context(using, skip=skip)
+        super().save(*args, **kwargs)
+        self.__dict__["_loaded_account_id"] = self.account_id
+        recording.collect_recorded(using)
+
+    def _sync_root_account(self, moved: bool) -> None:
+        if self.account_id is not None and (moved or self.root_account_id is None):
+            # (Only when the account changed: reading it costs a query per save.)
+            self.root_account_id = self.account.resolved_root_id
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         """Refuse a hard delete: a course's history must outlive it. Use soft delete."""
@@ -578,6 +605,15 @@ class CourseEvent(models.Model):
         related_name="events",
         db_index=False,
     )
+    # A change made outside the app (raw SQL, psql, another program; PostgreSQL records
+    # those by trigger) keeps who made it as the database saw it.
+    db_role = models.CharField(
+        _("database role"), max_length=63, blank=True, default="", db_default=""
+    )
+    db_application = models.CharField(
+        _("database application"), max_length=64, blank=True, default="", db_default=""
+    )
+    db_client_addr = models.GenericIPAddressField(_("database client"), null=True, blank=True)
 
     objects = CourseEventQuerySet.as_manager()
 
@@ -610,3 +646,8 @@ class CourseEvent(models.Model):
     @property
     def request_id(self) -> UUID | None:
         return self.page_view_id
+
+    @property
+    def outside_app(self) -> bool:
+        """Whether the change was made outside the app (no app context: see ``db_role``)."""
+        return bool(self.db_role)

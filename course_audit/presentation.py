@@ -141,6 +141,16 @@ def present_all(events: list[CourseEvent]) -> list[ShownEvent]:
     return [present(event, names) for event in events]
 
 
+def outside_app(event: CourseEvent) -> str:
+    """Who made a change outside the app, as the database saw it."""
+    if event.db_application:
+        return _("outside the app: role %(role)s, application %(application)s") % {
+            "role": event.db_role,
+            "application": event.db_application,
+        }
+    return _("outside the app: role %(role)s") % {"role": event.db_role}
+
+
 def present(event: CourseEvent, account_names: Mapping[int, str]) -> ShownEvent:
     """One event as shown; ``account_names`` names the accounts its diff holds."""
     diff = []
@@ -150,6 +160,8 @@ def present(event: CourseEvent, account_names: Mapping[int, str]) -> ShownEvent:
         who = _("SIS import #%(id)s") % {"id": event.sis_batch_id}
     elif event.user_name or event.user_id is not None:
         who = event.user_name or str(event.user)
+    elif event.db_role:
+        who = outside_app(event)
     else:
         who = _("system")
     return {"event": event, "who": who, "diff": diff}

@@ -49,16 +49,19 @@ class CourseQuerySet(models.QuerySet["Course"]):
         """Update the rows and record an event for each row that really changed."""
         if not kwargs:
             return 0
+        if recording.database_records(self.db):
+            with transaction.atomic(using=self.db, savepoint=False):
+                self._sync_moved_root(kwargs)
+                recording.bind_context(self.db)
+                count = super().update(**kwargs)
+                recording.collect_recorded(self.db)
+                return count
         with transaction.atomic(using=self.db, savepoint=False):
             pks = list(self.order_by().values_list("pk", flat=True))
             if not pks:
                 return 0
             old = recording.lock_snapshots(self.model, self.db, pks)
-            moves = "account" in kwargs or "account_id" in kwargs
-            if moves and "root_account" not in kwargs and "root_account_id" not in kwargs:
-                kwargs["root_account_id"] = _root_of(
-                    self.model, kwargs.get("account", kwargs.get("account_id")), self.db
-                )
+            self._sync_moved_root(kwargs)
             base = self.model._base_manager.using(self.db)
             count = 0
             for chunk in recording.chunks(list(old), recording.CHUNK_SIZE):
@@ -68,6 +71,14 @@ class CourseQuerySet(models.QuerySet["Course"]):
             return count
 
     update.alters_data = True  # type: ignore[attr-defined]
+
+    def _sync_moved_root(self, changes: dict[str, Any]) -> None:
+        """An update that moves courses to an account moves them to its root too."""
+        moves = "account" in changes or "account_id" in changes
+        if moves and "root_account" not in changes and "root_account_id" not in changes:
+            changes["root_account_id"] = _root_of(
+                self.model, changes.get("account", changes.get("account_id")), self.db
+            )
 
     def bulk_update(
         self, objs: Iterable[Course], fields: Iterable[str], batch_size: int | None = None
@@ -97,6 +108,13 @@ class CourseQuerySet(models.QuerySet["Course"]):
             return super().bulk_update(objs, fields, batch_size=batch_size)
         with transaction.atomic(using=self.db, savepoint=False):
             latest = {obj.pk: obj for obj in objs}  # the last of duplicates wins
+            if recording.database_records(self.db):
+                recording.bind_context(self.db)
+                count = 0
+                for batch in recording.chunks(list(latest.values()), batch_size or 1000):
+                    count += _update_from_values(self.model, connection, batch, fields)
+                recording.collect_recorded(self.db)
+                return count
             old = recording.lock_snapshots(self.model, self.db, latest)
             count = 0
             for batch in recording.chunks(list(latest.values()), batch_size or 1000):
@@ -134,6 +152,11 @@ class CourseQuerySet(models.QuerySet["Course"]):
         with transaction.atomic(using=self.db, savepoint=False):
             _sync_root_accounts(self.model, objs, self.db)
             recording.stamp_created(objs)
+            if recording.database_records(self.db):
+                recording.bind_context(self.db)
+                created = super().bulk_create(objs, *args, **kwargs)
+                recording.collect_recorded(self.db)
+                return created
             created = super().bulk_create(objs, *args, **kwargs)
             missing = [obj for obj in created if obj.pk is None]
             if missing:

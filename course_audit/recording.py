@@ -1,5 +1,11 @@
 """Turning changes to courses into ``CourseEvent`` rows: the database work.
 
+On PostgreSQL the database records: triggers on the course table write the events of
+every change (``course_audit.triggers``), and the app's part is to say who acts
+(:func:`bind_context`, before each write) and to hear what was recorded
+(:func:`collect_recorded`, for the page view and ``events_recorded``). Elsewhere the app
+records them itself, as follows.
+
 The ORM entry points (``Course.save``, ``CourseQuerySet.update``, ``bulk_update`` and
 ``bulk_create``) lock the rows they change, take a snapshot before and after, and call
 :func:`record_changes`, which applies the rules of ``course_audit.diff`` and inserts every
@@ -14,6 +20,7 @@ course model from its caller and finds the event model in the app registry.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,7 +31,8 @@ from django.db import connections, models, transaction
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
-from course_audit import diff
+from course_audit import diff, triggers
+from course_audit.conf import conf
 from course_audit.context import get_audit_context
 from course_audit.diff import SNAPSHOT_FIELDS, EventRow, Snapshot
 from course_audit.signals import events_recorded
@@ -37,8 +45,11 @@ __all__ = [
     "CHUNK_SIZE",
     "COPY_MIN_ROWS",
     "attnames",
+    "bind_context",
     "chunks",
+    "collect_recorded",
     "current_attribution",
+    "database_records",
     "display_name",
     "has_expression",
     "insert_events",
@@ -61,6 +72,88 @@ COPY_MIN_ROWS = 200
 
 def _event_model() -> type[CourseEvent]:
     return apps.get_model("course_audit", "CourseEvent")
+
+
+def database_records(using: str) -> bool:
+    """Whether the database's triggers record changes to courses (PostgreSQL)."""
+    return bool(connections[using].vendor == "postgresql")
+
+
+def _collecting() -> bool:
+    return get_audit_context().trace is not None or events_recorded.has_listeners(_event_model())
+
+
+def bind_context(using: str, *, skip: Iterable[Any] = ()) -> None:
+    """Tell the database's triggers who acts, for the rest of the transaction (a
+    transaction-local setting, so it never outlives it, even through a pooler).
+
+    ``skip``: courses whose next change the caller records itself (a reset's old course).
+    Call it inside ``transaction.atomic`` right before a write.
+    """
+    attribution, _ = current_attribution()
+    context = get_audit_context()
+    payload = {
+        "source": attribution["event_source"],
+        "user_id": attribution["user_id"],
+        "user_name": attribution["user_name"],
+        "sis_batch_id": attribution["sis_batch_id"],
+        "request_id": str(attribution["page_view_id"]) if attribution["page_view_id"] else None,
+        "occurred_at": context.occurred_at.isoformat() if context.occurred_at else None,
+        "max_length": conf.MAX_DIFF_STRING_LENGTH,
+        "collect": _collecting(),
+        "skip_courses": [int(pk) for pk in skip],
+    }
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config(%s, %s, true)",
+            [triggers.CONTEXT_SETTING, json.dumps(payload, cls=DjangoJSONEncoder)],
+        )
+
+
+def collect_recorded(using: str) -> list[CourseEvent]:
+    """The events the triggers recorded since the last call in this transaction, told to
+    the request's trace and, after the commit, to ``events_recorded``'s receivers.
+
+    Costs two queries, and only when someone listens (a request's trace, a receiver)."""
+    if not _collecting():
+        return []
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting(%s, true), set_config(%s, '', true)",
+            [triggers.RECORDED_SETTING, triggers.RECORDED_SETTING],
+        )
+        raw = cursor.fetchone()[0] or ""
+    ids = [int(part) for part in raw.split(",") if part]
+    if not ids:
+        return []
+    event_model = _event_model()
+    events = list(event_model._default_manager.using(using).filter(pk__in=ids).order_by("pk"))
+    _announce(event_model, events, using)
+    return events
+
+
+def _announce(event_model: type[CourseEvent], events: Sequence[Any], using: str) -> None:
+    """Count ``events`` (model instances or rows) in the request's trace; send them to
+    ``events_recorded``'s receivers once the transaction commits."""
+    trace = get_audit_context().trace
+    if trace is not None and events:
+        trace.events_recorded += len(events)
+        trace.account_ids.update(_value(event, "account_id") for event in events)
+        if trace.course_id is None:
+            trace.course_id = _value(events[0], "course_id")
+            trace.account_id = _value(events[0], "account_id")
+    if events and events_recorded.has_listeners(event_model):
+        recorded = [
+            event if isinstance(event, event_model) else event_model(**event) for event in events
+        ]
+        transaction.on_commit(
+            partial(events_recorded.send_robust, event_model, events=recorded, using=using),
+            using=using,
+        )
+
+
+def _value(event: Any, name: str) -> Any:
+    return event[name] if isinstance(event, dict) else getattr(event, name)
 
 
 def snapshot_of(course: Course) -> Snapshot:
@@ -142,20 +235,8 @@ def insert_events(events: list[EventRow], using: str) -> list[CourseEvent] | Non
         written = event_model._default_manager.using(using).bulk_create(
             [event_model(**row) for row in events], batch_size=CHUNK_SIZE
         )
-    trace = get_audit_context().trace
-    if trace is not None:
-        trace.events_recorded += len(events)
-        trace.account_ids.update(row["account_id"] for row in events)
-        if trace.course_id is None:
-            trace.course_id = events[0]["course_id"]
-            trace.account_id = events[0]["account_id"]
     # Instances are built for a COPY batch only when someone listens.
-    if events_recorded.has_listeners(event_model):
-        recorded = written if written is not None else [event_model(**row) for row in events]
-        transaction.on_commit(
-            partial(events_recorded.send_robust, event_model, events=recorded, using=using),
-            using=using,
-        )
+    _announce(event_model, written if written is not None else events, using)
     return written
 
 

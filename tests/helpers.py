@@ -28,3 +28,31 @@ FORBIDDEN = {
     "errors": [{"message": "user not authorized to perform that action"}],
 }
 NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
+
+
+# Where the events of a write are written, for tests that break or cut off that moment.
+# The app's recorder writes them in ``recording.insert_events``; where the database records
+# (PostgreSQL's triggers), they go in with the write itself, which comes right after
+# ``recording.bind_context`` (the app telling the triggers who acts) and right before
+# ``recording.collect_recorded``. The copy and reset pairs go through ``insert_events``
+# everywhere.
+def event_write_points() -> tuple[str, str]:
+    """The recording functions called right before and right after a write's events."""
+    from django.db import connection
+
+    from course_audit import recording
+
+    if recording.database_records(connection.alias):
+        return "bind_context", "collect_recorded"
+    return "insert_events", "insert_events"
+
+
+def fail_event_writes(monkeypatch, error: Exception) -> None:
+    """From now on every write of events raises ``error``."""
+    from course_audit import recording
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(recording, "insert_events", fail)
+    monkeypatch.setattr(recording, "bind_context", fail)

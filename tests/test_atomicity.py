@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, IntegrityError, transaction
 
-from course_audit import diff, recording, services
+from course_audit import recording, services
 from course_audit.models import Course, CourseEvent
+from tests.helpers import fail_event_writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,8 +25,8 @@ def test_an_exception_after_the_change_rolls_back_change_and_event(course):
     assert not CourseEvent.objects.filter(course=course, event_type="updated").exists()
 
 
-def _failing_insert(events, using):
-    raise DatabaseError("event insert failed")
+def _fail_event_writes(monkeypatch):
+    fail_event_writes(monkeypatch, DatabaseError("event insert failed"))
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def _failing_insert(events, using):
     ids=["service", "lifecycle", "queryset-update", "bulk-update", "reset", "copy"],
 )
 def test_a_recorder_failure_fails_the_change(course, monkeypatch, write):
-    monkeypatch.setattr(recording, "insert_events", _failing_insert)
+    _fail_event_writes(monkeypatch)
     with pytest.raises(DatabaseError):
         write(course)
     fresh = Course.objects.get(pk=course.pk)
@@ -55,7 +56,7 @@ def test_a_recorder_failure_fails_the_change(course, monkeypatch, write):
 
 
 def test_a_recorder_failure_fails_creation(department, monkeypatch):
-    monkeypatch.setattr(recording, "insert_events", _failing_insert)
+    _fail_event_writes(monkeypatch)
     with pytest.raises(DatabaseError):
         services.course_create(account=department, name="Never")
     with pytest.raises(DatabaseError):
@@ -67,15 +68,15 @@ def test_a_recorder_failure_fails_creation(department, monkeypatch):
 
 
 def make_event_inserts_fail(monkeypatch) -> None:
-    """From now on, the event INSERT itself fails in the database (a key to nothing)."""
-    original = diff.event_row
+    """From now on, the event INSERT itself fails in the database (a key to nothing): the
+    events name a SIS batch that does not exist, whoever writes them."""
+    original = recording.current_attribution
 
-    def broken(*args, **kwargs):
-        event = original(*args, **kwargs)
-        event["account_id"] = 987654321
-        return event
+    def broken():
+        attribution, created_at = original()
+        return {**attribution, "sis_batch_id": 987654321}, created_at
 
-    monkeypatch.setattr(diff, "event_row", broken)
+    monkeypatch.setattr(recording, "current_attribution", broken)
 
 
 def test_a_database_level_event_failure_rolls_back_the_change(course, monkeypatch):

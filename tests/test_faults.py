@@ -2,8 +2,8 @@
 
 Two ways to break the insert:
 
-- ``patch``: ``recording.insert_events`` raises ``OperationalError`` (the database went
-  away mid-request), on every backend;
+- ``patch``: writing the events raises ``OperationalError`` (the database went away
+  mid-request), on every backend (``tests.helpers.fail_event_writes``);
 - ``trigger``: on PostgreSQL a real ``BEFORE INSERT`` trigger on the event table raises,
   so the failure comes from the database itself, through multi-row INSERTs and COPY alike.
 
@@ -25,6 +25,7 @@ from django.db import DatabaseError, OperationalError, connection
 from course_audit import recording, services, sis
 from course_audit.models import Account, Course, CourseEvent, SisBatch
 from tests.api_fixtures import ApiCaller
+from tests.helpers import fail_event_writes
 
 FORM = "application/x-www-form-urlencoded"
 UNAVAILABLE = {
@@ -47,7 +48,7 @@ class EventInsertFault:
         self.kind = kind
         self._monkeypatch = monkeypatch
         if kind == "patch":
-            monkeypatch.setattr(recording, "insert_events", _lost_connection)
+            fail_event_writes(monkeypatch, OperationalError(PATCH_MESSAGE))
         else:
             table = connection.ops.quote_name(CourseEvent._meta.db_table)
             with connection.cursor() as cursor:
@@ -72,10 +73,6 @@ class EventInsertFault:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}")
             cursor.execute(f"DROP FUNCTION IF EXISTS {TRIGGER}()")
-
-
-def _lost_connection(events: Any, using: str) -> None:
-    raise OperationalError(PATCH_MESSAGE)
 
 
 @pytest.fixture(params=["patch", "trigger"])

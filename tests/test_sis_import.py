@@ -20,7 +20,7 @@ from django.utils import timezone
 from course_audit import recording, services, sis
 from course_audit.models import Account, Course, CourseEvent, SisBatch
 from course_audit.querysets import CourseQuerySet
-from tests.helpers import event_types, events_of
+from tests.helpers import event_types, event_write_points, events_of
 
 pytestmark = pytest.mark.django_db
 
@@ -376,18 +376,19 @@ def test_the_queries_do_not_grow_with_the_rows(import_csv):
 
 
 def test_a_failing_chunk_is_rolled_back_and_the_batch_fails(import_csv, monkeypatch):
-    insert_events = recording.insert_events
+    before_events, _ = event_write_points()
+    write_events = getattr(recording, before_events)
     calls = 0
 
-    def fail_second_time(events: list[CourseEvent], using: str) -> list[CourseEvent]:
+    def fail_second_time(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise DatabaseError("disk full")
-        return insert_events(events, using)
+        return write_events(*args, **kwargs)
 
     monkeypatch.setattr(sis, "CHUNK_SIZE", 2)
-    monkeypatch.setattr(recording, "insert_events", fail_second_time)
+    monkeypatch.setattr(recording, before_events, fail_second_time)
     with pytest.raises(DatabaseError):
         import_csv(*(f"C-{i},,Course {i},,active,," for i in range(5)))
     assert sorted(Course.objects.values_list("sis_course_id", flat=True)) == ["C-0", "C-1"]

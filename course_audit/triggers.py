@@ -1,0 +1,252 @@
+"""The database records (PostgreSQL): triggers on the course table write its events.
+
+Every ``INSERT`` and ``UPDATE`` of ``course_audit_course``, whoever issues it (the ORM, a
+data migration, ``loaddata``, ``psql``, another program), records the events that
+``course_audit.diff`` describes, in the same statement: one statement-level trigger per
+operation reads the statement's transition tables and writes every event with one
+``INSERT ... SELECT``. The SQL rules below are the pure module's, written again in SQL;
+``tests/test_triggers.py`` holds them to the Python ones, value for value.
+
+Attribution comes from the transaction-local setting ``course_audit.context`` (JSON), which
+the app sets before it writes (``recording.bind_context``). Without it the change came from
+outside the app: the events have no user, source ``manual``, and keep the database role,
+``application_name`` and client address instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from course_audit.diff import TRACKED_FIELDS
+
+COURSE_TABLE = "course_audit_course"
+EVENT_TABLE = "course_audit_courseevent"
+CONTEXT_SETTING = "course_audit.context"
+RECORDED_SETTING = "course_audit.recorded"
+INSERT_TRIGGER = "course_audit_course_record_insert"
+UPDATE_TRIGGER = "course_audit_course_record_update"
+TRIGGERS = (INSERT_TRIGGER, UPDATE_TRIGGER)
+# Strings in event_data are cut to this many characters when no app context says
+# otherwise (``COURSE_AUDIT_MAX_DIFF_STRING_LENGTH``'s default).
+DEFAULT_MAX_STRING_LENGTH = 1000
+
+_TEXT_FIELDS = ("name", "course_code", "sis_course_id", "public_description")
+_TIME_FIELDS = ("start_at", "conclude_at")
+_PLAIN_FIELDS = ("account_id", "is_public")
+
+
+def _field_values(field: str) -> str:
+    """``(position, field, before, after, before shown, after shown)`` of one field."""
+    position = TRACKED_FIELDS.index(field) + 1
+    if field in _TEXT_FIELDS:
+        compared = f"to_jsonb(o.{field}), to_jsonb(n.{field})"
+        shown = f"to_jsonb(left(o.{field}, lim)), to_jsonb(left(n.{field}, lim))"
+    elif field in _TIME_FIELDS:
+        compared = (
+            f"to_jsonb(course_audit_print_time(o.{field})),"
+            f" to_jsonb(course_audit_print_time(n.{field}))"
+        )
+        shown = (
+            f"to_jsonb(left(course_audit_print_time(o.{field}), lim)),"
+            f" to_jsonb(left(course_audit_print_time(n.{field}), lim))"
+        )
+    else:
+        assert field in _PLAIN_FIELDS, field
+        compared = shown = f"to_jsonb(o.{field}), to_jsonb(n.{field})"
+    return f"({position}, '{field}', {compared}, {shown})"
+
+
+_EVENT_COLUMNS = """uuid, created_at, course_id, account_id, event_type, event_source, event_data,
+    related_course_id, user_id, user_name, request_id, sis_batch_id,
+    db_role, db_application, db_client_addr"""
+# What every event of the statement shares (``e``: the event type and its position).
+_ATTRIBUTION = """NULL, (context ->> 'user_id')::bigint, coalesce(context ->> 'user_name', ''),
+    (context ->> 'request_id')::uuid, (context ->> 'sis_batch_id')::bigint,
+    coalesce(context ->> 'db_role', ''), coalesce(context ->> 'db_application', ''),
+    (context ->> 'db_client_addr')::inet"""
+# The events of an INSERT: ``created`` (the diff from nothing, and its source), then the
+# lifecycle events from unpublished to the course's state.
+_INSERT_ROWS = f"""SELECT gen_random_uuid(), at, n.id, n.account_id, e.event_type, source,
+    CASE WHEN e.position = 1
+        THEN course_audit_event_data(NULL, n, lim) || jsonb_build_object('created_source', source)
+        ELSE '{{}}'::jsonb END,
+    {_ATTRIBUTION}
+FROM new_rows AS n
+CROSS JOIN LATERAL unnest(
+    ARRAY['created'] || course_audit_lifecycle('unpublished', n.workflow_state)
+) WITH ORDINALITY AS e(event_type, position)
+ORDER BY n.id, e.position"""
+# The events of an UPDATE: ``updated`` when a tracked field changed, then the lifecycle.
+_UPDATE_ROWS = f"""SELECT gen_random_uuid(), at, c.id, c.account_id, e.event_type, source,
+    CASE WHEN e.event_type = 'updated' THEN c.data ELSE '{{}}'::jsonb END,
+    {_ATTRIBUTION}
+FROM (
+    SELECT n.id, n.account_id, o.workflow_state AS old_state, n.workflow_state AS new_state,
+           course_audit_event_data(o, n, lim) AS data
+    FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
+    WHERE n.id <> ALL (skipped)
+) AS c
+CROSS JOIN LATERAL unnest(
+    CASE WHEN c.data = '{{}}'::jsonb THEN '{{}}'::text[] ELSE ARRAY['updated'] END
+    || course_audit_lifecycle(c.old_state, c.new_state)
+) WITH ORDINALITY AS e(event_type, position)
+ORDER BY c.id, e.position"""
+_DECLARE = f"""    context jsonb := course_audit_context();
+    lim integer := coalesce((context ->> 'max_length')::integer, {DEFAULT_MAX_STRING_LENGTH});
+    at timestamptz := coalesce((context ->> 'occurred_at')::timestamptz, clock_timestamp());
+    source text := coalesce(context ->> 'source', 'manual');
+    ids bigint[];"""
+
+
+def _write(rows: str) -> str:
+    """Insert the events ``rows`` selects; their ids are noted only when the app collects
+    them (``RETURNING`` needs ``SELECT`` on the events, which another program's role may
+    rightly lack)."""
+    return f"""    IF coalesce((context ->> 'collect')::boolean, false) THEN
+        WITH written AS (
+            INSERT INTO {EVENT_TABLE} ({_EVENT_COLUMNS})
+            {rows}
+            RETURNING id
+        )
+        SELECT array_agg(id) INTO ids FROM written;
+        PERFORM course_audit_note_recorded(ids);
+    ELSE
+        INSERT INTO {EVENT_TABLE} ({_EVENT_COLUMNS})
+        {rows};
+    END IF;"""
+
+
+FUNCTIONS_SQL = f"""
+CREATE OR REPLACE FUNCTION course_audit_lifecycle(old_state text, new_state text)
+RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF old_state IS NOT DISTINCT FROM new_state THEN
+        RETURN '{{}}'::text[];
+    ELSIF new_state = 'deleted' THEN
+        RETURN ARRAY['deleted'];
+    ELSIF old_state = 'deleted' THEN
+        RETURN ARRAY['restored'] || course_audit_lifecycle('unpublished', new_state);
+    ELSIF new_state = 'completed' THEN
+        RETURN ARRAY['concluded'];
+    ELSIF old_state = 'completed' THEN
+        RETURN ARRAY['unconcluded'] || course_audit_lifecycle('available', new_state);
+    ELSIF new_state = 'available' THEN
+        RETURN ARRAY['published'];
+    END IF;
+    RETURN ARRAY['unpublished'];
+END
+$$;
+
+CREATE OR REPLACE FUNCTION course_audit_print_time(value timestamptz)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT to_char(value AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
+CREATE OR REPLACE FUNCTION course_audit_event_data(
+    o {COURSE_TABLE}, n {COURSE_TABLE}, lim integer
+) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        jsonb_object_agg(v.field, jsonb_build_array(v.before_shown, v.after_shown)),
+        '{{}}'::jsonb
+    )
+    FROM (VALUES {", ".join(_field_values(field) for field in TRACKED_FIELDS)})
+        AS v(position, field, before, after, before_shown, after_shown)
+    WHERE NOT (
+        (coalesce(v.before, '""') = '""' AND coalesce(v.after, '""') = '""')
+        OR v.before IS NOT DISTINCT FROM v.after
+    )
+$$;
+
+CREATE OR REPLACE FUNCTION course_audit_context()
+RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    raw text := current_setting('{CONTEXT_SETTING}', true);
+BEGIN
+    IF raw IS NOT NULL AND raw <> '' THEN
+        RETURN raw::jsonb;
+    END IF;
+    RETURN jsonb_build_object(
+        'source', 'manual',
+        'db_role', current_user,
+        'db_application', current_setting('application_name', true),
+        'db_client_addr', host(inet_client_addr())
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION course_audit_note_recorded(ids bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(ids) > 0 THEN
+        PERFORM set_config(
+            '{RECORDED_SETTING}',
+            concat_ws(',', nullif(current_setting('{RECORDED_SETTING}', true), ''),
+                      array_to_string(ids, ',')),
+            true
+        );
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {INSERT_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+{_DECLARE}
+BEGIN
+{_write(_INSERT_ROWS)}
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {UPDATE_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+{_DECLARE}
+    skipped bigint[] := ARRAY(SELECT jsonb_array_elements_text(
+        coalesce(context -> 'skip_courses', '[]'::jsonb))::bigint);
+BEGIN
+{_write(_UPDATE_ROWS)}
+    RETURN NULL;
+END
+$$;
+"""
+
+TRIGGERS_SQL = f"""
+CREATE TRIGGER {INSERT_TRIGGER} AFTER INSERT ON {COURSE_TABLE}
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {INSERT_TRIGGER}();
+CREATE TRIGGER {UPDATE_TRIGGER} AFTER UPDATE ON {COURSE_TABLE}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {UPDATE_TRIGGER}();
+"""
+
+DROP_SQL = f"""
+DROP TRIGGER IF EXISTS {INSERT_TRIGGER} ON {COURSE_TABLE};
+DROP TRIGGER IF EXISTS {UPDATE_TRIGGER} ON {COURSE_TABLE};
+DROP FUNCTION IF EXISTS {INSERT_TRIGGER}();
+DROP FUNCTION IF EXISTS {UPDATE_TRIGGER}();
+DROP FUNCTION IF EXISTS course_audit_note_recorded(bigint[]);
+DROP FUNCTION IF EXISTS course_audit_context();
+DROP FUNCTION IF EXISTS course_audit_event_data({COURSE_TABLE}, {COURSE_TABLE}, integer);
+DROP FUNCTION IF EXISTS course_audit_print_time(timestamptz);
+DROP FUNCTION IF EXISTS course_audit_lifecycle(text, text);
+"""
+
+
+def install(cursor: Any) -> None:
+    """Create the functions and the triggers (the table must have no triggers of ours)."""
+    cursor.execute(FUNCTIONS_SQL)
+    cursor.execute(TRIGGERS_SQL)
+
+
+def remove(cursor: Any) -> None:
+    cursor.execute(DROP_SQL)
+
+
+def trigger_states(cursor: Any) -> dict[str, str]:
+    """Our triggers on the course table and their ``tgenabled`` (``O`` is enabled; ``D``
+    disabled; ``R``/``A`` replica or always): an absent trigger is not in the result."""
+    cursor.execute(
+        "SELECT tgname, tgenabled FROM pg_trigger"
+        " WHERE tgrelid = %s::regclass AND tgname = ANY(%s)",
+        [COURSE_TABLE, list(TRIGGERS)],
+    )
+    return {name: str(state) for name, state in cursor.fetchall()}
