@@ -501,7 +501,7 @@ def with_writes_before(text: str) -> str:
     if not WRITES_BEFORE.exists():
         return text
     before = _writes.before_section(json.loads(WRITES_BEFORE.read_text()))
-    return _writes.replace_section(text, before.title, before.markdown())
+    return _writes.replace_section(text, before.title, before.markdown(), after="Write path")
 
 
 def record_writes_before(run: Run, facts: dict[str, Any]) -> None:

@@ -102,6 +102,9 @@ def test_a_section_is_replaced_in_place_or_added_at_the_end():
     assert _writes.replace_section(text, "Before", "## Before\n\nfigures\n") == (
         text + "\n## Before\n\nfigures\n"
     )
+    assert _writes.replace_section(text, "Before", "## Before\n\nb", after="Write path") == (
+        "# Benchmarks\n\nhead\n\n## Write path\n\nold\n\n## Before\n\nb\n\n## Retention\n\nkept\n"
+    )
     # A heading that only starts like the title is another section.
     assert _writes.replace_section(text, "Write", "## Write\n\nx") == text + "\n## Write\n\nx\n"
 
