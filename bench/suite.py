@@ -11,8 +11,10 @@ realistic university with ``COPY`` (``_data.py``), then measures in the same run
 - ``pages``: the admin changelist and a course's history page, first page and deep;
 - ``http``: requests per second of the API under gunicorn, against a trivial JSON view on
   the same server (``_http.py``);
-- ``writes``: an audited course save against the same save unaudited, and the events per
-  second of a 100,000-course SIS import and of a ``bulk_update`` of them (``_writes.py``);
+- ``writes``: each write path (a save, ``update()``, ``bulk_update``, ``bulk_create``, a
+  SIS import of ``--bulk-courses`` new courses) audited against the same path with
+  recording off, ms or events per second (``_writes.py``); ``--record-writes-before``
+  keeps them as the "before" every later report shows beside its own;
 - ``retention``: dropping a month's partition against a DELETE of the same rows (when the
   app partitions its event table).
 
@@ -62,14 +64,15 @@ DEFAULT_DEPTH = 100_000
 DEPTH_RATIO = Target(1.2)
 FLOOR_RATIO = Target(3)
 QUERIES = Target(6, unit=" queries")
-AUDITED_SAVE = Target(1.5)
-BULK = Target(50_000, at_most=False, unit=" events/s")
 PAGE_MS = Target(100, unit=" ms")
 THROUGHPUT = Target(50, at_most=False, unit=" %")
 # CI runs on a shared machine beside other jobs: a burst of load on one side of the ratio
 # moves it by a few tenths, while the regression it guards against (a deep page read by
 # OFFSET) costs several times page one even at 50,000 events. 1.5 tells the two apart.
 CI_DEPTH_RATIO = Target(1.5)
+# The write figures measured before the database recorded (--record-writes-before):
+# every report shows them beside the write path of its own run.
+WRITES_BEFORE = ROOT / "docs" / "benchmarks-writes-before.json"
 
 
 @dataclasses.dataclass
@@ -95,6 +98,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=20, help="time cap per figure")
     parser.add_argument("--saves", type=int, default=300, help="timed saves of each kind")
     parser.add_argument("--bulk-courses", type=int, default=100_000, help="courses of the bulk")
+    parser.add_argument(
+        "--write-rounds", type=int, default=2, help="timed runs of each bulk write, each kind"
+    )
+    parser.add_argument(
+        "--record-writes-before",
+        action="store_true",
+        help=f"keep the write figures as the 'before' of {WRITES_BEFORE.name} (and in "
+        "docs/benchmarks.md) instead of writing a whole report",
+    )
     parser.add_argument("--http-seconds", type=float, default=10, help="time cap per HTTP target")
     parser.add_argument("--http-requests", type=int, default=20_000, help="requests per target")
     parser.add_argument("--output-dir", type=Path, help="where benchmarks.md/.json go (docs/)")
@@ -107,7 +119,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     # A multiple of the largest page, so OFFSET pagination reaches it with a page number.
     args.depth = min(args.depth or DEFAULT_DEPTH, args.events // 2) // 100 * 100
     args.sections = args.sections or (CI_SECTIONS if args.ci else SECTIONS)
-    if args.output_dir is None and not args.ci and not args.profile:
+    if args.record_writes_before and "writes" not in args.sections:
+        parser.error("--record-writes-before needs the writes section")
+    if args.output_dir is None and not (args.ci or args.profile or args.record_writes_before):
         args.output_dir = ROOT / "docs"
     return args
 
@@ -389,48 +403,20 @@ def http_section(run: Run) -> Section:
 
 
 def writes_section(run: Run) -> Section:
+    from django.db import DEFAULT_DB_ALIAS
+
     from bench import _writes
 
     args = run.args
-    saves = _writes.saves(run.dataset, repeat=args.saves)
-    prefix = f"{_writes.SIS_PREFIX}{uuid.uuid4().hex[:6]}-"
-    sis = _writes.sis_import(run.dataset, courses=args.bulk_courses, prefix=prefix)
-    bulk = _writes.bulk_update(courses=args.bulk_courses, prefix=prefix)
-    section = Section(
-        "writes",
-        "Write path",
-        f"A save: fetch a course, change its name, `course.save()` (audited) against the "
-        f"same change saved by `django.db.models.Model.save(course)` (which skips the app's "
-        f"`Course.save`, where auditing lives), each in its own transaction, {args.saves:,} "
-        f"of each, interleaved, p50 of the save alone. Bulk: `sis_import` of "
-        f"{args.bulk_courses:,} new courses (half of them published: created and published "
-        f"events), then `Course.objects.bulk_update` of their names.",
-        raw={"saves": saves, "sis_import": sis, "bulk_update": bulk},
+    results = _writes.measure(
+        run.dataset,
+        saves=args.saves,
+        courses=args.bulk_courses,
+        rounds=args.write_rounds,
+        prefix=f"{_writes.SIS_PREFIX}{uuid.uuid4().hex[:6]}-",
+        using=DEFAULT_DB_ALIAS,
     )
-    section.checks += [
-        Check(
-            "audited save ÷ unaudited save",
-            ms(saves["audited_p50_ms"]),
-            ms(saves["unaudited_p50_ms"]),
-            saves["audited_p50_ms"] / saves["unaudited_p50_ms"],
-            AUDITED_SAVE,
-        ),
-        Check(
-            f"SIS import of {args.bulk_courses:,} courses",
-            f"{sis['events']:,} events in {sis['seconds']:.1f} s",
-            "—",
-            round(sis["per_second"]),
-            BULK,
-        ),
-        Check(
-            f"bulk_update of {args.bulk_courses:,} courses",
-            f"{bulk['events']:,} events in {bulk['seconds']:.1f} s",
-            "—",
-            round(bulk["per_second"]),
-            BULK,
-        ),
-    ]
-    return section
+    return _writes.section(results)
 
 
 def retention_section(run: Run) -> Section:
@@ -507,10 +493,38 @@ def markdown(run: Run, facts: dict[str, Any]) -> str:
     return "\n\n".join([*head, *(section.markdown() for section in run.sections)]) + "\n"
 
 
+def with_writes_before(text: str) -> str:
+    """The report with the stored "before" write figures, if any, as a section of their
+    own (not counted among the run's targets)."""
+    from bench import _writes
+
+    if not WRITES_BEFORE.exists():
+        return text
+    before = _writes.before_section(json.loads(WRITES_BEFORE.read_text()))
+    return _writes.replace_section(text, before.title, before.markdown(), after="Write path")
+
+
+def record_writes_before(run: Run, facts: dict[str, Any]) -> None:
+    """Keep this run's write figures as the "before" and show them in docs/benchmarks.md."""
+    [writes] = [section for section in run.sections if section.key == "writes"]
+    record = {
+        "command": facts["command"],
+        "date": facts["date"],
+        "machine": f"{facts['cpus']} CPUs, load average {facts['load_average'][0]} at the "
+        f"end, PostgreSQL {facts['postgresql']}",
+        "events": run.data["events"],
+        "results": writes.raw,
+    }
+    WRITES_BEFORE.write_text(json.dumps(record, indent=2) + "\n")
+    report = ROOT / "docs" / "benchmarks.md"
+    report.write_text(with_writes_before(report.read_text()))
+    print(f"wrote {WRITES_BEFORE} and its section of {report}")
+
+
 def write_outputs(run: Run, facts: dict[str, Any]) -> None:
     folder = run.args.output_dir
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "benchmarks.md").write_text(markdown(run, facts))
+    (folder / "benchmarks.md").write_text(with_writes_before(markdown(run, facts)))
     document = {
         "machine": facts,
         "data": run.data,
@@ -567,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         facts = machine(args)
         if args.output_dir is not None:
             write_outputs(run, facts)
+        if args.record_writes_before:
+            record_writes_before(run, facts)
     finally:
         if args.drop:
             from django.db import connections
