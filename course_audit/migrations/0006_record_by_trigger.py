@@ -24,7 +24,7 @@ def remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("course_audit", "0004_courseevent_partitions"),
+        ("course_audit", "0005_course_guard"),
     ]
 
     operations = [
