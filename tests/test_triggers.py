@@ -410,3 +410,22 @@ def test_the_check_reports_a_missing_trigger():
     assert error.id == "course_audit.E011"
     assert f"{triggers.UPDATE_TRIGGER} (missing)" in error.msg
     assert checks.check_triggers(databases=["replica"]) == []  # only where courses are written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_history_page_and_the_admin_name_who_acted_outside_the_app(
+    course, client, make_user
+):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL application_name = 'nightly-sis'")
+        cursor.execute("UPDATE course_audit_course SET name = 'Fixed' WHERE id = %s", [course.pk])
+    event = CourseEvent.objects.filter(course=course).latest("created_at", "id")
+    client.force_login(make_user("boss", is_staff=True, is_superuser=True))
+    page = client.get(f"/audit/courses/{course.pk}/")
+    assert page.status_code == 200
+    assert "outside the app: role postgres, application nightly-sis" in page.content.decode()
+    admin_page = client.get(f"/admin/course_audit/courseevent/{event.pk}/change/")
+    assert admin_page.status_code == 200
+    body = admin_page.content.decode()
+    assert "outside the app: role postgres, application nightly-sis" in body
+    assert "127.0.0.1" in body
