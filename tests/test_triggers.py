@@ -413,9 +413,7 @@ def test_the_check_reports_a_missing_trigger():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_history_page_and_the_admin_name_who_acted_outside_the_app(
-    course, client, make_user
-):
+def test_the_history_page_and_the_admin_name_who_acted_outside_the_app(course, client, make_user):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL application_name = 'nightly-sis'")
         cursor.execute("UPDATE course_audit_course SET name = 'Fixed' WHERE id = %s", [course.pk])
