@@ -35,25 +35,39 @@ _TIME_FIELDS = ("start_at", "conclude_at")
 _PLAIN_FIELDS = ("account_id", "is_public")
 
 
-def _field_values(field: str) -> str:
-    """``(position, field, before, after, before shown, after shown)`` of one field."""
-    position = TRACKED_FIELDS.index(field) + 1
+def _field_change(field: str, old: str, new: str) -> str:
+    """``event_data``'s entry for one field: ``[before, after]`` as ``json_value`` prints
+    them (strings cut to ``lim``), or NULL when, by Canvas's rules, it did not change.
+    ``old`` and ``new`` name the rows (a NULL row for an INSERT's old one)."""
+    before, after = f"{old}.{field}", f"{new}.{field}"
     if field in _TEXT_FIELDS:
-        compared = f"to_jsonb(o.{field}), to_jsonb(n.{field})"
-        shown = f"to_jsonb(left(o.{field}, lim)), to_jsonb(left(n.{field}, lim))"
+        same = (
+            f"(coalesce({before}, '') = '' AND coalesce({after}, '') = '')"
+            f" OR {before} IS NOT DISTINCT FROM {after}"
+        )
+        shown = f"to_jsonb(left({before}, lim)), to_jsonb(left({after}, lim))"
     elif field in _TIME_FIELDS:
-        compared = (
-            f"to_jsonb(course_audit_print_time(o.{field})),"
-            f" to_jsonb(course_audit_print_time(n.{field}))"
+        # Dates compare as printed: to the second, in UTC.
+        printed_before = f"course_audit_print_time({before})"
+        printed_after = f"course_audit_print_time({after})"
+        same = (
+            f"{before} IS NOT DISTINCT FROM {after}"
+            f" OR {printed_before} IS NOT DISTINCT FROM {printed_after}"
         )
-        shown = (
-            f"to_jsonb(left(course_audit_print_time(o.{field}), lim)),"
-            f" to_jsonb(left(course_audit_print_time(n.{field}), lim))"
-        )
+        shown = f"to_jsonb(left({printed_before}, lim)), to_jsonb(left({printed_after}, lim))"
     else:
         assert field in _PLAIN_FIELDS, field
-        compared = shown = f"to_jsonb(o.{field}), to_jsonb(n.{field})"
-    return f"({position}, '{field}', {compared}, {shown})"
+        same = f"{before} IS NOT DISTINCT FROM {after}"
+        shown = f"to_jsonb({before}), to_jsonb({after})"
+    return f"'{field}', CASE WHEN NOT ({same}) THEN jsonb_build_array({shown}) END"
+
+
+def event_data_sql(old: str, new: str = "n") -> str:
+    """The SQL expression of a change's ``event_data`` (the fields that changed), inlined
+    in the triggers' statements and in ``course_audit_event_data``: no function call per
+    row. ``jsonb_strip_nulls`` drops the unchanged fields (a NULL inside an array stays)."""
+    entries = ",\n        ".join(_field_change(field, old, new) for field in TRACKED_FIELDS)
+    return f"jsonb_strip_nulls(jsonb_build_object(\n        {entries}\n    ))"
 
 
 _EVENT_COLUMNS = """uuid, created_at, course_id, account_id, event_type, event_source, event_data,
@@ -68,7 +82,8 @@ _ATTRIBUTION = """NULL, (context ->> 'user_id')::bigint, coalesce(context ->> 'u
 # lifecycle events from unpublished to the course's state.
 _INSERT_ROWS = f"""SELECT gen_random_uuid(), at, n.id, n.account_id, e.event_type, source,
     CASE WHEN e.position = 1
-        THEN course_audit_event_data(NULL, n, lim) || jsonb_build_object('created_source', source)
+        THEN {event_data_sql(f"(NULL::{COURSE_TABLE})")}
+            || jsonb_build_object('created_source', source)
         ELSE '{{}}'::jsonb END,
     {_ATTRIBUTION}
 FROM new_rows AS n
@@ -82,7 +97,7 @@ _UPDATE_ROWS = f"""SELECT gen_random_uuid(), at, c.id, c.account_id, e.event_typ
     {_ATTRIBUTION}
 FROM (
     SELECT n.id, n.account_id, o.workflow_state AS old_state, n.workflow_state AS new_state,
-           course_audit_event_data(o, n, lim) AS data
+           {event_data_sql("o")} AS data
     FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
     WHERE n.id <> ALL (skipped)
 ) AS c
@@ -91,11 +106,24 @@ CROSS JOIN LATERAL unnest(
     || course_audit_lifecycle(c.old_state, c.new_state)
 ) WITH ORDINALITY AS e(event_type, position)
 ORDER BY c.id, e.position"""
+# The events of a statement that wrote one row (``types`` and ``data`` worked out in
+# PL/pgSQL from the row's variables): a plan with no transition table, cheap to reuse.
+_ONE_ROW = f"""SELECT gen_random_uuid(), at, nr.id, nr.account_id, e.event_type, source,
+    CASE WHEN e.event_type IN ('created', 'updated') THEN data ELSE '{{}}'::jsonb END,
+    {_ATTRIBUTION}
+FROM unnest(types) WITH ORDINALITY AS e(event_type, position)
+ORDER BY e.position"""
+# Whether the statement wrote exactly one row: most writes (a save, a service) do.
+_ONE_ROW_WRITTEN = "(SELECT count(*) FROM (SELECT FROM new_rows LIMIT 2) AS two) = 1"
 _DECLARE = f"""    context jsonb := course_audit_context();
     lim integer := coalesce((context ->> 'max_length')::integer, {DEFAULT_MAX_STRING_LENGTH});
     at timestamptz := coalesce((context ->> 'occurred_at')::timestamptz, clock_timestamp());
     source text := coalesce(context ->> 'source', 'manual');
-    ids bigint[];"""
+    ids bigint[];
+    nr {COURSE_TABLE};
+    orow {COURSE_TABLE};
+    data jsonb;
+    types text[];"""
 
 
 def _write(rows: str) -> str:
@@ -145,16 +173,7 @@ $$;
 CREATE OR REPLACE FUNCTION course_audit_event_data(
     o {COURSE_TABLE}, n {COURSE_TABLE}, lim integer
 ) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT coalesce(
-        jsonb_object_agg(v.field, jsonb_build_array(v.before_shown, v.after_shown)),
-        '{{}}'::jsonb
-    )
-    FROM (VALUES {", ".join(_field_values(field) for field in TRACKED_FIELDS)})
-        AS v(position, field, before, after, before_shown, after_shown)
-    WHERE NOT (
-        (coalesce(v.before, '""') = '""' AND coalesce(v.after, '""') = '""')
-        OR v.before IS NOT DISTINCT FROM v.after
-    )
+    SELECT {event_data_sql("o")}
 $$;
 
 CREATE OR REPLACE FUNCTION course_audit_context()
@@ -192,7 +211,15 @@ CREATE OR REPLACE FUNCTION {INSERT_TRIGGER}() RETURNS trigger LANGUAGE plpgsql A
 DECLARE
 {_DECLARE}
 BEGIN
+    IF {_ONE_ROW_WRITTEN} THEN
+        SELECT * INTO nr FROM new_rows;
+        data := {event_data_sql(f"(NULL::{COURSE_TABLE})", "nr")}
+            || jsonb_build_object('created_source', source);
+        types := ARRAY['created'] || course_audit_lifecycle('unpublished', nr.workflow_state);
+{_write(_ONE_ROW)}
+    ELSE
 {_write(_INSERT_ROWS)}
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -203,7 +230,21 @@ DECLARE
     skipped bigint[] := ARRAY(SELECT jsonb_array_elements_text(
         coalesce(context -> 'skip_courses', '[]'::jsonb))::bigint);
 BEGIN
+    IF {_ONE_ROW_WRITTEN} THEN
+        SELECT * INTO nr FROM new_rows;
+        SELECT * INTO orow FROM old_rows;
+        IF nr.id = ANY (skipped) THEN
+            RETURN NULL;
+        END IF;
+        data := {event_data_sql("orow", "nr")};
+        types := CASE WHEN data = '{{}}'::jsonb THEN '{{}}'::text[] ELSE ARRAY['updated'] END
+            || course_audit_lifecycle(orow.workflow_state, nr.workflow_state);
+        IF cardinality(types) > 0 THEN
+{_write(_ONE_ROW)}
+        END IF;
+    ELSE
 {_write(_UPDATE_ROWS)}
+    END IF;
     RETURN NULL;
 END
 $$;
