@@ -385,9 +385,6 @@ class CourseEventAdmin(ReadOnlyAdmin):
         "actor",
         "sis_batch_link",
         "page_view_link",
-        "db_role",
-        "db_application",
-        "db_client_addr",
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CourseEvent]:
