@@ -23,6 +23,10 @@ COURSE_TABLE = "course_audit_course"
 EVENT_TABLE = "course_audit_courseevent"
 CONTEXT_SETTING = "course_audit.context"
 RECORDED_SETTING = "course_audit.recorded"
+# The courses whose change a statement left unrecorded (a reset's old course), each to be
+# matched by a ``reset_to`` event when the transaction commits.
+UNRECORDED_TABLE = "course_audit_unrecorded_change"
+UNRECORDED_CHECK = "course_audit_unrecorded_check"
 INSERT_TRIGGER = "course_audit_course_record_insert"
 UPDATE_TRIGGER = "course_audit_course_record_update"
 TRIGGERS = (INSERT_TRIGGER, UPDATE_TRIGGER)
@@ -234,6 +238,7 @@ BEGIN
         SELECT * INTO nr FROM new_rows;
         SELECT * INTO orow FROM old_rows;
         IF nr.id = ANY (skipped) THEN
+            PERFORM course_audit_leave_unrecorded(ARRAY[nr.id]);
             RETURN NULL;
         END IF;
         data := {event_data_sql("orow", "nr")};
@@ -243,14 +248,52 @@ BEGIN
 {_write(_ONE_ROW)}
         END IF;
     ELSE
+        IF cardinality(skipped) > 0 THEN
+            PERFORM course_audit_leave_unrecorded(
+                ARRAY(SELECT id FROM new_rows WHERE id = ANY (skipped)));
+        END IF;
 {_write(_UPDATE_ROWS)}
     END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION course_audit_leave_unrecorded(courses bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {UNRECORDED_TABLE} (course_id, events_after)
+    SELECT course, (SELECT coalesce(max(id), 0) FROM {EVENT_TABLE}) FROM unnest(courses) AS course;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {UNRECORDED_CHECK}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM {EVENT_TABLE}
+        WHERE course_id = NEW.course_id AND event_type = 'reset_to' AND id > NEW.events_after
+    ) THEN
+        RAISE EXCEPTION 'course % was changed unrecorded, without a reset_to event',
+                NEW.course_id
+            USING ERRCODE = 'restrict_violation',
+                  HINT = 'Only a reset (course_audit.services.course_reset) records its old '
+                      || 'course''s change itself; any other change is recorded by the triggers.';
+    END IF;
+    DELETE FROM {UNRECORDED_TABLE}
+    WHERE course_id = NEW.course_id AND events_after = NEW.events_after;
     RETURN NULL;
 END
 $$;
 """
 
 TRIGGERS_SQL = f"""
+CREATE TABLE IF NOT EXISTS {UNRECORDED_TABLE} (
+    course_id bigint NOT NULL,
+    events_after bigint NOT NULL
+);
+-- At COMMIT: a course left unrecorded must have got its reset_to event meanwhile.
+CREATE CONSTRAINT TRIGGER {UNRECORDED_CHECK} AFTER INSERT ON {UNRECORDED_TABLE}
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION {UNRECORDED_CHECK}();
 CREATE TRIGGER {INSERT_TRIGGER} AFTER INSERT ON {COURSE_TABLE}
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION {INSERT_TRIGGER}();
@@ -260,6 +303,9 @@ CREATE TRIGGER {UPDATE_TRIGGER} AFTER UPDATE ON {COURSE_TABLE}
 """
 
 DROP_SQL = f"""
+DROP TABLE IF EXISTS {UNRECORDED_TABLE};
+DROP FUNCTION IF EXISTS {UNRECORDED_CHECK}();
+DROP FUNCTION IF EXISTS course_audit_leave_unrecorded(bigint[]);
 DROP TRIGGER IF EXISTS {INSERT_TRIGGER} ON {COURSE_TABLE};
 DROP TRIGGER IF EXISTS {UPDATE_TRIGGER} ON {COURSE_TABLE};
 DROP FUNCTION IF EXISTS {INSERT_TRIGGER}();

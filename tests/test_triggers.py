@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import F, Value
 from django.db.models.functions import Concat
@@ -127,6 +127,7 @@ def python_recorder(monkeypatch):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for name in triggers.TRIGGERS:
             cursor.execute(f"ALTER TABLE {triggers.COURSE_TABLE} ENABLE TRIGGER {name}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def _script(department, other, actor, tag):
@@ -428,3 +429,34 @@ def test_the_history_page_and_the_admin_name_who_acted_outside_the_app(course, c
     body = admin_page.content.decode()
     assert "outside the app: role postgres, application nightly-sis" in body
     assert "127.0.0.1" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forged_skip_cannot_leave_a_change_unrecorded(course):
+    """Only a reset leaves its old course's change to the event it writes itself: a writer
+    that names a course in ``skip_courses`` without that event cannot commit."""
+    forged = json.dumps({"source": "manual", "skip_courses": [course.pk]})
+    with (
+        pytest.raises(IntegrityError, match="changed unrecorded"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT set_config(%s, %s, true)", [triggers.CONTEXT_SETTING, forged])
+        cursor.execute("UPDATE course_audit_course SET name = 'Hidden' WHERE id = %s", [course.pk])
+    assert Course.objects.get(pk=course.pk).name == "Biology 101"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {triggers.UNRECORDED_TABLE}")
+        assert cursor.fetchone()[0] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_commits_and_leaves_nothing_pending(course):
+    new = services.course_reset(course=course)
+    assert [e.event_type for e in CourseEvent.objects.filter(course=course).order_by("id")] == [
+        "created",
+        "reset_to",
+    ]
+    assert CourseEvent.objects.filter(course=new, event_type="reset_from").exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {triggers.UNRECORDED_TABLE}")
+        assert cursor.fetchone()[0] == 0
