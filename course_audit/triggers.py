@@ -78,7 +78,7 @@ _EVENT_COLUMNS = """uuid, created_at, course_id, account_id, event_type, event_s
     related_course_id, user_id, user_name, request_id, sis_batch_id,
     db_role, db_application, db_client_addr"""
 # What every event of the statement shares (``e``: the event type and its position).
-_ATTRIBUTION = """NULL, (context ->> 'user_id')::bigint, coalesce(context ->> 'user_name', ''),
+_ATTRIBUTION = """NULL, acting_user, coalesce(context ->> 'user_name', ''),
     (context ->> 'request_id')::uuid, (context ->> 'sis_batch_id')::bigint,
     coalesce(context ->> 'db_role', ''), coalesce(context ->> 'db_application', ''),
     (context ->> 'db_client_addr')::inet"""
@@ -123,6 +123,8 @@ _DECLARE = f"""    context jsonb := course_audit_context();
     lim integer := coalesce((context ->> 'max_length')::integer, {DEFAULT_MAX_STRING_LENGTH});
     at timestamptz := coalesce((context ->> 'occurred_at')::timestamptz, clock_timestamp());
     source text := coalesce(context ->> 'source', 'manual');
+    -- The host's user key, whatever its type (an integer, a UUID): the column's own.
+    acting_user {EVENT_TABLE}.user_id%TYPE := context ->> 'user_id';
     ids bigint[];
     nr {COURSE_TABLE};
     orow {COURSE_TABLE};
