@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
 from django.core.exceptions import PermissionDenied
@@ -38,6 +38,7 @@ from course_audit.models import (
     Course,
     CourseEvent,
     Permission,
+    Role,
     RoleOverride,
 )
 from course_audit.types import User, UserRequest
@@ -156,6 +157,13 @@ def load_grants(
             all=True,
         )
     )
+    return grants_from_rows(rows)
+
+
+def grants_from_rows(rows: Iterable[Sequence[Any]]) -> Grants:
+    """``Grants`` from (kind, account_id, role_id, flag, root) rows: ``m`` a membership with
+    whether its role grants the permission, ``o`` a role override with whether it enables
+    it (the rows of ``load_grants`` and of ``grants_sql``)."""
     found: list[tuple[int, int, bool]] = []
     found_overrides: dict[tuple[int, int], bool] = {}
     roots_seen: set[int] = set()
@@ -166,6 +174,57 @@ def load_grants(
         else:
             found_overrides[(role_id, account_id)] = bool(flag)
     return Grants(memberships=tuple(found), overrides=found_overrides, roots=frozenset(roots_seen))
+
+
+# How each database aggregates the grants' rows into one JSON array (``grants_sql``).
+_JSON_ROWS = {
+    "postgresql": "COALESCE(json_agg(json_build_array({columns})), '[]')",
+    "sqlite": "json_group_array(json_array({columns}))",
+}
+
+
+def grants_sql(vendor: str, permission: str, user_column: str) -> str | None:
+    """SQL of one value: a JSON array of the grants' rows (as ``grants_from_rows`` reads
+    them) of the user whose id is in ``user_column`` (a column of the outer query), for
+    ``permission``. It lets the token's query load the grants too (one query, not two).
+
+    None on a database whose JSON aggregate this does not know: load them apart then.
+    """
+    if vendor not in _JSON_ROWS:
+        return None
+    aggregate = _JSON_ROWS[vendor]
+    permission = Permission(permission).value
+    membership = AccountMembership._meta
+    role = Role._meta
+    override = RoleOverride._meta
+    account = Account._meta
+    flag = role.get_field(permission).column
+    active = AccountMembership.WorkflowState.ACTIVE.value
+    # The values are the app's own (a permission's name, a state): quoted as literals, so
+    # the fragment needs no parameters and the same SQL text serves every request.
+    rows = (
+        f"SELECT 'm' AS kind, m.account_id AS account_id, m.role_id AS role_id, "
+        f"r.{flag} AS flag, a.root_account_id AS root "
+        f"FROM {membership.db_table} m JOIN {role.db_table} r ON r.id = m.role_id "
+        f"JOIN {account.db_table} a ON a.id = m.account_id "
+        f"WHERE m.user_id = {user_column} AND m.workflow_state = '{active}' "
+        f"UNION ALL "
+        f"SELECT 'o', o.account_id, o.role_id, o.enabled, a.root_account_id "
+        f"FROM {override.db_table} o JOIN {account.db_table} a ON a.id = o.account_id "
+        f"WHERE o.permission = '{permission}' AND EXISTS (SELECT 1 FROM "
+        f"{membership.db_table} m WHERE m.role_id = o.role_id AND m.user_id = {user_column} "
+        f"AND m.workflow_state = '{active}')"
+    )
+    columns = "g.kind, g.account_id, g.role_id, g.flag, g.root"
+    return f"(SELECT {aggregate.format(columns=columns)} FROM ({rows}) g)"
+
+
+def remember_grants(request: UserRequest, permission: str, user: User, grants: Grants) -> None:
+    """Keep ``grants`` (loaded with the request's credentials, e.g. by the token's query) as
+    the request's grants of ``user`` for ``permission``, as ``request_grants`` would."""
+    http_request = getattr(request, "_request", request)
+    cache = vars(http_request).setdefault(GRANTS_CACHE_ATTRIBUTE, {})
+    cache[(Permission(permission).value, user.pk)] = grants
 
 
 def request_grants(request: UserRequest, permission: str) -> Grants:

@@ -84,17 +84,18 @@ ENDPOINTS: dict[str, Callable[[History], tuple[str, dict[str, str]]]] = {
     ),
 }
 
-# Authentication (token look-up [+ last_used_at UPDATE] | session + user), the course or
-# account, the caller's grants, [the sub-accounts,] the page of events with its links.
+# A token: the token, its user and the caller's grants in one query [+ the last_used_at
+# UPDATE]; a session: the session, the user, the grants. Then the course or account, [the
+# sub-accounts,] and the page of events with its links.
 EXPECTED_QUERIES = {
-    ("course", "token"): 4,
-    ("course", "token first use"): 5,
+    ("course", "token"): 3,
+    ("course", "token first use"): 4,
     ("course", "session"): 5,
-    ("account", "token"): 4,
-    ("account", "token first use"): 5,
+    ("account", "token"): 3,
+    ("account", "token first use"): 4,
     ("account", "session"): 5,
-    ("subaccounts", "token"): 5,
-    ("subaccounts", "token first use"): 6,
+    ("subaccounts", "token"): 4,
+    ("subaccounts", "token first use"): 5,
     ("subaccounts", "session"): 6,
 }
 
@@ -181,3 +182,35 @@ def test_token_last_used_is_written_once_a_minute(history: History, auditor: Any
 
     assert token.last_used_at == used
     assert len(first) == len(second) + 1
+
+
+def test_the_token_query_loads_the_grants_and_a_revocation_counts_at_once(
+    history: History, auditor: Any, admin_role: Any
+) -> None:
+    """The grants come with the token (no query of their own), yet nothing outlives the
+    request: an override, a lost membership or a revoked token is obeyed by the next one."""
+    from course_audit.models import AccountMembership, RoleOverride
+
+    token, plaintext = ApiToken.issue(user=auditor)
+    path = f"/api/v1/audit/course/courses/{history.course.pk}"
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    Client().get(path, headers=headers)  # the first use writes last_used_at
+
+    with CaptureQueriesContext(connection) as captured:
+        assert Client().get(path, headers=headers).status_code == 200
+    sql = [query["sql"] for query in captured.captured_queries]
+    assert not any(query.startswith('SELECT "course_audit_accountmembership"') for query in sql)
+    assert "course_audit_accountmembership" in sql[0] and "course_audit_apitoken" in sql[0]
+
+    override = RoleOverride.objects.create(
+        account=history.department, role=admin_role, permission="view_course_changes"
+    )
+    assert Client().get(path, headers=headers).status_code == 403
+    override.delete()
+    assert Client().get(path, headers=headers).status_code == 200
+    AccountMembership.objects.filter(user=auditor).update(workflow_state="deleted")
+    assert Client().get(path, headers=headers).status_code == 404
+    AccountMembership.objects.filter(user=auditor).update(workflow_state="active")
+    assert Client().get(path, headers=headers).status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=dt.datetime.now(dt.UTC))
+    assert Client().get(path, headers=headers).status_code == 401

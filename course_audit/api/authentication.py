@@ -1,17 +1,29 @@
-"""``Authorization: Bearer <token>`` against course_audit's hashed API tokens."""
+"""``Authorization: Bearer <token>`` against course_audit's hashed API tokens.
+
+One query finds the token, its user and (on PostgreSQL and SQLite) the user's grants for
+the permission the view needs (``selectors.grants_sql``), which it keeps as the request's
+grants: a listing's request then needs no query of its own to decide access. Nothing is
+kept beyond the request, so a revoked token or grant takes effect on the very next one.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django.db import connections, router
+from django.db.models import TextField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from course_audit import selectors
 from course_audit.models import ApiToken
 
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
+_GRANTS = "course_audit_grants"
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -27,9 +39,29 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plaintext = header[1].decode()
         except UnicodeError as error:
             raise exceptions.AuthenticationFailed("Invalid access token.") from error
-        token = ApiToken.objects.usable().for_plaintext(plaintext).select_related("user").first()
+        tokens = ApiToken.objects.usable().for_plaintext(plaintext).select_related("user")
+        permission = _view_permission(request)
+        grants = None
+        if permission is not None:
+            alias = router.db_for_read(ApiToken)
+            sql = selectors.grants_sql(
+                connections[alias].vendor,
+                permission,
+                f"{ApiToken._meta.db_table}.{ApiToken._meta.get_field('user').column}",
+            )
+            if sql is not None:
+                tokens = tokens.annotate(**{_GRANTS: RawSQL(sql, (), output_field=TextField())})
+        token = tokens.first()
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid access token.")
+        grants = getattr(token, _GRANTS, None)
+        # A superuser's grants need no query (``load_grants``): nothing to keep.
+        if grants is not None and permission is not None and not token.user.is_superuser:
+            if isinstance(grants, str):  # SQLite hands JSON over as text, psycopg decoded
+                grants = json.loads(grants)
+            selectors.remember_grants(
+                request, permission, token.user, selectors.grants_from_rows(grants)
+            )
         now = timezone.now()
         if (
             token.last_used_at is None
@@ -40,3 +72,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="course_audit"'
+
+
+def _view_permission(request: Request) -> str | None:
+    """The permission the view serving ``request`` checks (``required_permission``)."""
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    return getattr(view, "required_permission", None)

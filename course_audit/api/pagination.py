@@ -62,7 +62,14 @@ class KeysetPagination(BasePagination):
             after=after,
             partitions=getattr(view, "keyset_partitions", None),
         )
-        self.next_token = cursor.encode(rows[-1].created_at, rows[-1].pk) if self.has_next else None
+        last = rows[-1] if self.has_next else None
+        # Rows are values (the audit listings) or models.
+        if isinstance(last, dict):
+            self.next_token = cursor.encode(last["created_at"], last["id"])
+        elif last is not None:
+            self.next_token = cursor.encode(last.created_at, last.pk)
+        else:
+            self.next_token = None
         return rows
 
     def page_url(self, token: str) -> str:

@@ -10,12 +10,14 @@ bad one in a 400, and hand the rest to ``course_audit.services``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
@@ -87,21 +89,46 @@ class LinkedCourseSerializer(CourseSerializer):
     root_account_id = serializers.CharField()  # type: ignore[assignment]
 
 
+# The course columns ``course_json`` shows, as model fields.
+COURSE_JSON_FIELDS = (
+    "id",
+    "name",
+    "course_code",
+    "account_id",
+    "root_account_id",
+    "uuid",
+    "sis_course_id",
+    "created_at",
+    "start_at",
+    "conclude_at",
+    "is_public",
+    "workflow_state",
+)
+
+
 def course_json(course: Course, *, ids_as_strings: bool) -> dict[str, Any]:
+    return course_row_json(
+        {field: getattr(course, field) for field in COURSE_JSON_FIELDS},
+        ids_as_strings=ids_as_strings,
+    )
+
+
+def course_row_json(row: Mapping[str, Any], *, ids_as_strings: bool) -> dict[str, Any]:
+    """Canvas's course JSON from a row of ``COURSE_JSON_FIELDS`` (values, not a model)."""
     ident = _str if ids_as_strings else _identity
     return {
-        "id": ident(course.pk),
-        "name": course.name,
-        "course_code": course.course_code,
-        "account_id": ident(course.account_id),
-        "root_account_id": ident(course.root_account_id),
-        "uuid": str(course.uuid),
-        "sis_course_id": course.sis_course_id,
-        "created_at": format_time(course.created_at),
-        "start_at": format_time(course.start_at),
-        "end_at": format_time(course.conclude_at),
-        "is_public": course.is_public,
-        "workflow_state": course.workflow_state,
+        "id": ident(row["id"]),
+        "name": row["name"],
+        "course_code": row["course_code"],
+        "account_id": ident(row["account_id"]),
+        "root_account_id": ident(row["root_account_id"]),
+        "uuid": str(row["uuid"]),
+        "sis_course_id": row["sis_course_id"],
+        "created_at": format_time(row["created_at"]),
+        "start_at": format_time(row["start_at"]),
+        "end_at": format_time(row["conclude_at"]),
+        "is_public": row["is_public"],
+        "workflow_state": row["workflow_state"],
     }
 
 
@@ -174,30 +201,58 @@ class PageViewSerializer(serializers.Serializer):
     links = serializers.DictField(child=serializers.CharField(allow_null=True))
 
     def to_representation(self, instance: PageView) -> dict[str, Any]:
-        return {
-            "id": str(instance.request_id),
-            "url": instance.url,
-            "context_type": instance.context_type or None,
-            "controller": instance.controller,
-            "action": instance.action,
-            "http_method": instance.http_method.lower(),
-            "user_agent": instance.user_agent,
-            "remote_ip": instance.remote_ip,
-            "created_at": format_time(instance.created_at),
-            "render_time": instance.render_time,
-            "interaction_seconds": instance.interaction_seconds,
-            "user_request": instance.user_request,
-            "participated": False,
-            "contributed": False,
-            "app_name": None,
-            "links": {
-                "user": _str(instance.user_id),
-                "context": _str(instance.context_id),
-                "asset": None,
-                "real_user": _str(instance.real_user_id),
-                "account": _str(instance.account_id),
-            },
-        }
+        return page_view_row_json(
+            {field: getattr(instance, field) for field in PAGE_VIEW_JSON_FIELDS}
+        )
+
+
+# The page view columns ``page_view_row_json`` shows, as model fields.
+PAGE_VIEW_JSON_FIELDS = (
+    "request_id",
+    "url",
+    "context_type",
+    "controller",
+    "action",
+    "http_method",
+    "user_agent",
+    "remote_ip",
+    "created_at",
+    "render_time",
+    "interaction_seconds",
+    "user_request",
+    "user_id",
+    "context_id",
+    "real_user_id",
+    "account_id",
+)
+
+
+def page_view_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Canvas's page view JSON from a row of ``PAGE_VIEW_JSON_FIELDS``."""
+    return {
+        "id": str(row["request_id"]),
+        "url": row["url"],
+        "context_type": row["context_type"] or None,
+        "controller": row["controller"],
+        "action": row["action"],
+        "http_method": row["http_method"].lower(),
+        "user_agent": row["user_agent"],
+        "remote_ip": row["remote_ip"],
+        "created_at": format_time(row["created_at"]),
+        "render_time": row["render_time"],
+        "interaction_seconds": row["interaction_seconds"],
+        "user_request": row["user_request"],
+        "participated": False,
+        "contributed": False,
+        "app_name": None,
+        "links": {
+            "user": _str(row["user_id"]),
+            "context": _str(row["context_id"]),
+            "asset": None,
+            "real_user": _str(row["real_user_id"]),
+            "account": _str(row["account_id"]),
+        },
+    }
 
 
 class CourseEventLinksSerializer(serializers.Serializer):
@@ -220,25 +275,49 @@ class CourseEventSerializer(serializers.Serializer):
     links = CourseEventLinksSerializer()
 
     def to_representation(self, instance: CourseEvent) -> dict[str, Any]:
-        links: dict[str, Any] = {}
-        if instance.event_type in _COPY_RESET:
-            links[instance.event_type] = instance.related_course_id
-        links["course"] = str(instance.course_id)
-        # Only a page view row that exists is linked (the join finds none otherwise).
-        links["page_view"] = _str(instance.page_view.request_id) if instance.page_view else None
-        links["user"] = _str(instance.user_id)
-        links["sis_batch"] = _str(instance.sis_batch_id)
-        data = instance.event_data
-        if len(data) > 1:
-            data = in_field_order(data)
-        return {
-            "id": str(instance.uuid),
-            "created_at": format_time(instance.created_at),
-            "event_type": instance.event_type,
-            "event_source": instance.event_source,
-            "event_data": data,
-            "links": links,
-        }
+        row = {field: getattr(instance, field) for field in EVENT_JSON_FIELDS}
+        row[PAGE_VIEW_PRESENT] = instance.page_view.created_at if instance.page_view else None
+        return event_row_json(row)
+
+
+# The event columns ``event_row_json`` shows. Its request id is linked only when its page
+# view row exists: the joined page view's ``PAGE_VIEW_PRESENT`` (never null) says so.
+EVENT_JSON_FIELDS = (
+    "uuid",
+    "created_at",
+    "course_id",
+    "event_type",
+    "event_source",
+    "event_data",
+    "related_course_id",
+    "user_id",
+    "sis_batch_id",
+    "page_view_id",
+)
+PAGE_VIEW_PRESENT = "page_view__created_at"
+
+
+def event_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Canvas's event JSON from a row of ``EVENT_JSON_FIELDS``."""
+    event_type = row["event_type"]
+    links: dict[str, Any] = {}
+    if event_type in _COPY_RESET:
+        links[event_type] = row["related_course_id"]
+    links["course"] = str(row["course_id"])
+    links["page_view"] = None if row[PAGE_VIEW_PRESENT] is None else str(row["page_view_id"])
+    links["user"] = _str(row["user_id"])
+    links["sis_batch"] = _str(row["sis_batch_id"])
+    data = row["event_data"]
+    if len(data) > 1:
+        data = in_field_order(data)
+    return {
+        "id": str(row["uuid"]),
+        "created_at": format_time(row["created_at"]),
+        "event_type": event_type,
+        "event_source": row["event_source"],
+        "event_data": data,
+        "links": links,
+    }
 
 
 def user_serializer_class() -> type[serializers.BaseSerializer]:
@@ -263,27 +342,98 @@ class CourseEventPageSerializer(serializers.Serializer):
     linked = LinkedSerializer()
 
 
-def _unique(objects: Iterable[Any], key: str = "pk") -> list[Any]:
-    seen: dict[Any, Any] = {}
-    for obj in objects:
-        if obj is not None:
-            seen.setdefault(getattr(obj, key), obj)
-    return list(seen.values())
+@dataclasses.dataclass(frozen=True)
+class ListingColumns:
+    """What a listing's page reads, as ``QuerySet.values()`` names: each event's columns and
+    those of its linked page view, courses and user, joined in the same query.
+
+    ``course_known``: the listing is one course's, whose row the view already holds, so
+    the events' own course is not joined again.
+    """
+
+    user_fields: tuple[str, ...]
+    # A user column that is never null: not null in a row when its user exists. (The key
+    # cannot say so: Django reads ``user__id`` from the event's own ``user_id``.)
+    user_present: str
+    course_known: bool
+
+    @classmethod
+    def for_listing(cls, *, course_known: bool) -> ListingColumns:
+        opts = get_user_model()._meta
+        fields = tuple(field.attname for field in opts.concrete_fields)
+        candidates = [opts.get_field(opts.model.USERNAME_FIELD), *opts.concrete_fields]
+        present = next(
+            field.attname
+            for field in candidates
+            if field.concrete and not field.null and not field.primary_key
+        )
+        return cls(user_fields=fields, user_present=present, course_known=course_known)
+
+    @property
+    def names(self) -> list[str]:
+        names = ["id", *EVENT_JSON_FIELDS]
+        names += [f"page_view__{field}" for field in PAGE_VIEW_JSON_FIELDS[1:]]
+        names += [f"related_course__{field}" for field in COURSE_JSON_FIELDS]
+        if not self.course_known:
+            names += [f"course__{field}" for field in COURSE_JSON_FIELDS]
+        names += [f"user__{field}" for field in self.user_fields]
+        return names
+
+
+def _linked_row(row: Mapping[str, Any], prefix: str, fields: Iterable[str]) -> dict[str, Any]:
+    return {field: row[prefix + field] for field in fields}
 
 
 def compound_document(
-    events: list[CourseEvent], course_url_template: str, context: dict[str, Any] | None = None
+    rows: list[dict[str, Any]],
+    columns: ListingColumns,
+    course_url_template: str,
+    *,
+    course: Course | None = None,
+    context: dict[str, Any] | None = None,
+    using: str | None = None,
 ) -> dict[str, Any]:
-    """A page of events with its linked page views, courses and users, each once.
+    """A page of events (rows of ``columns.names``) with its linked page views, courses and
+    users, each once, in the order they first appear.
 
-    ``context`` (the view's serializer context, with the request) goes to the user
-    serializer, which a host may have chosen (``COURSE_AUDIT_USER_SERIALIZER``).
+    ``course``: the listing's course when ``columns.course_known``. Each user is built as
+    an instance of the user model (``Model.from_db``, no query) for the user serializer,
+    which a host may have chosen (``COURSE_AUDIT_USER_SERIALIZER``); ``context`` (the view's
+    serializer context, with the request) goes to it.
     """
-    event_serializer = CourseEventSerializer()
-    page_views = _unique((event.page_view for event in events), key="request_id")
-    courses = _unique(course for event in events for course in (event.course, event.related_course))
-    users = _unique(event.user for event in events)
-    page_view_serializer = PageViewSerializer()
+    page_views: dict[Any, dict[str, Any]] = {}
+    courses: dict[Any, dict[str, Any]] = {}
+    users: dict[Any, Any] = {}
+    user_model = get_user_model()
+    user_present = f"user__{columns.user_present}"
+    known = None if course is None else course_json(course, ids_as_strings=True)
+    events = []
+    for row in rows:
+        events.append(event_row_json(row))
+        request_id = row["page_view_id"]
+        if row[PAGE_VIEW_PRESENT] is not None and request_id not in page_views:
+            view = _linked_row(row, "page_view__", PAGE_VIEW_JSON_FIELDS[1:])
+            view["request_id"] = request_id
+            page_views[request_id] = page_view_row_json(view)
+        if known is not None:
+            courses.setdefault(row["course_id"], known)
+        elif row["course_id"] not in courses:
+            courses[row["course_id"]] = course_row_json(
+                _linked_row(row, "course__", COURSE_JSON_FIELDS), ids_as_strings=True
+            )
+        related = row["related_course_id"]
+        # As for users: the course's own uuid says whether the joined row exists.
+        if row["related_course__uuid"] is not None and related not in courses:
+            courses[related] = course_row_json(
+                _linked_row(row, "related_course__", COURSE_JSON_FIELDS), ids_as_strings=True
+            )
+        user_pk = row["user_id"]
+        if row[user_present] is not None and user_pk not in users:
+            users[user_pk] = user_model.from_db(
+                using,
+                list(columns.user_fields),
+                [row[f"user__{field}"] for field in columns.user_fields],
+            )
     user_serializer = user_serializer_class()(context=context or {})
     return {
         "links": {
@@ -291,11 +441,11 @@ def compound_document(
             "events.user": None,
             "events.sis_batch": None,
         },
-        "events": [event_serializer.to_representation(event) for event in events],
+        "events": events,
         "linked": {
-            "page_views": [page_view_serializer.to_representation(view) for view in page_views],
-            "courses": [course_json(course, ids_as_strings=True) for course in courses],
-            "users": [user_serializer.to_representation(user) for user in users],
+            "page_views": list(page_views.values()),
+            "courses": list(courses.values()),
+            "users": [user_serializer.to_representation(user) for user in users.values()],
         },
     }
 

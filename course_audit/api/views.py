@@ -63,6 +63,7 @@ from course_audit.api.serializers import (
     CourseSerializer,
     CourseUpdateSerializer,
     CourseWriteSerializer,
+    ListingColumns,
     compound_document,
     service_errors,
 )
@@ -79,6 +80,8 @@ SIS_COURSE_PREFIX = "sis_course_id:"
 SIS_ACCOUNT_PREFIX = "sis_account_id:"
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
+# The listings' filter parameters (``CourseEventFilterSet``).
+_FILTER_PARAMETERS = tuple(CourseEventFilterSet.base_filters)
 
 
 class BaseAPIViewSet(GenericViewSet):
@@ -227,7 +230,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
     )
     def for_course(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
-        return self._page(selectors.course_events(course))
+        return self._page(selectors.course_events(course), course=course)
 
     @document(
         summary="Query by account",
@@ -244,15 +247,33 @@ class CourseAuditViewSet(BaseAPIViewSet):
             account_ids = [account.pk]
         return self._page(selectors.account_events(account_ids))
 
-    def _page(self, events: QuerySet[CourseEvent]) -> Response:
-        events = self.filter_queryset(events)
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # No filter parameter, no filter form: building and validating it costs more than
+        # the page's own SQL takes to run.
+        if not any(name in self.request.query_params for name in _FILTER_PARAMETERS):
+            return queryset
+        return super().filter_queryset(queryset)
+
+    def _page(self, events: QuerySet[CourseEvent], *, course: Course | None = None) -> Response:
+        """A page of ``events`` as the compound document, read as values: one query joins
+        each event's linked page view, courses and user, and no model is built but the
+        users (for the user serializer)."""
+        columns = ListingColumns.for_listing(course_known=course is not None)
+        events = self.filter_queryset(events).values(*columns.names)
         page = self.paginate_queryset(events)
         assert page is not None
         template = self.request.build_absolute_uri(
             reverse("course_audit_api:course", kwargs={"course_id": "__course__"})
         ).replace("__course__", "{events.course}")
         return self.get_paginated_response(
-            compound_document(page, template, self.get_serializer_context())
+            compound_document(
+                page,
+                columns,
+                template,
+                course=course,
+                context=self.get_serializer_context(),
+                using=events.db,
+            )
         )
 
 
