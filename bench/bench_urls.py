@@ -32,11 +32,19 @@ class StockCursorPagination(CursorPagination):
     max_page_size = MAX_PER_PAGE
 
 
-class OffsetAuditViewSet(CourseAuditViewSet):
+class _ValuesAuditViewSet(CourseAuditViewSet):
+    """The app's viewset, its page read as the same values by a stock DRF paginator (the
+    app's own paginator reads ``keyset_fields`` itself)."""
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        return super().filter_queryset(queryset).values(*self.keyset_fields or ())
+
+
+class OffsetAuditViewSet(_ValuesAuditViewSet):
     pagination_class = OffsetPagination
 
 
-class StockCursorAuditViewSet(CourseAuditViewSet):
+class StockCursorAuditViewSet(_ValuesAuditViewSet):
     pagination_class = StockCursorPagination
 
 

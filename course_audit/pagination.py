@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.core import signing
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
@@ -80,12 +81,13 @@ def keyset_rows(
     after: Position | None = None,
     before: Position | None = None,
     partitions: Partitions = None,
+    fields: Sequence[str] | None = None,
 ) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows, newest first, and whether more lie beyond them.
 
     With ``after`` (a decoded cursor) the rows are the next older ones; with ``before``,
     the next newer ones (read oldest first, then turned round), so a page can step back
-    without offsets. ``partitions`` is as in ``fetch_ordered``.
+    without offsets. ``partitions`` and ``fields`` are as in ``fetch_ordered``.
     """
     newer = before is not None
     # The plain bound on created_at beside each row comparison lets PostgreSQL skip the
@@ -98,7 +100,7 @@ def keyset_rows(
         queryset = queryset.filter(
             TupleGreaterThan(Tuple("created_at", "id"), before), created_at__gte=before[0]
         )
-    rows = fetch_ordered(queryset, limit + 1, partitions, ascending=newer)
+    rows = fetch_ordered(queryset, limit + 1, partitions, ascending=newer, fields=fields)
     more = len(rows) > limit
     rows = rows[:limit]
     if newer:
@@ -112,8 +114,10 @@ def fetch_ordered(
     partitions: Partitions,
     *,
     ascending: bool = False,
+    fields: Sequence[str] | None = None,
 ) -> list[Any]:
-    """The first ``limit`` rows, newest first (oldest first when ``ascending``).
+    """The first ``limit`` rows, newest first (oldest first when ``ascending``): models, or
+    dicts of ``fields`` (``QuerySet.values`` names, which may follow relations) when given.
 
     ``partitions`` (a field and its values, e.g. the accounts of a subtree) says the
     rows are the union of several index ranges. On PostgreSQL each range is then read
@@ -129,14 +133,23 @@ def fetch_ordered(
             inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id", "created_at")
             sql, params = inner[:limit].query.get_compiler(using=queryset.db).as_sql()
             direction = "ASC" if ascending else "DESC"
+            table = connection.ops.quote_name(queryset.model._meta.db_table)
+            pk = connection.ops.quote_name(queryset.model._meta.pk.column)
+            # ``= ANY(ARRAY(...))``, not ``IN (...)``: the winners' ids are computed once and
+            # each fetched by its key; an IN may be planned as a semi join that reads every
+            # row of every range.
             ordered = ordered.filter(
-                pk__in=RawSQL(
-                    "SELECT top.id FROM unnest(%s::bigint[]) AS fan(key) "
-                    f"CROSS JOIN LATERAL ({sql}) AS top "
-                    f"ORDER BY top.created_at {direction}, top.id {direction} LIMIT %s",
+                RawSQL(
+                    f"{table}.{pk} = ANY(ARRAY(SELECT top.id FROM unnest(%s::bigint[]) "
+                    f"AS fan(key) CROSS JOIN LATERAL ({sql}) AS top "
+                    f"ORDER BY top.created_at {direction}, top.id {direction} LIMIT %s))",
                     (list(keys), *params, limit),
+                    output_field=BooleanField(),
                 )
             )
+    if fields is not None:
+        # Last: the joins the fields need stay out of the ranges' own scans above.
+        ordered = ordered.values(*fields)
     return list(ordered[:limit])
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import CharField, Count, F, Q, QuerySet, Value
 from django.db.models.functions import TruncDay, TruncWeek
 from django.http import Http404
@@ -183,36 +184,36 @@ _JSON_ROWS = {
 }
 
 
-def grants_sql(vendor: str, permission: str, user_column: str) -> str | None:
+def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: str) -> str | None:
     """SQL of one value: a JSON array of the grants' rows (as ``grants_from_rows`` reads
     them) of the user whose id is in ``user_column`` (a column of the outer query), for
     ``permission``. It lets the token's query load the grants too (one query, not two).
 
     None on a database whose JSON aggregate this does not know: load them apart then.
     """
-    if vendor not in _JSON_ROWS:
+    if connection.vendor not in _JSON_ROWS:
         return None
-    aggregate = _JSON_ROWS[vendor]
+    aggregate = _JSON_ROWS[connection.vendor]
     permission = Permission(permission).value
-    membership = AccountMembership._meta
-    role = Role._meta
-    override = RoleOverride._meta
-    account = Account._meta
-    flag = role.get_field(permission).column
+    qn = connection.ops.quote_name
+    membership, role, override, account = (
+        qn(model._meta.db_table) for model in (AccountMembership, Role, RoleOverride, Account)
+    )
+    flag = qn(Role._meta.get_field(permission).column)
     active = AccountMembership.WorkflowState.ACTIVE.value
     # The values are the app's own (a permission's name, a state): quoted as literals, so
     # the fragment needs no parameters and the same SQL text serves every request.
     rows = (
         f"SELECT 'm' AS kind, m.account_id AS account_id, m.role_id AS role_id, "
         f"r.{flag} AS flag, a.root_account_id AS root "
-        f"FROM {membership.db_table} m JOIN {role.db_table} r ON r.id = m.role_id "
-        f"JOIN {account.db_table} a ON a.id = m.account_id "
+        f"FROM {membership} m JOIN {role} r ON r.id = m.role_id "
+        f"JOIN {account} a ON a.id = m.account_id "
         f"WHERE m.user_id = {user_column} AND m.workflow_state = '{active}' "
         f"UNION ALL "
         f"SELECT 'o', o.account_id, o.role_id, o.enabled, a.root_account_id "
-        f"FROM {override.db_table} o JOIN {account.db_table} a ON a.id = o.account_id "
+        f"FROM {override} o JOIN {account} a ON a.id = o.account_id "
         f"WHERE o.permission = '{permission}' AND EXISTS (SELECT 1 FROM "
-        f"{membership.db_table} m WHERE m.role_id = o.role_id AND m.user_id = {user_column} "
+        f"{membership} m WHERE m.role_id = o.role_id AND m.user_id = {user_column} "
         f"AND m.workflow_state = '{active}')"
     )
     columns = "g.kind, g.account_id, g.role_id, g.flag, g.root"

@@ -43,11 +43,11 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         permission = _view_permission(request)
         grants = None
         if permission is not None:
-            alias = router.db_for_read(ApiToken)
+            connection = connections[router.db_for_read(ApiToken)]
+            qn = connection.ops.quote_name
+            user_column = ApiToken._meta.get_field("user").column
             sql = selectors.grants_sql(
-                connections[alias].vendor,
-                permission,
-                f"{ApiToken._meta.db_table}.{ApiToken._meta.get_field('user').column}",
+                connection, permission, f"{qn(ApiToken._meta.db_table)}.{qn(user_column)}"
             )
             if sql is not None:
                 tokens = tokens.annotate(**{_GRANTS: RawSQL(sql, (), output_field=TextField())})

@@ -61,6 +61,7 @@ class KeysetPagination(BasePagination):
             limit=self.per_page,
             after=after,
             partitions=getattr(view, "keyset_partitions", None),
+            fields=getattr(view, "keyset_fields", None),
         )
         last = rows[-1] if self.has_next else None
         # Rows are values (the audit listings) or models.

@@ -222,6 +222,8 @@ class CourseAuditViewSet(BaseAPIViewSet):
     filterset_class = CourseEventFilterSet
     pagination_class = KeysetPagination
     keyset_partitions: tuple[str, list[int]] | None = None
+    # The values a page reads (``ListingColumns.names``), set by ``_page``.
+    keyset_fields: list[str] | None = None
 
     @document(
         summary="Query by course",
@@ -259,7 +261,8 @@ class CourseAuditViewSet(BaseAPIViewSet):
         each event's linked page view, courses and user, and no model is built but the
         users (for the user serializer)."""
         columns = ListingColumns.for_listing(course_known=course is not None)
-        events = self.filter_queryset(events).values(*columns.names)
+        self.keyset_fields = columns.names
+        events = self.filter_queryset(events)
         page = self.paginate_queryset(events)
         assert page is not None
         template = self.request.build_absolute_uri(
