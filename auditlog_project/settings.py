@@ -92,6 +92,24 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
 }
+# On PostgreSQL, server-side parameters and prepared statements: a query the connection has
+# run DATABASE_PREPARE_THRESHOLD times (default 5) is prepared, and PostgreSQL then plans it
+# once instead of on every request. Planning an audit page across the month partitions
+# costs several times what running it does, and PostgreSQL's own choice (plan_cache_mode
+# "auto") keeps planning those afresh, so prepared plans are generic here: their months are
+# pruned when they run (docs/benchmarks.md, docs/integration.md). DATABASE_PREPARE_THRESHOLD
+# =off turns all of it off, as a site behind PgBouncer older than 1.21 in transaction mode
+# needs.
+_PREPARE_THRESHOLD = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+if (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and _PREPARE_THRESHOLD != "off"
+):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True,
+        prepare_threshold=int(_PREPARE_THRESHOLD),
+        options="-c plan_cache_mode=force_generic_plan",
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

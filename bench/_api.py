@@ -173,38 +173,52 @@ class Client:
         return len(captured)
 
 
-def floor_call(listing: Listing, per_page: int, where: Position) -> Callable[[], bytes]:
-    """The keyset page as bare SQL with a raw cursor, its rows as dicts, JSON-encoded."""
+def floor_query(
+    column: str, value: int, per_page: int, after: tuple[Any, int] | None = None
+) -> tuple[str, list[Any]]:
+    """The bare keyset SQL of a page of the events whose ``column`` is ``value``: every
+    column of the event table, one more row than a page (as a pager must read to know
+    whether a next page exists), on the listing's own index."""
     from django.db import connection
 
-    from course_audit.api.views import CourseAuditViewSet
     from course_audit.models import CourseEvent
 
-    assert listing.scope is not None
-    column, value = listing.scope
     opts = CourseEvent._meta
     qn = connection.ops.quote_name
     columns = ", ".join(qn(field.column) for field in opts.concrete_fields)
     sql = f"SELECT {columns} FROM {qn(opts.db_table)} WHERE {qn(column)} = %s"
     params: list[Any] = [value]
-    if where.after is not None:
-        sql += " AND (created_at, id) < (%s, %s)"
-        params += list(where.after)
-    # One more than a page, as a pager must read to know whether a next page exists.
+    if after is not None:
+        # The plain bound beside the row comparison prunes the month partitions, as the
+        # API's own query does (``course_audit.pagination.keyset_rows``).
+        sql += " AND (created_at, id) < (%s, %s) AND created_at <= %s"
+        params += [*after, after[0]]
     sql += " ORDER BY created_at DESC, id DESC LIMIT %s"
     params.append(per_page + 1)
-    renderer = CourseAuditViewSet.renderer_classes[0]()
+    return sql, params
 
-    def call() -> bytes:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            names = [column.name for column in cursor.description]
-            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()[:per_page]]
-        for row in rows:
+
+def floor_page(sql: str, params: list[Any], per_page: int) -> bytes:
+    """The rows of ``floor_query`` as dicts, rendered by the API's JSON renderer."""
+    from django.db import connection
+
+    from course_audit.api.views import CourseAuditViewSet
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()[:per_page]]
+    for row in rows:
+        if isinstance(row["event_data"], str):  # psycopg hands jsonb over decoded
             row["event_data"] = json.loads(row["event_data"])
-        return bytes(renderer.render(rows))
+    return bytes(CourseAuditViewSet.renderer_classes[0]().render(rows))
 
-    return call
+
+def floor_call(listing: Listing, per_page: int, where: Position) -> Callable[[], bytes]:
+    """The keyset page as bare SQL with a raw cursor, its rows as dicts, JSON-encoded."""
+    assert listing.scope is not None
+    sql, params = floor_query(*listing.scope, per_page, where.after)
+    return lambda: floor_page(sql, params, per_page)
 
 
 def check_floor(call: Callable[[], bytes], per_page: int, where: Position) -> None:

@@ -4,15 +4,17 @@
   queryset, filters and serializer, paged by DRF's stock ``PageNumberPagination`` (a COUNT
   and an OFFSET) and by DRF's ``CursorPagination`` (position and offset) instead of the
   app's keyset pager.
-- ``bench/trivial/``: a JSON view doing no work, the framework's own floor for the HTTP
-  throughput figure.
+- ``bench/trivial/``: a JSON view doing no work, the framework's own floor.
+- ``bench/floor/courses/<id>``: the HTTP floor of the API's course listing: the bare keyset
+  SQL of a page (``per_page``) and its JSON, behind the same server; no authentication,
+  no access check, no links.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 
@@ -52,6 +54,14 @@ def trivial(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def floor(request: HttpRequest, course_id: int) -> HttpResponse:
+    from bench._api import floor_page, floor_query
+
+    per_page = min(MAX_PER_PAGE, max(1, int(request.GET.get("per_page", "10"))))
+    sql, params = floor_query("course_id", course_id, per_page)
+    return HttpResponse(floor_page(sql, params, per_page), content_type="application/json")
+
+
 def _audit_routes(prefix: str, viewset: Any) -> list[Any]:
     return [
         re_path(
@@ -67,6 +77,7 @@ def _audit_routes(prefix: str, viewset: Any) -> list[Any]:
 
 urlpatterns = [
     path("bench/trivial/", trivial),
+    path("bench/floor/courses/<int:course_id>", floor),
     *_audit_routes("offset", OffsetAuditViewSet),
     *_audit_routes("cursor", StockCursorAuditViewSet),
     *project_urlpatterns,

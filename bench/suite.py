@@ -56,16 +56,22 @@ from bench._common import (
 )
 from bench._report import Check, Section, Target, checks_table, ms, number, table
 
-SECTIONS = ("api", "queries", "pages", "http", "writes", "retention")
+SECTIONS = ("api", "queries", "planning", "pages", "http", "writes", "retention")
 CI_SECTIONS = ("api", "queries")
 DEFAULT_DEPTH = 100_000
 
 # The issue's targets, on 10 million events.
 DEPTH_RATIO = Target(1.2)
 FLOOR_RATIO = Target(3)
-QUERIES = Target(6, unit=" queries")
+# A used token's request: the token with its grants, the course or account, the page
+# (issue #15); one more for the sub-accounts of include_subaccounts.
+QUERIES = Target(3, unit=" queries")
+QUERIES_SUBACCOUNTS = Target(4, unit=" queries")
 PAGE_MS = Target(100, unit=" ms")
 THROUGHPUT = Target(50, at_most=False, unit=" %")
+# The API's page one under gunicorn before issue #15 (4 December 2026, 1 million events).
+THROUGHPUT_BEFORE = 173
+THROUGHPUT_GAIN = Target(2.5, at_most=False)
 # CI runs on a shared machine beside other jobs: a burst of load on one side of the ratio
 # moves it by a few tenths, while the regression it guards against (a deep page read by
 # OFFSET) costs several times page one even at 50,000 events. 1.5 tells the two apart.
@@ -73,6 +79,9 @@ CI_DEPTH_RATIO = Target(1.5)
 # The write figures measured before the database recorded (--record-writes-before):
 # every report shows them beside the write path of its own run.
 WRITES_BEFORE = ROOT / "docs" / "benchmarks-writes-before.json"
+# The read path's figures before issue #15 (the 10-million-event run of 23 November 2026):
+# every report shows its own beside them (``before_after_section``).
+READS_BEFORE = ROOT / "docs" / "benchmarks-reads-before.json"
 
 
 @dataclasses.dataclass
@@ -278,8 +287,11 @@ def queries_section(run: Run) -> Section:
     section = Section(
         "queries",
         "SQL queries per request",
-        "Page one of each listing with a bearer token used within the minute (a token's "
-        "first use in a minute adds one UPDATE of `last_used_at`; the budget has room for it).",
+        "Page one of each listing with a bearer token used within the minute: the token, "
+        "its user and the caller's grants in one query, the course or account, the page of "
+        "events with everything `linked` shows; the sub-accounts of `include_subaccounts` "
+        "one more. (A token's first use in a minute adds one UPDATE of `last_used_at`, not "
+        "counted here.) `scripts/bench --ci` fails when a request runs more.",
         raw=counts,
     )
     for count in counts:
@@ -289,9 +301,103 @@ def queries_section(run: Run) -> Section:
                 f"{count['queries']} queries",
                 "—",
                 count["queries"],
-                QUERIES,
+                QUERIES_SUBACCOUNTS if count["listing"] == "account+subaccounts" else QUERIES,
             )
         )
+    return section
+
+
+# What each query of an audit listing's request is, by a table its SQL reads first.
+_QUERY_KINDS = (
+    ("course_audit_apitoken", "token, user and grants"),
+    ("course_audit_courseevent", "events and their links"),
+    ("course_audit_course", "the course"),
+    ("course_audit_account", "the account or its subtree"),
+)
+
+
+def planning_section(run: Run) -> Section:
+    """Planning against execution time of each query of the listings' pages, from
+    ``pg_stat_statements`` (when the server loads it): what prepared statements save."""
+    from django.db import connection
+
+    from bench import _api
+
+    section = Section(
+        "planning",
+        "Where the database time goes: planning and execution",
+        "",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_preload_libraries")
+        if "pg_stat_statements" not in cursor.fetchone()[0]:
+            section.intro = (
+                "Not measured: the server does not load `pg_stat_statements` "
+                "(`shared_preload_libraries`)."
+            )
+            return section
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cursor.execute("SHOW pg_stat_statements.track_planning")
+        tracked = cursor.fetchone()[0] == "on"
+        cursor.execute("SELECT pg_stat_statements_reset()")
+    client = _api.Client(run.dataset.token)
+    repeat = 50
+    for listing in _api.listings(run.dataset):
+        for depth in (0, run.args.depth):
+            where = _api.position(listing, depth)
+            for per_page in (10, 100):
+                path, params = _api.request_for(listing, "keyset", per_page, depth, where)
+                for _ in range(repeat):
+                    client.get(path, params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT query, calls, plans, mean_plan_time, mean_exec_time FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND calls >= %s AND query NOT LIKE %s",
+            [repeat, "%pg_stat_statements%"],
+        )
+        statements = cursor.fetchall()
+    totals: dict[str, list[float]] = {}
+    for query, calls, plans, plan_ms, exec_ms in statements:
+        text = query.split(" FROM ", 1)[1] if " FROM " in query else query
+        kind = next((name for table_name, name in _QUERY_KINDS if table_name in text), "other")
+        bucket = totals.setdefault(kind, [0, 0, 0.0, 0.0])
+        bucket[0] += calls
+        bucket[1] += plans
+        bucket[2] += plans * plan_ms
+        bucket[3] += calls * exec_ms
+    section.raw = {
+        kind: dict(zip(("calls", "plans", "plan_ms", "exec_ms"), v, strict=True))
+        for kind, v in totals.items()
+    }
+    options = connection.settings_dict.get("OPTIONS", {})
+    prepared = (
+        f"prepared statements on (`server_side_binding`, `prepare_threshold` "
+        f"{options.get('prepare_threshold')})"
+        if options.get("server_side_binding")
+        else "prepared statements off"
+    )
+    section.intro = (
+        f"`pg_stat_statements` over {repeat} requests of each listing's page one and deep "
+        f"page at per_page 10 and 100 (bearer token), {prepared}. A query planned once and "
+        "executed many times shows fewer plans than calls; planning is per plan, execution "
+        "per call." + ("" if tracked else " (`track_planning` is off: no planning figures.)")
+    )
+    section.details.append(
+        table(
+            ["query", "calls", "plans", "planning ms per plan", "execution ms per call"],
+            [
+                [
+                    kind,
+                    int(calls),
+                    int(plans),
+                    round(plan_total / plans, 3) if plans else 0,
+                    round(exec_total / calls, 3) if calls else 0,
+                ]
+                for kind, (calls, plans, plan_total, exec_total) in sorted(totals.items())
+            ],
+        )
+    )
     return section
 
 
@@ -352,7 +458,12 @@ def http_section(run: Run) -> Section:
     from bench import _http
 
     args = run.args
-    api_path = f"/api/v1/audit/course/courses/{run.dataset.course.pk}?per_page=10"
+    course = run.dataset.course.pk
+    targets = (
+        ("trivial JSON view", "/bench/trivial/"),
+        ("HTTP floor", f"/bench/floor/courses/{course}?per_page=10"),
+        ("API page one", f"/api/v1/audit/course/courses/{course}?per_page=10"),
+    )
     headers = {"Authorization": f"Bearer {run.dataset.token}"}
     with _http.gunicorn(args.database_url) as address:
         results = {
@@ -363,25 +474,38 @@ def http_section(run: Run) -> Section:
                 total=args.http_requests,
                 seconds=args.http_seconds,
             )
-            for name, path in (("trivial JSON view", "/bench/trivial/"), ("API page one", api_path))
+            for name, path in targets
         }
-    api, trivial = results["API page one"], results["trivial JSON view"]
+    api, floor = results["API page one"], results["HTTP floor"]
     section = Section(
         "http",
         "HTTP throughput",
         f"{_http.SERVER_SETTINGS}; the load generator (Python threads on the same machine) "
         f"keeps {_http.CONCURRENCY} keep-alive connections busy, for at most "
         f"{args.http_requests:,} requests or {number(args.http_seconds)} s per target. The API "
-        "figure is the course endpoint's page one (per_page 10, bearer token).",
+        "figure is the course endpoint's page one (per_page 10, bearer token); the HTTP "
+        "floor serves the bare keyset SQL of the same page and its JSON from the same "
+        "server (`bench.bench_urls.floor`: no authentication, access check or links); the "
+        "trivial view does no work at all. Before this issue the API served "
+        f"{number(THROUGHPUT_BEFORE)} req/s on the same settings (1 million events).",
         raw=results,
     )
     section.checks.append(
         Check(
-            "API page one ÷ trivial view, requests per second",
+            "API page one ÷ HTTP floor, requests per second",
             f"{number(api['per_second'])} req/s",
-            f"{number(trivial['per_second'])} req/s",
-            100 * api["per_second"] / trivial["per_second"],
+            f"{number(floor['per_second'])} req/s",
+            100 * api["per_second"] / floor["per_second"],
             THROUGHPUT,
+        )
+    )
+    section.checks.append(
+        Check(
+            f"API page one ÷ {number(THROUGHPUT_BEFORE)} req/s before",
+            f"{number(api['per_second'])} req/s",
+            f"{number(THROUGHPUT_BEFORE)} req/s",
+            api["per_second"] / THROUGHPUT_BEFORE,
+            THROUGHPUT_GAIN,
         )
     )
     section.details.append(
@@ -428,6 +552,7 @@ def retention_section(run: Run) -> Section:
 SECTION_FUNCTIONS: dict[str, Callable[[Run], Section]] = {
     "api": api_section,
     "queries": queries_section,
+    "planning": planning_section,
     "pages": pages_section,
     "http": http_section,
     "writes": writes_section,
@@ -465,7 +590,9 @@ def markdown(run: Run, facts: dict[str, Any]) -> str:
         "# Benchmarks",
         f"Written by `{facts['command']}` on {facts['date']}; do not edit by hand. The raw "
         "numbers are in [benchmarks.json](benchmarks.json). Every target is a ratio or a "
-        "bound within this one run; the issue sets them for 10 million events.",
+        "bound within this one run; the issue sets them for 10 million events. A section "
+        "this run did not measure is kept from the report before it, after this run's, and "
+        "says by which command it was measured.",
         f"**Machine:** {facts['cpus']} CPUs, load average {facts['load_average'][0]} at the "
         f"end of the run (1, 5, 15 min: {', '.join(map(str, facts['load_average']))}); "
         f"PostgreSQL {facts['postgresql']} on the same host; Python {facts['python']}, "
@@ -521,10 +648,114 @@ def record_writes_before(run: Run, facts: dict[str, Any]) -> None:
     print(f"wrote {WRITES_BEFORE} and its section of {report}")
 
 
+def before_after_section(run: Run) -> Section | None:
+    """The read path's figures of this run beside those of ``READS_BEFORE``: each target's
+    figure, and the p50 or requests per second it is made of. Not counted among the run's
+    targets; None when there is nothing to compare."""
+    if not READS_BEFORE.exists():
+        return None
+    before = json.loads(READS_BEFORE.read_text())
+    old_sections = before["sections"]
+    rows: list[list[object]] = []
+    for section in run.sections:
+        if section.key not in ("api", "queries", "pages", "http"):
+            continue
+        old_checks = {
+            check["what"]: check for check in old_sections.get(section.key, {}).get("checks", [])
+        }
+        for check in section.checks:
+            old = old_checks.get(check.what)
+            if old is not None:
+                unit = check.target.unit
+                rows.append(
+                    [
+                        check.what,
+                        f"{number(old['value'])}{unit}",
+                        f"{number(check.value)}{unit}",
+                        check.target.describe(),
+                    ]
+                )
+        if section.key == "api":
+            old_results = {
+                (r["listing"], r["per_page"], r["depth"], r["variant"]): r
+                for r in old_sections.get("api", {}).get("results", [])
+            }
+            for result in section.raw:
+                key = (result["listing"], result["per_page"], result["depth"], result["variant"])
+                if result["variant"] in ("keyset", "floor") and key in old_results:
+                    rows.append(
+                        [
+                            f"{key[0]}, per_page {key[1]}, depth {key[2]:,}: {key[3]} p50",
+                            ms(old_results[key]["p50_ms"]),
+                            ms(result["p50_ms"]),
+                            "—",
+                        ]
+                    )
+        if section.key == "pages":
+            old_pages = {r["case"]: r for r in old_sections.get("pages", {}).get("results", [])}
+            for result in section.raw:
+                if result.get("case") in old_pages and "p50_ms" in result:
+                    old_page = old_pages[result["case"]]
+                    rows.append(
+                        [
+                            f"{result['case']}: p50 (queries)",
+                            f"{ms(old_page['p50_ms'])} ({old_page['queries']})",
+                            f"{ms(result['p50_ms'])} ({result['queries']})",
+                            "—",
+                        ]
+                    )
+        if section.key == "http":
+            old_http = old_sections.get("http", {}).get("results", {})
+            for name, result in section.raw.items():
+                if name in old_http:
+                    rows.append(
+                        [
+                            f"HTTP: {name}, requests per second",
+                            f"{number(old_http[name]['per_second'])} req/s",
+                            f"{number(result['per_second'])} req/s",
+                            "—",
+                        ]
+                    )
+    if not rows:
+        return None
+    machine = before["machine"]
+    return Section(
+        "before_after",
+        "The read path, before and after",
+        f"Before: `{machine['command']}` on {machine['date']} (the same machine, load average "
+        f"{machine['load_average'][0]} at the end; figures in "
+        f"[{READS_BEFORE.name}]({READS_BEFORE.name})), before issue #15. After: this run. "
+        "A target's figure first, then what it is made of. The queries before were four a "
+        "page (five with sub-accounts), under a budget of six.",
+        details=[table(["what", "before", "after", "target"], rows)],
+    )
+
+
+def carried_over(text: str, previous: str, measured_titles: Sequence[str]) -> str:
+    """``text`` (a new report) with each section of ``previous`` (the report it replaces)
+    that this run did not measure, kept as it was, after the new ones. A section says by
+    which command and when it was measured."""
+    kept = []
+    for chunk in previous.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0].strip()
+        if title not in measured_titles and f"\n## {title}\n" not in text:
+            kept.append(f"## {chunk.rstrip()}")
+    if not kept:
+        return text
+    return text.rstrip("\n") + "\n\n" + "\n\n".join(kept) + "\n"
+
+
 def write_outputs(run: Run, facts: dict[str, Any]) -> None:
     folder = run.args.output_dir
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "benchmarks.md").write_text(with_writes_before(markdown(run, facts)))
+    compared = before_after_section(run)
+    if compared is not None:
+        run.sections.append(compared)
+    text = with_writes_before(markdown(run, facts))
+    previous = folder / "benchmarks.md"
+    if previous.exists():
+        text = carried_over(text, previous.read_text(), [section.title for section in run.sections])
+    previous.write_text(text)
     document = {
         "machine": facts,
         "data": run.data,

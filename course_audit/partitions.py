@@ -198,9 +198,11 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
             cursor.execute(
                 f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(DEFAULT_PARTITION)}"
             )
+        # DDL takes no parameters once a host binds them server-side: literals, of the
+        # app's own month bounds.
         cursor.execute(
-            f"CREATE TABLE {quote(name)} PARTITION OF {quote(TABLE)} FOR VALUES FROM (%s) TO (%s)",
-            [start, end],
+            f"CREATE TABLE {quote(name)} PARTITION OF {quote(TABLE)} "
+            f"FOR VALUES FROM ({timestamp_literal(start)}) TO ({timestamp_literal(end)})"
         )
         guard_truncate(cursor, name, quote)
         if strays:
@@ -217,6 +219,14 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
             cursor.execute(
                 f"ALTER TABLE {quote(TABLE)} ATTACH PARTITION {quote(DEFAULT_PARTITION)} DEFAULT"
             )
+
+
+def timestamp_literal(value: dt.datetime) -> str:
+    """An aware datetime as an SQL literal of ``timestamptz`` (for DDL, which takes no
+    parameters when they are bound server-side)."""
+    if value.tzinfo is None:
+        raise ValueError("a partition bound must be an aware datetime")
+    return f"'{value.isoformat()}'::timestamptz"
 
 
 def guard_truncate(cursor: Any, table: str, quote: Any) -> None:

@@ -199,7 +199,7 @@ def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: st
     membership, role, override, account = (
         qn(model._meta.db_table) for model in (AccountMembership, Role, RoleOverride, Account)
     )
-    flag = qn(Role._meta.get_field(permission).column)
+    flag = qn(permission)  # the role's boolean column of that name
     active = AccountMembership.WorkflowState.ACTIVE.value
     # The values are the app's own (a permission's name, a state): quoted as literals, so
     # the fragment needs no parameters and the same SQL text serves every request.

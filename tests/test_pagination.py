@@ -146,6 +146,45 @@ def test_a_partitioned_read_is_the_same_rows(course, department, events, add_eve
     assert walked == everything
 
 
+@pytest.mark.parametrize("direction", ["after", "before"])
+def test_a_read_of_values_is_the_orms_own(course, department, events, add_events, direction):
+    """With ``fields`` the rows are what ``QuerySet.values`` gives (converted values and all,
+    joined columns too), though only the WHERE is compiled per read; a filter that joins
+    another table falls back to the ORM and gives the same."""
+    genetics = Account.objects.create(name="Genetics", parent=department)
+    course.account = genetics
+    course.save()
+    add_events(course, 4, when=T0 + dt.timedelta(seconds=30), step=dt.timedelta(minutes=1))
+    fields = ["id", "uuid", "created_at", "event_data", "course__name", "user__username"]
+    position = (events[5].created_at, events[5].pk)
+    both = CourseEvent.objects.filter(account_id__in=[department.pk, genetics.pk])
+    joined = CourseEvent.objects.filter(course__name=course.name)
+    for queryset, partitions in (
+        (both, ("account_id", [department.pk, genetics.pk])),
+        (both, None),
+        (joined, None),
+    ):
+        rows, _ = keyset_rows(
+            queryset, limit=5, partitions=partitions, fields=fields, **{direction: position}
+        )
+        bound = (
+            queryset.filter(created_at__lte=position[0]).exclude(
+                created_at=position[0], id__gte=position[1]
+            )
+            if direction == "after"
+            else queryset.filter(created_at__gte=position[0]).exclude(
+                created_at=position[0], id__lte=position[1]
+            )
+        )
+        order = ("-created_at", "-id") if direction == "after" else ("created_at", "id")
+        expected = list(bound.order_by(*order).values(*fields)[:5])
+        if direction == "before":
+            expected.reverse()
+        assert rows == expected and len(rows) == 5
+        assert isinstance(rows[0]["created_at"], dt.datetime) and rows[0]["created_at"].tzinfo
+        assert isinstance(rows[0]["event_data"], dict)
+
+
 # --- the Older / Newer tokens --------------------------------------------------------------
 
 

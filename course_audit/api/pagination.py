@@ -64,6 +64,7 @@ class KeysetPagination(BasePagination):
             fields=getattr(view, "keyset_fields", None),
         )
         last = rows[-1] if self.has_next else None
+        self.next_token: str | None
         # Rows are values (the audit listings) or models.
         if isinstance(last, dict):
             self.next_token = cursor.encode(last["created_at"], last["id"])

@@ -359,13 +359,16 @@ class ListingColumns:
 
     @classmethod
     def for_listing(cls, *, course_known: bool) -> ListingColumns:
-        opts = get_user_model()._meta
+        user_model: Any = get_user_model()
+        opts = user_model._meta
         fields = tuple(field.attname for field in opts.concrete_fields)
-        candidates = [opts.get_field(opts.model.USERNAME_FIELD), *opts.concrete_fields]
+        candidates = [opts.get_field(user_model.USERNAME_FIELD), *opts.concrete_fields]
         present = next(
             field.attname
             for field in candidates
-            if field.concrete and not field.null and not field.primary_key
+            if getattr(field, "concrete", False)
+            and not getattr(field, "null", True)
+            and not getattr(field, "primary_key", False)
         )
         return cls(user_fields=fields, user_present=present, course_known=course_known)
 

@@ -263,7 +263,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
         columns = ListingColumns.for_listing(course_known=course is not None)
         self.keyset_fields = columns.names
         events = self.filter_queryset(events)
-        page = self.paginate_queryset(events)
+        page: Any = self.paginate_queryset(events)
         assert page is not None
         template = self.request.build_absolute_uri(
             reverse("course_audit_api:course", kwargs={"course_id": "__course__"})

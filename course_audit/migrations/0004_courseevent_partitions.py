@@ -132,9 +132,10 @@ def partition(apps, schema_editor):
             cursor.execute(
                 f"ALTER TABLE {LEGACY} ADD CONSTRAINT {LEGACY}_pkey PRIMARY KEY (id, created_at)"
             )
+            # A literal: DDL takes no parameters when a host binds them server-side.
             cursor.execute(
-                f"ALTER TABLE {TABLE} ATTACH PARTITION {LEGACY} FOR VALUES FROM (MINVALUE) TO (%s)",
-                [bound],
+                f"ALTER TABLE {TABLE} ATTACH PARTITION {LEGACY} FOR VALUES FROM (MINVALUE) "
+                f"TO ('{bound.isoformat()}'::timestamptz)"
             )
         else:
             cursor.execute(f"DROP TABLE {LEGACY}")
