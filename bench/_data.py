@@ -165,6 +165,13 @@ def load(plan: Plan, *, seed: int = 5) -> Dataset:
         end=now - dt.timedelta(minutes=1),
     )
     insert_events(rows)
+    # A site's planner has its statistics (autovacuum gathers them, in its own time): the
+    # figures must not depend on whether it came round yet after a bulk load.
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     big = courses[0]
     return Dataset(
         root=root,

@@ -224,19 +224,30 @@ def _values_rows(
         or query.combinator
         or query.low_mark
         or query.high_mark is not None
-        or any(alias != table for alias in query.alias_map)
+        # A join a filter still uses (one it set up and trimmed again counts for nothing).
+        or any(alias != table and query.alias_refcount[alias] for alias in query.alias_map)
     ):
         return None
     template = _select_template(ordered, fields, ascending)
     if template is None:
         return None
     connection = connections[ordered.db]
+    qn = connection.ops.quote_name
+    source = f" FROM {qn(table)}"
+    if template.head.count(source) != 1:
+        return None
     compiler = query.get_compiler(using=ordered.db)
     where, params = compiler.compile(query.where) if query.where else ("", [])
-    sql = template.head
-    if where:
-        sql += f" WHERE {where}"
-    sql += f" {template.order_by} LIMIT {int(limit)}"
+    direction = "ASC" if ascending else "DESC"
+    # The page's rows are chosen first, on the listing's index alone, and only they are
+    # joined: a plan PostgreSQL keeps whatever it guesses of the parameters (a prepared,
+    # generic plan may otherwise join every row of the range before sorting).
+    page = (
+        f" FROM (SELECT * FROM {qn(table)}{f' WHERE {where}' if where else ''}"
+        f" ORDER BY {qn(table)}.{qn('created_at')} {direction}, {qn(table)}.{qn('id')} "
+        f"{direction} LIMIT {int(limit)}) {qn(table)}"
+    )
+    sql = f"{template.head.replace(source, page)} {template.order_by}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
