@@ -51,7 +51,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             )
             if sql is not None:
                 tokens = tokens.annotate(**{_GRANTS: RawSQL(sql, (), output_field=TextField())})
-        token = tokens.first()
+        # [:1], not first(): the hash is unique, and first() would add an ORDER BY.
+        token = next(iter(tokens[:1]), None)
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid access token.")
         grants = getattr(token, _GRANTS, None)

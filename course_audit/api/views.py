@@ -163,7 +163,8 @@ class BaseAPIViewSet(GenericViewSet):
     ) -> Any:
         """One object by numeric id, or by SIS id within the caller's root accounts."""
         if not raw_id.startswith(prefix):
-            found = queryset.filter(pk=_numeric_id(raw_id)).first()
+            # [:1], not first(): the key is unique, and first() would add an ORDER BY.
+            found = next(iter(queryset.filter(pk=_numeric_id(raw_id))[:1]), None)
             if found is None:
                 raise exceptions.NotFound()
             return found
