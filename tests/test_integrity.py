@@ -24,6 +24,7 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from course_audit import integrity, merkle, partitions, services, sis
@@ -334,20 +335,32 @@ def test_checkpoints_are_append_only(history: list[Any]) -> None:
         "UPDATE course_audit_checkpoint SET count = 0",
         "DELETE FROM course_audit_checkpoint",
     ):
-        with pytest.raises(DatabaseError, match="checkpoints are append-only"):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(statement)
+        with (
+            pytest.raises(DatabaseError, match="checkpoints are append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
 
 
 # Proofs
 
 
-def test_an_events_proof_verifies_standalone_and_fails_once_altered(
-    history: list[Any], keys: Path
+def proof_url(event: CourseEvent) -> str:
+    return reverse("course_audit_api:event-proof", kwargs={"event_uuid": str(event.uuid)})
+
+
+def test_an_events_proof_from_the_api_verifies_standalone_and_fails_once_altered(
+    history: list[Any], keys: Path, caller: Any, department: Any, admin_role: Any
 ) -> None:
     checkpoint()
     event = some_event(4)
-    proof = integrity.event_proof(event)
+    api = caller("auditor", (department, admin_role))
+    response = api.get(proof_url(event))
+    assert response.status_code == 200, response.content
+    proof = response.json()
+    assert proof["event"]["uuid"] == str(event.uuid)
+    assert proof["checkpoint"]["header"]["sequence"] == 1
     proof_path = keys / "proof.json"
     proof_path.write_text(json.dumps(proof))
     command = [sys.executable, "-m", "course_audit.proof", str(proof_path)]
@@ -364,7 +377,7 @@ def test_an_events_proof_verifies_standalone_and_fails_once_altered(
     )
     assert other.returncode == 1 and "not the one given" in other.stdout
     tamper("UPDATE course_audit_courseevent SET event_type = 'deleted' WHERE id = %s", [event.pk])
-    proof_path.write_text(json.dumps(integrity.event_proof(event)))
+    proof_path.write_text(json.dumps(api.get(proof_url(event)).json()))
     altered = subprocess.run(
         [*command, str(keys / "signing.pub.pem")], capture_output=True, text=True, check=False
     )
@@ -380,9 +393,19 @@ def test_the_standalone_verifier_imports_nothing_of_django() -> None:
     assert "django" not in loaded and "rest_framework" not in loaded
 
 
-def test_an_unsealed_event_has_no_proof(history: list[Any]) -> None:
-    with pytest.raises(integrity.NotSealed, match="not sealed in a checkpoint yet"):
-        integrity.event_proof(some_event())
+def test_an_unsealed_event_has_no_proof_and_others_get_none(
+    history: list[Any], caller: Any, department: Any, admin_role: Any, other_root: Any
+) -> None:
+    event = some_event()
+    api = caller("auditor", (department, admin_role))
+    response = api.get(proof_url(event))
+    assert response.status_code == 409
+    message = "The event is not sealed in a checkpoint yet; ask again after the next one."
+    assert response.json() == {"errors": [{"message": message}]}
+    checkpoint()
+    assert api.get(proof_url(event)).status_code == 200
+    assert caller("outsider", (other_root, admin_role)).get(proof_url(event)).status_code == 404
+    assert api.get("/api/v1/audit/course/events/not-a-uuid/proof").status_code == 404
 
 
 # Privacy
@@ -415,24 +438,30 @@ def test_the_trigger_allows_only_the_erasure_shape(history: list[Any]) -> None:
         ("user_name = '', user_name_digest = 'not a digest'", []),
     ]
     for assignment, params in refused:
-        with pytest.raises(DatabaseError, match="append-only"):
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE course_audit_courseevent SET {assignment} WHERE id = %s",
-                    [*params, event.pk],
-                )
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(
+                f"UPDATE course_audit_courseevent SET {assignment} WHERE id = %s",
+                [*params, event.pk],
+            )
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE course_audit_courseevent SET user_name = '', user_name_digest = %s"
             " WHERE id = %s",
             [digest, event.pk],
         )
-    with pytest.raises(DatabaseError, match="append-only"):  # once only
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE course_audit_courseevent SET user_name_digest = %s WHERE id = %s",
-                ["0" * 64, event.pk],
-            )
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):  # once only
+        cursor.execute(
+            "UPDATE course_audit_courseevent SET user_name_digest = %s WHERE id = %s",
+            ["0" * 64, event.pk],
+        )
 
 
 def test_a_wrong_erasure_digest_breaks_verification(history: list[Any]) -> None:
