@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_KEYS": (),
     "DIGEST_STORAGE": None,
     "DIGEST_DIR": "course_audit_digests",
-    "CHECKPOINT_MAX_EVENTS": 50_000,
+    "CHECKPOINT_MAX_EVENTS": 10_000,
     "BACKDATE_TOLERANCE": 600,
 }
 

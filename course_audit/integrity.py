@@ -726,10 +726,11 @@ def _open_range(using: str, checkpoint: Checkpoint, report: Report) -> _Range:
 def _meet(
     current: _Range, event_id: int, fields: dict[str, Any], hashed: bytes, report: Report
 ) -> None:
-    current.builder.add(hashed)
     sequence = current.checkpoint.sequence
     leaves = current.leaves
     if leaves is None:
+        # The sealed list is not to be trusted: only the root can be compared, at the end.
+        current.builder.add(hashed)
         return
     if current.position < len(leaves) and leaves[current.position].id < event_id:
         _missing(current, report, before=event_id)
