@@ -1024,6 +1024,7 @@ OTHER_ADMIN_MODELS = (
     "sisbatch",
     "pageview",
     "apitoken",
+    "checkpoint",
 )
 ADMIN_SURFACES = [
     _admin_changelist("courseevent"),
