@@ -107,7 +107,7 @@ def trusted_keys() -> dict[str, str]:
     ``COURSE_AUDIT_TRUSTED_KEYS`` and the signing key's own."""
     found: dict[str, str] = {}
     for entry in conf.TRUSTED_KEYS:
-        text: str | bytes = _read(entry) if not _looks_like_base64_key(entry) else entry
+        text = entry if _is_raw_key(entry) else _read(entry)
         try:
             public = merkle.load_public_key(text)
         except (ValueError, binascii.Error) as error:
@@ -120,8 +120,12 @@ def trusted_keys() -> dict[str, str]:
     return found
 
 
-def _looks_like_base64_key(entry: str) -> bool:
-    return len(entry) == 44 and entry.endswith("=") and "/" not in entry[:1]
+def _is_raw_key(entry: str) -> bool:
+    """Whether a trusted key entry is the base64 of 32 raw bytes (else it is a path)."""
+    try:
+        return len(base64.b64decode(entry, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
 
 
 def generate_key_pair() -> tuple[bytes, bytes, str]:
