@@ -33,6 +33,7 @@ from course_audit.models import (
     Account,
     AccountMembership,
     ApiToken,
+    Checkpoint,
     Course,
     CourseEvent,
     PageView,
@@ -516,6 +517,16 @@ class PageViewAdmin(ReadOnlyAdmin):
     show_facets = admin.ShowFacets.NEVER
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    """The signed checkpoints (``course_audit.integrity``): read-only, like the events."""
+
+    list_display = ("sequence", "created_at", "count", "first_id", "last_id", "key_id", "root")
+    # The sealed list can be megabytes: the change page shows the signed fields only.
+    exclude = ("leaves",)
+    show_facets = admin.ShowFacets.NEVER
 
 
 @admin.register(ApiToken)

@@ -13,6 +13,10 @@
 - ``course_audit.E010``: ``COURSE_AUDIT_ALLOW_TRUNCATE`` is not ``True`` or ``False``.
 - ``course_audit.E011`` (a database check): on PostgreSQL, a recording trigger of the
   course table is missing or disabled.
+- ``course_audit.E012``: ``COURSE_AUDIT_SIGNING_KEY`` or ``COURSE_AUDIT_TRUSTED_KEYS`` names
+  a key that cannot be read as Ed25519.
+- ``course_audit.W004`` (a database check): on PostgreSQL, no ``COURSE_AUDIT_SIGNING_KEY``:
+  no checkpoint can be made, so tampering with the events would go unnoticed.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -28,6 +32,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, router
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
@@ -35,7 +40,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from rest_framework.serializers import BaseSerializer
 
-from course_audit import partitions, triggers
+from course_audit import integrity, partitions, triggers
 from course_audit.conf import DEFAULTS, setting
 from course_audit.models import Course, CourseEvent
 
@@ -209,6 +214,52 @@ def check_partitions(
                 "timer); run it now to make the coming months."
             ),
             id="course_audit.W003",
+        )
+    ]
+
+
+@register()
+def check_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.E012: a signing or trusted key that cannot be loaded."""
+    try:
+        integrity.trusted_keys()
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint=_(
+                    "COURSE_AUDIT_SIGNING_KEY is the path of a PEM Ed25519 private key "
+                    "(manage.py course_audit_keygen); each COURSE_AUDIT_TRUSTED_KEYS entry a "
+                    "path to a PEM key or the base64 of a raw Ed25519 public key."
+                ),
+                id="course_audit.E012",
+            )
+        ]
+    return []
+
+
+@register(Tags.database)
+def check_sealing(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """course_audit.W004: events on PostgreSQL, and no key to seal them with."""
+    alias = router.db_for_write(CourseEvent)
+    if not databases or alias not in databases or connections[alias].vendor != "postgresql":
+        return []
+    if setting("SIGNING_KEY"):
+        return []
+    return [
+        Warning(
+            _(
+                "COURSE_AUDIT_SIGNING_KEY is not set: no checkpoint seals the course events, "
+                "so whoever can bypass the database's triggers could rewrite them unnoticed."
+            ),
+            hint=_(
+                "Make a key with 'manage.py course_audit_keygen PATH', set "
+                "COURSE_AUDIT_SIGNING_KEY to PATH and run 'manage.py course_audit_checkpoint' "
+                "every few minutes (docs/integrity.md)."
+            ),
+            id="course_audit.W004",
         )
     ]
 

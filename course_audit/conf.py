@@ -23,6 +23,12 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_MONTHS": 14,
     "ALLOW_TRUNCATE": False,
     "READ_DATABASE": None,
+    "SIGNING_KEY": None,
+    "TRUSTED_KEYS": (),
+    "DIGEST_STORAGE": None,
+    "DIGEST_DIR": "course_audit_digests",
+    "CHECKPOINT_MAX_EVENTS": 10_000,
+    "BACKDATE_TOLERANCE": 600,
 }
 
 
@@ -70,6 +76,42 @@ class Settings:
         streaming replica, say); ``None`` reads where the database routers say."""
         alias = setting("READ_DATABASE")
         return None if alias is None else str(alias)
+
+    @property
+    def SIGNING_KEY(self) -> str | None:
+        """The path of the PEM Ed25519 private key that signs checkpoints (``manage.py
+        course_audit_keygen`` makes one); ``None``: nothing is sealed."""
+        path = setting("SIGNING_KEY")
+        return None if path in (None, "") else str(path)
+
+    @property
+    def TRUSTED_KEYS(self) -> list[str]:
+        """Public keys whose checkpoints verify besides the signing key's own (earlier keys,
+        after a rotation): each a path to a PEM file or the base64 of the raw 32 bytes."""
+        return [str(key) for key in setting("TRUSTED_KEYS")]
+
+    @property
+    def DIGEST_STORAGE(self) -> str | dict[str, Any] | None:
+        """Where checkpoint digests are written: an alias of ``STORAGES`` or a ``STORAGES``
+        entry (``{"BACKEND": ..., "OPTIONS": ...}``); ``None``: ``DIGEST_DIR`` on disk."""
+        value = setting("DIGEST_STORAGE")
+        return value if value is None or isinstance(value, dict) else str(value)
+
+    @property
+    def DIGEST_DIR(self) -> str:
+        """The local directory of the default digest storage."""
+        return str(setting("DIGEST_DIR"))
+
+    @property
+    def CHECKPOINT_MAX_EVENTS(self) -> int:
+        """Events one checkpoint seals at most (more make several): bounds a proof's cost."""
+        return int(setting("CHECKPOINT_MAX_EVENTS"))
+
+    @property
+    def BACKDATE_TOLERANCE(self) -> int:
+        """Seconds an event's ``created_at`` may precede the checkpoint before the one that
+        sealed it (a transaction that began before that checkpoint and wrote after it)."""
+        return int(setting("BACKDATE_TOLERANCE"))
 
 
 conf = Settings()

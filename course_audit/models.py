@@ -583,6 +583,12 @@ class CourseEvent(models.Model):
         related_name="+",
     )
     user_name = models.CharField(_("user name at the time"), max_length=255, blank=True)
+    # Set only when the name is erased (``course_audit_erase_person``): the digest the
+    # sealed leaf holds in place of the name (``merkle.user_name_digest``), so the
+    # checkpoints still verify. The append-only trigger allows exactly that one change.
+    user_name_digest = models.CharField(  # noqa: DJ001  (NULL: the name is still here)
+        _("erased user name's digest"), max_length=64, null=True, blank=True, editable=False
+    )
     # The request id of the HTTP request the event was recorded in. The page view row is
     # written when the response goes out, so this is a plain column, not a constraint.
     page_view = models.ForeignKey(
@@ -651,3 +657,36 @@ class CourseEvent(models.Model):
     def outside_app(self) -> bool:
         """Whether the change was made outside the app (no app context: see ``db_role``)."""
         return bool(self.db_role)
+
+
+class Checkpoint(models.Model):
+    """A signed seal over the events with ids in ``(after_id, last_id]``: their count and
+    RFC 6962 Merkle root, chained to the previous checkpoint by its hash. Append-only: on
+    PostgreSQL a trigger rejects ``UPDATE`` and ``DELETE``. See ``course_audit.integrity``.
+
+    ``leaves`` holds, per sealed event in id order, its id (8 bytes, big-endian), UUID (16)
+    and leaf hash (32): authenticated by the signed root, it lets verification name the
+    event that changed and a proof be made without reading the events again.
+    """
+
+    sequence = models.PositiveBigIntegerField(_("sequence"), unique=True)
+    after_id = models.BigIntegerField(_("after event id"), unique=True)
+    first_id = models.BigIntegerField(_("first event id"), null=True, blank=True)
+    last_id = models.BigIntegerField(_("last event id"))
+    count = models.PositiveBigIntegerField(_("events"))
+    root = models.CharField(_("Merkle root"), max_length=64)
+    previous = models.CharField(_("previous checkpoint's hash"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    key_id = models.CharField(_("key id"), max_length=64)
+    public_key = models.CharField(_("public key"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
+    leaves = models.BinaryField(_("sealed leaves"), editable=False)
+
+    class Meta:
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
+        ordering = ("sequence",)
+
+    def __str__(self) -> str:
+        return _("Checkpoint #%(sequence)s") % {"sequence": self.sequence}

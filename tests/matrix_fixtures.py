@@ -680,6 +680,31 @@ def _migration_request(world: World, target: str) -> Request:
     return Request("post", path, body=urlencode(body))
 
 
+# An event of each course (no checkpoint seals it in this world: an allowed caller gets the
+# 409 that says so), and a UUID no event has.
+PROOF_TARGETS = ("bio101", "chem", "rival", "missing")
+MISSING_EVENT = uuid.UUID(int=42)
+
+
+def _proof_request(world: World, target: str) -> Request:
+    event_uuid = MISSING_EVENT
+    if target != "missing":
+        event = CourseEvent.objects.filter(course_id=COURSES[target].pk).order_by("id").first()
+        assert event is not None
+        event_uuid = event.uuid
+    path = reverse("course_audit_api:event-proof", kwargs={"event_uuid": str(event_uuid)})
+    return Request("get", path)
+
+
+def _proof_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    found = None if target == "missing" else target
+    status = access(kind, COURSES[found].account if found else None, "view")
+    if status != 200:
+        return _api_error(status)
+    message = "The event is not sealed in a checkpoint yet; ask again after the next one."
+    return Expect(409, body={"errors": [{"message": message}]})
+
+
 # sis:bio202 and sis:bio are SIS ids the rival tenant uses too (rival2, rival_dept).
 COURSE_TARGETS = (
     "bio101",
@@ -727,6 +752,14 @@ API_SURFACES = [
         query={"include_subaccounts": "true", **ONE_PAGE},
     ),
     _api("get_course", "course", COURSE_TARGETS, _api_course("view")),
+    Surface(
+        "api.event_proof",
+        "api",
+        ("course_audit_api:event-proof", "GET"),
+        PROOF_TARGETS,
+        _proof_request,
+        _proof_oracle,
+    ),
     _api("get_account", "account", ACCOUNT_TARGETS, _api_account("view")),
     _api(
         "create_course",
@@ -991,6 +1024,7 @@ OTHER_ADMIN_MODELS = (
     "sisbatch",
     "pageview",
     "apitoken",
+    "checkpoint",
 )
 ADMIN_SURFACES = [
     _admin_changelist("courseevent"),

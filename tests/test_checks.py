@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.core.checks import CheckMessage, run_checks
+from django.core.management import call_command
 from django.db import connections
 
 from course_audit.checks import AUTH_MIDDLEWARE_PATH, MIDDLEWARE_PATH
@@ -177,3 +180,28 @@ def test_a_read_database_that_is_no_alias_is_e008(settings, value):
 def test_a_read_database_alias_passes(settings, value):
     settings.COURSE_AUDIT_READ_DATABASE = value
     assert _ids() == set()
+
+
+def test_a_key_that_cannot_be_read_is_e012(settings, tmp_path):
+    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "absent.pem")
+    assert _ids() == {"course_audit.E012"}
+    (tmp_path / "not-a-key.pem").write_text("hello")
+    settings.COURSE_AUDIT_SIGNING_KEY = None
+    settings.COURSE_AUDIT_TRUSTED_KEYS = [str(tmp_path / "not-a-key.pem")]
+    assert _ids() == {"course_audit.E012"}
+
+
+@pytest.mark.django_db
+def test_no_signing_key_on_postgresql_is_w004(settings, tmp_path):
+    def database_ids() -> set[str]:
+        return {
+            m.id
+            for m in run_checks(databases=["default"])
+            if m.id and m.id.startswith("course_audit")
+        }
+
+    expected = {"course_audit.W004"} if connections["default"].vendor == "postgresql" else set()
+    assert database_ids() == expected
+    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
+    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
+    assert database_ids() == set()

@@ -27,15 +27,18 @@ counts its own requests and enforces its own bounds.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pytest_django.live_server_helper import LiveServer
@@ -49,14 +52,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from course_audit import services
+from course_audit import integrity, services
 from course_audit.context import audit_context
-from course_audit.models import Account, AccountMembership, ApiToken, Course, Role
+from course_audit.models import Account, AccountMembership, ApiToken, Course, CourseEvent, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Bounds of the run: Hypothesis examples (one request each) per operation, the fewest
-# requests that make the run count (9 x 120 = 1,080), and a wall-clock limit after which
+# requests that make the run count (10 x 120 = 1,200), and a wall-clock limit after which
 # no further request is sent and the run fails (about 90 s on a 2-core machine).
 FUZZ_EXAMPLES_PER_OPERATION = 120
 MIN_REQUESTS = 1000
@@ -71,6 +74,7 @@ OPERATION_ORDER = [
     "GET /api/v1/courses/{course_id}",
     "GET /api/v1/audit/course/courses/{course_id}",
     "GET /api/v1/audit/course/accounts/{account_id}",
+    "GET /api/v1/audit/course/events/{event_uuid}/proof",
     "POST /api/v1/accounts/{account_id}/courses",
     "POST /api/v1/courses/{course_id}/content_migrations",
     "PUT /api/v1/courses/{course_id}",
@@ -199,9 +203,25 @@ def seed_tenants() -> tuple[Any, dict[str, list[Any]]]:
 
 
 @pytest.fixture
-def fuzz_target(request: pytest.FixtureRequest, transactional_db: None) -> Iterator[FuzzTarget]:
+def fuzz_target(
+    request: pytest.FixtureRequest, transactional_db: None, tmp_path: Path
+) -> Iterator[FuzzTarget]:
     """The live server on 127.0.0.1 and the registrar's token; afterwards, the figures."""
     registrar, ids = seed_tenants()
+    # The events so far are sealed, so that their proofs answer.
+    private_pem, _, _ = integrity.generate_key_pair()
+    (tmp_path / "signing.pem").write_bytes(private_pem)
+    sealing = override_settings(
+        COURSE_AUDIT_SIGNING_KEY=str(tmp_path / "signing.pem"),
+        COURSE_AUDIT_DIGEST_DIR=str(tmp_path / "digests"),
+    )
+    sealing.enable()
+    request.addfinalizer(sealing.disable)
+    integrity.seal()
+    ids["events"] = [
+        str(event_uuid)
+        for event_uuid in CourseEvent.objects.order_by("id").values_list("uuid", flat=True)[:4]
+    ] + [str(uuid.UUID(int=7))]
     _, token = ApiToken.issue(user=registrar, name="fuzz")
     server = LiveServer("127.0.0.1")
     target = FuzzTarget(server.url, token, ids)
@@ -241,6 +261,7 @@ def load_schema(target: FuzzTarget) -> Any:
             "parameters": {
                 "path.course_id": {"dictionary": "courses", "probability": REAL_ID_PROBABILITY},
                 "path.account_id": {"dictionary": "accounts", "probability": REAL_ID_PROBABILITY},
+                "path.event_uuid": {"dictionary": "events", "probability": REAL_ID_PROBABILITY},
                 "query.user_id": {"dictionary": "users", "probability": REAL_ID_PROBABILITY},
                 "body.settings.source_course_id": {
                     "dictionary": "sources",

@@ -33,6 +33,9 @@ def path_id(name: str, prefix: str) -> OpenApiParameter:
 
 
 COURSE_ID = path_id("course_id", "sis_course_id")
+EVENT_UUID = OpenApiParameter(
+    "event_uuid", str, OpenApiParameter.PATH, description="The event's UUID (`id` in a listing)."
+)
 ACCOUNT_ID = path_id("account_id", "sis_account_id")
 
 
@@ -107,8 +110,8 @@ class ErrorMessageSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 406, 411, 413,
-    415, 503."""
+    """``{"errors": [{"message": ...}]}``: 400 (naming the parameter), 404, 406, 409, 411,
+    413, 415, 503."""
 
     errors = ErrorMessageSerializer(many=True)  # type: ignore[assignment]
 
@@ -143,6 +146,7 @@ _ERROR_SHAPES: dict[int, Any] = {
     406: ErrorSerializer,
     411: ErrorSerializer,
     413: ErrorSerializer,
+    409: ErrorSerializer,
     415: ErrorSerializer,
     503: ErrorSerializer,
 }

@@ -20,6 +20,11 @@ urlpatterns = [
         name="audit-account",
     ),
     re_path(
+        r"^audit/course/events/(?P<event_uuid>[^/]+)/proof/?$",
+        views.EventProofViewSet.as_view({"get": "retrieve"}),
+        name="event-proof",
+    ),
+    re_path(
         r"^courses/(?P<course_id>[^/]+)/?$",
         views.CourseViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="course",

@@ -12,6 +12,7 @@ primary; the audit listings' events and their linked objects (one joined query) 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from course_audit import selectors, services
+from course_audit import integrity, selectors, services
 from course_audit.api.authentication import BearerTokenAuthentication
 from course_audit.api.exceptions import (
     NOT_FOUND_MESSAGE,
@@ -45,6 +46,7 @@ from course_audit.api.exceptions import (
 from course_audit.api.openapi import (
     ACCOUNT_ID,
     COURSE_ID,
+    EVENT_UUID,
     INCLUDE_SUBACCOUNTS,
     LINK_HEADER,
     LISTING_PARAMETERS,
@@ -279,6 +281,53 @@ class CourseAuditViewSet(BaseAPIViewSet):
                 using=events.db,
             )
         )
+
+
+class Unsealed(exceptions.APIException):
+    """409: the event exists but no checkpoint seals it yet (the next run will)."""
+
+    status_code = 409
+    default_code = "unsealed"
+    default_detail = "The event is not sealed in a checkpoint yet; ask again after the next one."
+
+
+class EventProofViewSet(BaseAPIViewSet):
+    """``GET /api/v1/audit/course/events/<event_uuid>/proof``: the event's sealed fields,
+    its checkpoint's signed header and the Merkle audit path between them, which
+    ``python -m course_audit.proof`` checks with the signing key's public half. Access is
+    the event's course's."""
+
+    @document(
+        summary="Prove an event is sealed",
+        parameters=[EVENT_UUID],
+        responses={
+            200: inline_serializer(
+                "EventProof",
+                {
+                    "format": serializers.CharField(),
+                    "event": serializers.DictField(),
+                    "leaf_index": serializers.IntegerField(),
+                    "tree_size": serializers.IntegerField(),
+                    "audit_path": serializers.ListField(child=serializers.CharField()),
+                    "checkpoint": serializers.DictField(),
+                },
+            ),
+            **errors(401, 403, 404, 409),
+        },
+    )
+    def retrieve(self, request: Request, event_uuid: str) -> Response:
+        try:
+            parsed = uuid.UUID(event_uuid)
+        except ValueError:
+            raise exceptions.NotFound() from None
+        event = CourseEvent.objects.select_related("course__account").filter(uuid=parsed).first()
+        if event is None:
+            raise exceptions.NotFound()
+        self.check_object_permissions(request, event.course)
+        try:
+            return Response(integrity.event_proof(event))
+        except integrity.NotSealed as error:
+            raise Unsealed() from error
 
 
 class CourseViewSet(BaseAPIViewSet):

@@ -1,0 +1,861 @@
+"""Tamper evidence: signed checkpoints over the course events, their digest files, the
+verifier, per-event proofs and the erasure of a person's name. See docs/integrity.md.
+
+The pure rules (encodings, Merkle trees, signatures) are in ``course_audit.merkle``; this
+module reads and writes the database and the digest storage. The management commands
+``course_audit_checkpoint``, ``course_audit_verify``, ``course_audit_keygen`` and
+``course_audit_erase_person`` and the API's proof endpoint only call it.
+
+Membership: a checkpoint seals the events with ids in ``(after_id, last_id]``, where
+``last_id`` is a high-water mark no still-open transaction can add below
+(``sealable_high_water``), so an event that commits late always lands in a later checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connections, transaction
+from django.utils import timezone
+
+from course_audit import merkle, proof
+from course_audit.conf import conf
+from course_audit.models import Checkpoint, CourseEvent
+
+EVENT_TABLE = CourseEvent._meta.db_table
+# How long the high-water lock waits for writing transactions before it gives up (the next
+# run tries again) rather than holding back every new event behind it.
+LOCK_TIMEOUT = "5s"
+# Events read per query when sealing or verifying (keyset chunks: memory stays flat).
+CHUNK = 5000
+MIN_ID = -(2**63)
+DIGEST_DIR = "digests"
+PROOF_FORMAT = proof.PROOF_FORMAT
+_DIGEST_NAME = re.compile(r"^(?P<sequence>\d{6,})-(?P<hash>[0-9a-f]{64})\.json$")
+# What one entry of ``Checkpoint.leaves`` holds: id (8 bytes), UUID (16), leaf hash (32).
+_ENTRY = 56
+# The stored columns a leaf seals, in the order ``leaf_fields`` reads them.
+SEALED_COLUMNS = (
+    "id",
+    "uuid",
+    "created_at",
+    "course_id",
+    "account_id",
+    "event_type",
+    "event_source",
+    "event_data",
+    "related_course_id",
+    "user_id",
+    "user_name",
+    "user_name_digest",
+    "sis_batch_id",
+    "page_view_id",
+    "db_role",
+    "db_application",
+    "db_client_addr",
+)
+
+
+class SealingError(Exception):
+    """A checkpoint could not be made (no key, a lock not granted, a concurrent run)."""
+
+
+class NotSealed(Exception):
+    """The event is not in any checkpoint yet."""
+
+
+# Keys
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ImproperlyConfigured(f"cannot read the key file {path!r}: {error}") from error
+
+
+def signing_key() -> Ed25519PrivateKey | None:
+    """The private key of ``COURSE_AUDIT_SIGNING_KEY``, or ``None`` when it is unset."""
+    path = conf.SIGNING_KEY
+    if path is None:
+        return None
+    try:
+        key = serialization.load_pem_private_key(_read(path), password=None)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{path!r} is not a PEM private key: {error}") from error
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured(f"{path!r} is not an Ed25519 private key")
+    return key
+
+
+def trusted_keys() -> dict[str, str]:
+    """The public keys (base64 of the raw bytes) whose checkpoints verify, by key id:
+    ``COURSE_AUDIT_TRUSTED_KEYS`` and the signing key's own."""
+    found: dict[str, str] = {}
+    for entry in conf.TRUSTED_KEYS:
+        text = entry if _is_raw_key(entry) else _read(entry)
+        try:
+            public = merkle.load_public_key(text)
+        except (ValueError, binascii.Error) as error:
+            raise ImproperlyConfigured(f"trusted key {entry!r} is not an Ed25519 key") from error
+        found[merkle.key_id(public)] = merkle.public_key_b64(public)
+    private = signing_key()
+    if private is not None:
+        public = private.public_key()
+        found[merkle.key_id(public)] = merkle.public_key_b64(public)
+    return found
+
+
+def _is_raw_key(entry: str) -> bool:
+    """Whether a trusted key entry is the base64 of 32 raw bytes (else it is a path)."""
+    try:
+        return len(base64.b64decode(entry, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def generate_key_pair() -> tuple[bytes, bytes, str]:
+    """A new Ed25519 key pair: the private key's PEM, the public key's PEM and its id."""
+    private = Ed25519PrivateKey.generate()
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private_pem, public_pem, merkle.key_id(private.public_key())
+
+
+# Leaves
+
+
+def leaf_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The sealed fields of an event read as ``SEALED_COLUMNS``.
+
+    An erased name (``user_name`` blank, ``user_name_digest`` set) seals as its stored
+    digest; any other name as the digest of the name itself, so a name changed beside a
+    copied digest still shows.
+    """
+    (
+        event_id,
+        event_uuid,
+        created_at,
+        course_id,
+        account_id,
+        event_type,
+        event_source,
+        event_data,
+        related_course_id,
+        user_id,
+        user_name,
+        stored_digest,
+        sis_batch_id,
+        request_id,
+        db_role,
+        db_application,
+        db_client_addr,
+    ) = row
+    uuid_text = str(event_uuid)
+    if user_name == "" and stored_digest:
+        name_digest = stored_digest
+    else:
+        name_digest = merkle.user_name_digest(uuid_text, user_name)
+    return {
+        "v": merkle.LEAF_VERSION,
+        "id": event_id,
+        "uuid": uuid_text,
+        "created_at": merkle.utc_timestamp(created_at),
+        "course_id": course_id,
+        "account_id": account_id,
+        "event_type": event_type,
+        "event_source": event_source,
+        "event_data": event_data,
+        "related_course_id": related_course_id,
+        # The host's user key may be a UUID: sealed as text then.
+        "user_id": user_id if user_id is None or isinstance(user_id, int) else str(user_id),
+        "user_name_digest": name_digest,
+        "sis_batch_id": sis_batch_id,
+        "request_id": None if request_id is None else str(request_id),
+        "db_role": db_role,
+        "db_application": db_application,
+        "db_client_addr": None if db_client_addr is None else str(db_client_addr),
+    }
+
+
+def stream_events(
+    using: str, *, after: int, through: int | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """Events with ids above ``after`` (up to ``through``) in id order, as
+    ``SEALED_COLUMNS`` rows, read in keyset chunks."""
+    events = CourseEvent.objects.using(using).order_by("id")
+    if through is not None:
+        events = events.filter(id__lte=through)
+    last = after
+    while True:
+        chunk = list(events.filter(id__gt=last).values_list(*SEALED_COLUMNS)[:CHUNK])
+        yield from chunk
+        if len(chunk) < CHUNK:
+            return
+        last = chunk[-1][0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    id: int
+    uuid: str
+    hash: bytes
+
+
+def pack_leaf(event_id: int, event_uuid: str, hashed: bytes) -> bytes:
+    return (
+        event_id.to_bytes(8, "big", signed=True)
+        + bytes.fromhex(event_uuid.replace("-", ""))
+        + hashed
+    )
+
+
+def unpack_leaves(blob: bytes) -> list[Leaf]:
+    if len(blob) % _ENTRY:
+        raise ValueError("the sealed leaves are not whole entries")
+    leaves = []
+    for start in range(0, len(blob), _ENTRY):
+        entry = blob[start : start + _ENTRY]
+        uuid_hex = entry[8:24].hex()
+        leaves.append(
+            Leaf(
+                id=int.from_bytes(entry[:8], "big", signed=True),
+                uuid=f"{uuid_hex[:8]}-{uuid_hex[8:12]}-{uuid_hex[12:16]}-{uuid_hex[16:20]}-"
+                f"{uuid_hex[20:]}",
+                hash=entry[24:],
+            )
+        )
+    return leaves
+
+
+# Checkpoints
+
+
+def header_of(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The signed header of a checkpoint, from its columns."""
+    return {
+        "v": merkle.HEADER_VERSION,
+        "sequence": checkpoint.sequence,
+        "after_id": checkpoint.after_id,
+        "first_id": checkpoint.first_id,
+        "last_id": checkpoint.last_id,
+        "count": checkpoint.count,
+        "root": checkpoint.root,
+        "previous": checkpoint.previous,
+        "created_at": merkle.utc_timestamp(checkpoint.created_at),
+        "key_id": checkpoint.key_id,
+        "public_key": checkpoint.public_key,
+    }
+
+
+def digest_document(checkpoint: Checkpoint) -> dict[str, Any]:
+    """What a digest file holds: the header, the signature and the checkpoint's hash."""
+    return {
+        "header": header_of(checkpoint),
+        "signature": checkpoint.signature,
+        "hash": checkpoint.hash,
+    }
+
+
+def digest_name(checkpoint: Checkpoint) -> str:
+    return f"{DIGEST_DIR}/{checkpoint.sequence:06d}-{checkpoint.hash}.json"
+
+
+def digest_storage() -> Storage:
+    """``COURSE_AUDIT_DIGEST_STORAGE``'s storage (default: ``COURSE_AUDIT_DIGEST_DIR``)."""
+    value = conf.DIGEST_STORAGE
+    if value is None:
+        return FileSystemStorage(location=conf.DIGEST_DIR)
+    if isinstance(value, str):
+        return storages[value]
+    return storages.create_storage(value)
+
+
+def sealable_high_water(using: str = DEFAULT_DB_ALIAS) -> int:
+    """The highest event id below which no transaction still open can add an event.
+
+    PostgreSQL: ``LOCK TABLE ... IN SHARE MODE`` waits until every transaction that has
+    inserted into the events table (each holds ``ROW EXCLUSIVE`` until it ends) has ended
+    and blocks new inserts while ``max(id)`` is read, then the transaction ends and
+    inserts go on. Every id a later insert draws from the identity's sequence is above that
+    maximum, as long as the sequence hands out ids in order (``CACHE 1``, checked here).
+
+    SQLite: ``BEGIN IMMEDIATE`` takes the database's one write lock, so no other writer is
+    between its first insert and its commit. Inside an enclosing transaction (a test's),
+    that transaction already orders the writes it sees: ``max(id)`` is read as it stands.
+    """
+    connection = connections[using]
+    quoted = connection.ops.quote_name(EVENT_TABLE)
+    if connection.vendor == "postgresql":
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT cache_size FROM pg_sequences WHERE schemaname || '.' || sequencename"
+                " = pg_get_serial_sequence(%s, 'id')",
+                [EVENT_TABLE],
+            )
+            row = cursor.fetchone()
+            if row is not None and row[0] != 1:
+                raise SealingError(
+                    f"the events' id sequence has CACHE {row[0]}: sessions would hand out ids"
+                    " out of order; ALTER it to CACHE 1"
+                )
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            try:
+                cursor.execute(f"LOCK TABLE {quoted} IN SHARE MODE")
+            except OperationalError as error:
+                raise SealingError(
+                    "writers held the events table longer than the lock timeout; try again"
+                ) from error
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {quoted}")
+            return int(cursor.fetchone()[0])
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.execute(f"SELECT coalesce(max(id), 0) FROM {quoted}")
+                return int(cursor.fetchone()[0])
+            finally:
+                cursor.execute("COMMIT")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {quoted}")
+        return int(cursor.fetchone()[0])
+
+
+def latest_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
+    return Checkpoint.objects.using(using).defer("leaves").order_by("-sequence").first()
+
+
+def seal(
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    key: Ed25519PrivateKey | None = None,
+    max_events: int | None = None,
+    now: dt.datetime | None = None,
+) -> list[Checkpoint]:
+    """Seal every event committed since the last checkpoint into new checkpoints (several
+    when there are more than ``COURSE_AUDIT_CHECKPOINT_MAX_EVENTS``); returns them, none
+    when nothing is new. Each is written to the digest storage too."""
+    key = key or signing_key()
+    if key is None:
+        raise SealingError("COURSE_AUDIT_SIGNING_KEY is not set: nothing can be signed")
+    limit = max_events or conf.CHECKPOINT_MAX_EVENTS
+    # The time before the high-water lock: an event may only be older than it when it was
+    # written by a transaction that had begun before (see BACKDATE_TOLERANCE).
+    moment = now or timezone.now()
+    high = sealable_high_water(using)
+    made: list[Checkpoint] = []
+    while True:
+        previous = latest_checkpoint(using)
+        after = previous.last_id if previous else 0
+        if high <= after:
+            return made
+        checkpoint = _seal_range(using, key, previous, after, high, limit, moment)
+        if checkpoint is None:
+            return made
+        made.append(checkpoint)
+
+
+def _seal_range(
+    using: str,
+    key: Ed25519PrivateKey,
+    previous: Checkpoint | None,
+    after: int,
+    high: int,
+    limit: int,
+    moment: dt.datetime,
+) -> Checkpoint | None:
+    builder = merkle.RootBuilder()
+    packed = bytearray()
+    first_id = last_id = None
+    for row in stream_events(using, after=after, through=high):
+        fields = leaf_fields(row)
+        hashed = merkle.leaf_hash(merkle.leaf_bytes(fields))
+        builder.add(hashed)
+        packed += pack_leaf(row[0], fields["uuid"], hashed)
+        first_id = row[0] if first_id is None else first_id
+        last_id = row[0]
+        if builder.count >= limit:
+            break
+    if last_id is None:
+        return None
+    if builder.count < limit:
+        last_id = high
+    public = key.public_key()
+    checkpoint = Checkpoint(
+        sequence=(previous.sequence + 1) if previous else 1,
+        after_id=after,
+        first_id=first_id,
+        last_id=last_id,
+        count=builder.count,
+        root=builder.root(),
+        previous=previous.hash if previous else "",
+        created_at=moment,
+        key_id=merkle.key_id(public),
+        public_key=merkle.public_key_b64(public),
+        leaves=bytes(packed),
+    )
+    signature = key.sign(merkle.header_bytes(header_of(checkpoint)))
+    checkpoint.signature = base64.b64encode(signature).decode()
+    checkpoint.hash = merkle.checkpoint_hash(header_of(checkpoint), signature)
+    try:
+        with transaction.atomic(using=using):
+            checkpoint.save(using=using)
+            # Inside the transaction: a digest that cannot be written leaves no checkpoint.
+            digest_storage().save(digest_name(checkpoint), ContentFile(_digest_bytes(checkpoint)))
+    except IntegrityError as error:
+        raise SealingError("another checkpoint was made at the same time; try again") from error
+    return checkpoint
+
+
+def _digest_bytes(checkpoint: Checkpoint) -> bytes:
+    return json.dumps(digest_document(checkpoint), indent=2, sort_keys=True).encode() + b"\n"
+
+
+# Verification
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing found wrong, with the event or checkpoint it concerns."""
+
+    kind: str
+    message: str
+    checkpoint: int | None = None
+    event_id: int | None = None
+    uuid: str | None = None
+    events: int = 1
+
+
+PROBLEM_KINDS = {
+    "modified": "event modified",
+    "deleted": "event deleted",
+    "inserted": "event inserted into a sealed range",
+    "backdated": "event backdated",
+    "unsealed": "event older than the newest checkpoint still unsealed",
+    "checkpoint_missing": "checkpoint missing",
+    "checkpoint_altered": "checkpoint altered",
+    "unknown_key": "checkpoint signed by an unknown key",
+    "out_of_chain": "checkpoint out of chain",
+    "digest_missing": "digest file missing",
+    "digest_mismatch": "digest file disagreeing",
+}
+
+
+@dataclasses.dataclass
+class Report:
+    events: int = 0
+    checkpoints: int = 0
+    unsealed: int = 0
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, message: str, **where: Any) -> None:
+        self.problems.append(Problem(kind, message, **where))
+
+    def summary(self) -> str:
+        counts = Counter[str]()
+        for problem in self.problems:
+            counts[problem.kind] += problem.events
+        state = "intact" if self.intact else "NOT INTACT"
+        found = ", ".join(
+            f"{counts[kind]} {label}" for kind, label in PROBLEM_KINDS.items() if counts[kind]
+        )
+        return (
+            f"{state}: {self.events:,} events and {self.checkpoints:,} checkpoints checked,"
+            f" {self.unsealed:,} events not sealed yet; {len(self.problems)} problems"
+            + (f" ({found})" if found else "")
+        )
+
+
+def verify(
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    since: dt.datetime | None = None,
+    digests: bool = False,
+    keys: dict[str, str] | None = None,
+) -> Report:
+    """Check the checkpoints' chain and signatures, and every event against the checkpoint
+    that sealed it (from the first checkpoint made at or after ``since``); with
+    ``digests``, each checkpoint against its digest file too."""
+    report = Report()
+    trusted = trusted_keys() if keys is None else keys
+    checkpoints = list(Checkpoint.objects.using(using).defer("leaves").order_by("sequence"))
+    report.checkpoints = len(checkpoints)
+    _check_chain(checkpoints, trusted, report)
+    if digests:
+        _check_digests(checkpoints, report)
+    start = 0
+    if since is not None:
+        start = next(
+            (i for i, cp in enumerate(checkpoints) if cp.created_at >= since), len(checkpoints)
+        )
+    _check_events(using, checkpoints, start, report)
+    return report
+
+
+def _check_chain(checkpoints: list[Checkpoint], trusted: dict[str, str], report: Report) -> None:
+    previous: Checkpoint | None = None
+    for checkpoint in checkpoints:
+        number = checkpoint.sequence
+        expected = previous.sequence + 1 if previous else 1
+        if number != expected:
+            report.add(
+                "checkpoint_missing",
+                f"checkpoints #{expected} to #{number - 1} are missing"
+                if number - 1 > expected
+                else f"checkpoint #{expected} is missing",
+                checkpoint=expected,
+            )
+        elif checkpoint.previous != (previous.hash if previous else "") or checkpoint.after_id != (
+            previous.last_id if previous else 0
+        ):
+            report.add(
+                "out_of_chain",
+                f"checkpoint #{number} does not follow #{number - 1}"
+                " (its previous hash or first event id is not the one before's)",
+                checkpoint=number,
+            )
+        problem = _checkpoint_problem(checkpoint)
+        if problem:
+            report.add("checkpoint_altered", f"checkpoint #{number}: {problem}", checkpoint=number)
+        elif trusted.get(checkpoint.key_id) != checkpoint.public_key:
+            report.add(
+                "unknown_key",
+                f"checkpoint #{number} is signed by key {checkpoint.key_id}, which is not trusted",
+                checkpoint=number,
+            )
+        previous = checkpoint
+
+
+def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
+    """What is wrong with a checkpoint on its own (its hash, signature, key id), if anything."""
+    try:
+        signature = base64.b64decode(checkpoint.signature, validate=True)
+        raw_key = base64.b64decode(checkpoint.public_key, validate=True)
+        header = header_of(checkpoint)
+    except (binascii.Error, ValueError) as error:
+        return f"unreadable ({error})"
+    if merkle.checkpoint_hash(header, signature) != checkpoint.hash:
+        return "its hash does not match its header and signature (altered)"
+    if merkle.key_id(raw_key) != checkpoint.key_id:
+        return "its key id is not its public key's"
+    if not merkle.signature_valid(checkpoint.public_key, merkle.header_bytes(header), signature):
+        return "its signature does not verify (altered)"
+    return None
+
+
+def _check_digests(checkpoints: list[Checkpoint], report: Report) -> None:
+    storage = digest_storage()
+    try:
+        _, names = storage.listdir(DIGEST_DIR)
+    except FileNotFoundError:
+        names = []
+    present = set(names)
+    expected = {digest_name(cp).rsplit("/", 1)[1]: cp for cp in checkpoints}
+    for name, checkpoint in expected.items():
+        if name not in present:
+            report.add(
+                "digest_missing",
+                f"checkpoint #{checkpoint.sequence} has no digest file {DIGEST_DIR}/{name}",
+                checkpoint=checkpoint.sequence,
+            )
+            continue
+        with storage.open(f"{DIGEST_DIR}/{name}") as file:
+            raw = file.read()
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            document = None
+        if document != digest_document(checkpoint):
+            report.add(
+                "digest_mismatch",
+                f"the digest file {DIGEST_DIR}/{name} disagrees with checkpoint"
+                f" #{checkpoint.sequence} in the database",
+                checkpoint=checkpoint.sequence,
+            )
+    by_sequence = {cp.sequence: cp for cp in checkpoints}
+    for name in sorted(present - set(expected)):
+        match = _DIGEST_NAME.match(name)
+        if match is None:
+            continue
+        sequence = int(match["sequence"])
+        held = by_sequence.get(sequence)
+        report.add(
+            "checkpoint_missing" if held is None else "digest_mismatch",
+            f"the digest file {DIGEST_DIR}/{name} names checkpoint #{sequence}, which the"
+            + (" database does not hold" if held is None else " database holds with another hash"),
+            checkpoint=sequence,
+        )
+
+
+class _Range:
+    """One checkpoint's events as verification meets them."""
+
+    def __init__(self, checkpoint: Checkpoint, leaves: list[Leaf] | None) -> None:
+        self.checkpoint = checkpoint
+        self.leaves = leaves
+        self.position = 0
+        self.builder = merkle.RootBuilder()
+
+
+def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report: Report) -> None:
+    tolerance = dt.timedelta(seconds=conf.BACKDATE_TOLERANCE)
+    ranges = checkpoints[start:]
+    newest = checkpoints[-1] if checkpoints else None
+    sealed_through = newest.last_id if newest else 0
+    # From the very first row (forged ids below 1 included), or from --since's checkpoint.
+    after = MIN_ID if start == 0 else ranges[0].after_id if ranges else sealed_through
+    index = 0
+    current: _Range | None = None
+    outside: Counter[int] = Counter()
+    for row in stream_events(using, after=after):
+        event_id = row[0]
+        while index < len(ranges) and event_id > ranges[index].last_id:
+            _close_range(current or _open_range(using, ranges[index], report), report)
+            current = None
+            index += 1
+        report.events += 1
+        fields = leaf_fields(row)
+        hashed = merkle.leaf_hash(merkle.leaf_bytes(fields))
+        where = {"event_id": event_id, "uuid": fields["uuid"]}
+        if index >= len(ranges):
+            if event_id <= sealed_through:  # past --since's ranges: not checked
+                continue
+            report.unsealed += 1
+            if newest is not None and row[2] < newest.created_at - tolerance:
+                report.add(
+                    "unsealed",
+                    f"event {fields['uuid']} (id {event_id}, created {fields['created_at']})"
+                    f" is older than checkpoint #{newest.sequence} and not sealed",
+                    **where,
+                )
+            continue
+        checkpoint = ranges[index]
+        if event_id <= checkpoint.after_id:
+            # Below the first checkpoint, or in the range of a checkpoint that is missing.
+            if index == 0 or ranges[index - 1].last_id == checkpoint.after_id:
+                report.add(
+                    "inserted",
+                    f"event {fields['uuid']} (id {event_id}) lies before checkpoint"
+                    f" #{checkpoint.sequence}'s range, where no checkpoint is missing",
+                    checkpoint=checkpoint.sequence,
+                    **where,
+                )
+            else:
+                outside[checkpoint.sequence] += 1
+            continue
+        current = current or _open_range(using, checkpoint, report)
+        _meet(current, event_id, fields, hashed, report)
+        previous_time = _previous_time(checkpoints, checkpoint)
+        if previous_time is not None and row[2] < previous_time - tolerance:
+            report.add(
+                "backdated",
+                f"event {fields['uuid']} (id {event_id}) sealed in checkpoint"
+                f" #{checkpoint.sequence} was created {fields['created_at']}, before"
+                f" checkpoint #{checkpoint.sequence - 1}",
+                checkpoint=checkpoint.sequence,
+                **where,
+            )
+    while index < len(ranges):
+        _close_range(current or _open_range(using, ranges[index], report), report)
+        current = None
+        index += 1
+    for sequence, count in sorted(outside.items()):
+        report.add(
+            "checkpoint_missing",
+            f"{count} events lie just before checkpoint #{sequence}, in the range of a"
+            " missing checkpoint: none of them can be verified",
+            checkpoint=sequence,
+            events=0,
+        )
+
+
+def _previous_time(checkpoints: list[Checkpoint], checkpoint: Checkpoint) -> dt.datetime | None:
+    position = checkpoint.sequence - checkpoints[0].sequence - 1
+    if (
+        0 <= position < len(checkpoints)
+        and checkpoints[position].sequence == checkpoint.sequence - 1
+    ):
+        return checkpoints[position].created_at
+    return None
+
+
+def _open_range(using: str, checkpoint: Checkpoint, report: Report) -> _Range:
+    blob = (
+        Checkpoint.objects.using(using)
+        .filter(pk=checkpoint.pk)
+        .values_list("leaves", flat=True)
+        .get()
+    )
+    try:
+        leaves: list[Leaf] | None = unpack_leaves(bytes(blob))
+    except ValueError:
+        leaves = None
+    if leaves is not None and merkle.merkle_root(leaf.hash for leaf in leaves) != checkpoint.root:
+        leaves = None
+    if leaves is None:
+        report.add(
+            "checkpoint_altered",
+            f"checkpoint #{checkpoint.sequence}: its list of sealed events does not match its"
+            " signed root; its events are checked against the root alone",
+            checkpoint=checkpoint.sequence,
+        )
+    return _Range(checkpoint, leaves)
+
+
+def _meet(
+    current: _Range, event_id: int, fields: dict[str, Any], hashed: bytes, report: Report
+) -> None:
+    sequence = current.checkpoint.sequence
+    leaves = current.leaves
+    if leaves is None:
+        # The sealed list is not to be trusted: only the root can be compared, at the end.
+        current.builder.add(hashed)
+        return
+    if current.position < len(leaves) and leaves[current.position].id < event_id:
+        _missing(current, report, before=event_id)
+    if current.position < len(leaves) and leaves[current.position].id == event_id:
+        if leaves[current.position].hash != hashed:
+            report.add(
+                "modified",
+                f"event {fields['uuid']} (id {event_id}) differs from what checkpoint"
+                f" #{sequence} sealed",
+                checkpoint=sequence,
+                event_id=event_id,
+                uuid=fields["uuid"],
+            )
+        current.position += 1
+    else:
+        report.add(
+            "inserted",
+            f"event {fields['uuid']} (id {event_id}) is not among the events checkpoint"
+            f" #{sequence} sealed",
+            checkpoint=sequence,
+            event_id=event_id,
+            uuid=fields["uuid"],
+        )
+
+
+def _missing(current: _Range, report: Report, before: int | None = None) -> None:
+    """Report the sealed events from the current position up to id ``before`` (or the
+    end), which the table lacks, as one problem."""
+    assert current.leaves is not None
+    leaves = current.leaves
+    first = leaves[current.position]
+    stop = current.position
+    while stop < len(leaves) and (before is None or leaves[stop].id < before):
+        stop += 1
+    last = leaves[stop - 1]
+    run = stop - current.position
+    current.position = stop
+    sequence = current.checkpoint.sequence
+    report.add(
+        "deleted",
+        f"event {first.uuid} (id {first.id}) sealed in checkpoint #{sequence} is missing"
+        if run == 1
+        else f"{run} events sealed in checkpoint #{sequence} are missing, ids {first.id}"
+        f" ({first.uuid}) to {last.id} ({last.uuid})",
+        checkpoint=sequence,
+        event_id=first.id,
+        uuid=first.uuid,
+        events=run,
+    )
+
+
+def _close_range(current: _Range, report: Report) -> None:
+    checkpoint = current.checkpoint
+    if current.leaves is not None:
+        if current.position < len(current.leaves):
+            _missing(current, report)
+        return
+    if current.builder.count != checkpoint.count or current.builder.root() != checkpoint.root:
+        report.add(
+            "modified",
+            f"the events of checkpoint #{checkpoint.sequence} (ids {checkpoint.after_id + 1} to"
+            f" {checkpoint.last_id}) are not what it sealed: {current.builder.count} events"
+            f" now, {checkpoint.count} sealed",
+            checkpoint=checkpoint.sequence,
+            events=max(current.builder.count, checkpoint.count),
+        )
+
+
+# Proofs
+
+
+def event_proof(event: CourseEvent, *, using: str = DEFAULT_DB_ALIAS) -> dict[str, Any]:
+    """The event's sealed fields, its checkpoint (header and signature) and the Merkle audit
+    path from its leaf to the checkpoint's root: what ``python -m course_audit.proof``
+    checks. Raises ``NotSealed`` when no checkpoint holds it yet."""
+    checkpoint = (
+        Checkpoint.objects.using(using).filter(after_id__lt=event.pk, last_id__gte=event.pk).first()
+    )
+    if checkpoint is None:
+        raise NotSealed(f"event {event.uuid} is not sealed in a checkpoint yet")
+    leaves = unpack_leaves(bytes(checkpoint.leaves))
+    index = next((i for i, leaf in enumerate(leaves) if leaf.id == event.pk), None)
+    if index is None:
+        raise NotSealed(
+            f"event {event.uuid} is not among the events checkpoint #{checkpoint.sequence} sealed"
+        )
+    row = CourseEvent.objects.using(using).filter(pk=event.pk).values_list(*SEALED_COLUMNS).get()
+    hashes = [leaf.hash for leaf in leaves]
+    return {
+        "format": PROOF_FORMAT,
+        "event": leaf_fields(row),
+        "leaf_index": index,
+        "tree_size": len(leaves),
+        "audit_path": [node.hex() for node in merkle.audit_path(hashes, index)],
+        "checkpoint": digest_document(checkpoint),
+    }
+
+
+# Erasure
+
+
+def erase_person(*, user_id: Any, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Blank the stored user name of every event by ``user_id``, keeping the digest their
+    leaves seal (``user_name_digest``); returns how many events changed. The append-only
+    trigger on PostgreSQL allows exactly this change."""
+    events = (
+        CourseEvent.objects.using(using)
+        .filter(user_id=user_id)
+        .exclude(user_name="")
+        .order_by("id")
+        .values_list("id", "created_at", "uuid", "user_name")
+    )
+    changed = 0
+    with transaction.atomic(using=using):
+        for event_id, created_at, event_uuid, user_name in events.iterator(chunk_size=CHUNK):
+            changed += (
+                CourseEvent.objects.using(using)
+                .filter(pk=event_id, created_at=created_at, user_name_digest__isnull=True)
+                .update(
+                    user_name="",
+                    user_name_digest=merkle.user_name_digest(str(event_uuid), user_name),
+                )
+            )
+    return changed

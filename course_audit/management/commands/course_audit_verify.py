@@ -1,0 +1,54 @@
+"""Verify the course events against the signed checkpoints::
+
+    python manage.py course_audit_verify [--since YYYY-MM-DD] [--digests]
+
+Prints each problem found, naming the event (UUID and id) or the checkpoint (sequence),
+then one summary line; exits 0 only when everything is intact. See docs/integrity.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+from django.utils.dateparse import parse_date, parse_datetime
+
+from course_audit import integrity
+
+
+def _since(value: str) -> dt.datetime:
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since must be a date or a date and time, got {value!r}")
+        moment = dt.datetime.combine(day, dt.time())
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class Command(BaseCommand):
+    help = "Check the course events and checkpoints for tampering; exit 1 when any is found."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--since",
+            type=_since,
+            help="check the events of checkpoints made since this date (UTC); the chain of"
+            " checkpoints is always checked whole",
+        )
+        parser.add_argument(
+            "--digests", action="store_true", help="also check each checkpoint's digest file"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = integrity.verify(
+            using=options["database"], since=options["since"], digests=options["digests"]
+        )
+        for problem in report.problems:
+            self.stdout.write(f"{problem.kind}: {problem.message}")
+        self.stdout.write(f"course_audit_verify: {report.summary()}")
+        if not report.intact:
+            raise SystemExit(1)
