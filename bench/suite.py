@@ -383,6 +383,7 @@ def planning_section(run: Run) -> Section:
         "executed many times shows fewer plans than calls; planning is per plan, execution "
         "per call." + ("" if tracked else " (`track_planning` is off: no planning figures.)")
     )
+    section.details.append(python_profile(run))
     section.details.append(
         table(
             ["query", "calls", "plans", "planning ms per plan", "execution ms per call"],
@@ -399,6 +400,74 @@ def planning_section(run: Run) -> Section:
         )
     )
     return section
+
+
+# The parts of an API request a profile adds up: (label, file suffix, function name).
+_PROFILE_PARTS = (
+    ("token, user and grants (authentication)", "api/authentication.py", "authenticate"),
+    ("the course or account, and the access rule", "api/views.py", "get_course"),
+    ("the page of events (SQL and rows)", "api/pagination.py", "paginate_queryset"),
+    ("the compound document", "api/serializers.py", "compound_document"),
+    ("JSON rendering", "rest_framework/renderers.py", "render"),
+)
+
+
+def python_profile(run: Run, requests: int = 200) -> str:
+    """Where a request's time goes on the Python side: cProfile over ``requests`` requests
+    of the course endpoint's page one at per_page 10 and 100, each part's cumulative time
+    per request, against the whole request's (profiling slows every part alike)."""
+    import cProfile
+    import pstats
+
+    from bench import _api
+
+    client = _api.Client(run.dataset.token)
+    listing = _api.listings(run.dataset)[0]
+    rows = []
+    for per_page in (10, 100):
+        path, params = _api.request_for(listing, "keyset", per_page, 0, _api.position(listing, 0))
+        for _ in range(20):
+            client.get(path, params)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(requests):
+            client.get(path, params)
+        profiler.disable()
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        whole = max(cumulative for _, _, _, cumulative, _ in stats.values())
+        found = {}
+        for (filename, _, function), (_, _, _, cumulative, _) in stats.items():
+            for label, suffix, name in _PROFILE_PARTS:
+                if function == name and filename.endswith(suffix):
+                    found[label] = found.get(label, 0.0) + cumulative
+        parts = [
+            [
+                label,
+                per_page,
+                round(1000 * found.get(label, 0.0) / requests, 2),
+                f"{found.get(label, 0.0) / whole:.0%}",
+            ]
+            for label, _, _ in _PROFILE_PARTS
+        ]
+        rest = whole - sum(found.values())
+        parts.append(
+            [
+                "the rest: Django, DRF, middleware, the test client",
+                per_page,
+                round(1000 * rest / requests, 2),
+                f"{rest / whole:.0%}",
+            ]
+        )
+        parts.append(
+            ["the whole request (profiled)", per_page, round(1000 * whole / requests, 2), "100%"]
+        )
+        rows.extend(parts)
+    return (
+        f"Where the Python time goes: cProfile over {requests} requests of the course "
+        "endpoint's page one (bearer token), each part's cumulative time per request "
+        "(the profiler slows every part; compare the shares):\n\n"
+        + table(["part", "per_page", "ms per request, profiled", "share"], rows)
+    )
 
 
 def pages_section(run: Run) -> Section:

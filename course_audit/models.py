@@ -461,7 +461,8 @@ class PageView(models.Model):
         return f"{self.http_method} {self.url}"
 
 
-def _hash_token(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of an API token: its SHA-256, in hex."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -473,7 +474,7 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         )
 
     def for_plaintext(self, token: str) -> ApiTokenQuerySet:
-        return self.filter(token_hash=_hash_token(token))
+        return self.filter(token_hash=token_hash(token))
 
 
 class ApiToken(models.Model):
@@ -516,7 +517,7 @@ class ApiToken(models.Model):
         token = cls.objects.create(
             user=user,  # type: ignore[misc]  # the host's user model, unknown to the stubs
             name=name,
-            token_hash=_hash_token(plaintext),
+            token_hash=token_hash(plaintext),
             hint=plaintext[-4:],
             expires_at=expires_at,
         )

@@ -8,18 +8,21 @@ kept beyond the request, so a revoked token or grant takes effect on the very ne
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router
-from django.db.models import TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from course_audit import selectors
-from course_audit.models import ApiToken
+from course_audit.compiled import CompiledLookup
+from course_audit.models import ApiToken, token_hash
 
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -39,20 +42,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             plaintext = header[1].decode()
         except UnicodeError as error:
             raise exceptions.AuthenticationFailed("Invalid access token.") from error
-        tokens = ApiToken.objects.usable().for_plaintext(plaintext).select_related("user")
         permission = _view_permission(request)
-        grants = None
-        if permission is not None:
-            connection = connections[router.db_for_read(ApiToken)]
-            qn = connection.ops.quote_name
-            user_column = ApiToken._meta.get_field("user").column
-            sql = selectors.grants_sql(
-                connection, permission, f"{qn(ApiToken._meta.db_table)}.{qn(user_column)}"
-            )
-            if sql is not None:
-                tokens = tokens.annotate(**{_GRANTS: RawSQL(sql, (), output_field=TextField())})
-        # [:1], not first(): the hash is unique, and first() would add an ORDER BY.
-        token = next(iter(tokens[:1]), None)
+        using = router.db_for_read(ApiToken)
+        token = cast(ApiToken | None, _token_lookup(permission).get(using, token_hash(plaintext)))
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid access token.")
         grants = getattr(token, _GRANTS, None)
@@ -73,6 +65,37 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="course_audit"'
+
+
+def _usable_tokens(digest: str, *, using: str, permission: str | None) -> QuerySet[ApiToken]:
+    """The usable token whose hash is ``digest``, with its user and, on a database whose JSON
+    aggregate ``selectors.grants_sql`` knows, the user's grants for ``permission``.
+
+    Expiry is compared with the database's clock (``Now()``), so that the query has no
+    value of its own: it is compiled once (``_token_lookup``).
+    """
+    tokens = ApiToken.objects.filter(token_hash=digest, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=Now())
+    )
+    tokens = tokens.select_related("user")
+    if permission is not None:
+        connection = connections[using]
+        qn = connection.ops.quote_name
+        user_column = ApiToken._meta.get_field("user").column
+        sql = selectors.grants_sql(
+            connection, permission, f"{qn(ApiToken._meta.db_table)}.{qn(user_column)}"
+        )
+        if sql is not None:
+            tokens = tokens.annotate(**{_GRANTS: RawSQL(sql, (), output_field=TextField())})
+    return tokens
+
+
+@functools.cache
+def _token_lookup(permission: str | None) -> CompiledLookup:
+    return CompiledLookup(
+        functools.partial(_usable_tokens, permission=permission),
+        stand_ins=["course-audit-token-hash"],
+    )
 
 
 def _view_permission(request: Request) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.db import router
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
@@ -69,6 +70,7 @@ from course_audit.api.serializers import (
     compound_document,
     service_errors,
 )
+from course_audit.compiled import CompiledLookup
 from course_audit.context import audit_context
 from course_audit.filters import (
     MAX_BIGINT,
@@ -131,6 +133,7 @@ class BaseAPIViewSet(GenericViewSet):
         """The course named by a numeric id or ``sis_course_id:<value>``, checked."""
         course = self._lookup(
             Course.objects.select_related("account"),
+            _COURSE_BY_ID,
             raw_id,
             prefix=SIS_COURSE_PREFIX,
             sis_field="sis_course_id",
@@ -143,7 +146,8 @@ class BaseAPIViewSet(GenericViewSet):
     def get_account(self, raw_id: str) -> Account:
         """The active account named by a numeric id or ``sis_account_id:<value>``, checked."""
         account = self._lookup(
-            Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE),
+            _active_accounts(),
+            _ACCOUNT_BY_ID,
             raw_id,
             prefix=SIS_ACCOUNT_PREFIX,
             sis_field="sis_account_id",
@@ -156,6 +160,7 @@ class BaseAPIViewSet(GenericViewSet):
     def _lookup(
         self,
         queryset: QuerySet[Any],
+        by_id: CompiledLookup,
         raw_id: str,
         *,
         prefix: str,
@@ -165,8 +170,7 @@ class BaseAPIViewSet(GenericViewSet):
     ) -> Any:
         """One object by numeric id, or by SIS id within the caller's root accounts."""
         if not raw_id.startswith(prefix):
-            # [:1], not first(): the key is unique, and first() would add an ORDER BY.
-            found = next(iter(queryset.filter(pk=_numeric_id(raw_id))[:1]), None)
+            found = by_id.get(router.db_for_read(queryset.model), _numeric_id(raw_id))
             if found is None:
                 raise exceptions.NotFound()
             return found
@@ -185,6 +189,20 @@ class BaseAPIViewSet(GenericViewSet):
                 {param: "matches objects in several root accounts; use the numeric id"}
             )
         return candidates[0]
+
+
+def _active_accounts() -> QuerySet[Account]:
+    return Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE)
+
+
+# Every listing's request looks up its course or account by id: compiled once.
+_COURSE_BY_ID = CompiledLookup(
+    lambda pk, using: Course.objects.select_related("account").filter(pk=pk),
+    stand_ins=[-770_001],
+)
+_ACCOUNT_BY_ID = CompiledLookup(
+    lambda pk, using: _active_accounts().filter(pk=pk), stand_ins=[-770_002]
+)
 
 
 def _content_length(request: Request) -> int:

@@ -1,0 +1,106 @@
+"""Queries compiled once and run again with other values: what a hot path needs when
+Django would spend longer building a query's SQL than the database spends running it.
+
+``CompiledLookup`` is a query for at most one model instance (its ``select_related``
+objects and annotations included), built by a function of the values it looks up (and of
+the database alias, as ``using=``). The function is called once per database with
+stand-in values, the SQL is compiled and kept
+with where each stand-in went; each lookup then only binds its own values, runs the SQL
+and builds the instance as the ORM would. Only values that reach the SQL unchanged
+(strings and integers, e.g. a key or a hash) may be stand-ins: anything else (a time, a
+list) belongs in the function or in SQL (``Now()``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # For each parameter of ``sql``: the index of the looked-up value it takes.
+    slots: tuple[int, ...]
+    select: Any
+    klass_info: Any
+    annotation_col_map: Any
+
+
+class CompiledLookup:
+    """At most one instance of ``build(*values)``'s model, its SQL compiled once per
+    database (``build`` must always give the same shape of query)."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any]], stand_ins: Sequence[str | int]):
+        if len(set(stand_ins)) != len(stand_ins):
+            raise ValueError("each stand-in value must be unique")
+        self.build = build
+        self.stand_ins = tuple(stand_ins)
+        self._compiled: dict[tuple[str, str, str], _Compiled | None] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, using: str) -> _Compiled | None:
+        connection = connections[using]
+        key = (using, connection.vendor, str(connection.settings_dict["NAME"]))
+        if key in self._compiled:
+            return self._compiled[key]
+        queryset = self.build(*self.stand_ins, using=using).using(using)[:1]
+        compiler = queryset.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()
+        slots = []
+        compiled: _Compiled | None
+        for param in params:
+            matches = [index for index, value in enumerate(self.stand_ins) if param == value]
+            if len(matches) != 1 or type(param) is not type(self.stand_ins[matches[0]]):
+                # A value the query made of its own (or changed): not safe to reuse.
+                compiled = None
+                break
+            slots.append(matches[0])
+        else:
+            compiled = _Compiled(
+                sql=sql,
+                slots=tuple(slots),
+                select=compiler.select,
+                klass_info=compiler.klass_info,
+                annotation_col_map=compiler.annotation_col_map,
+            )
+        with self._lock:
+            self._compiled[key] = compiled
+        return compiled
+
+    def get(self, using: str, *values: Any) -> Model | None:
+        """The instance ``build(*values, using=using)`` finds on ``using``, or None."""
+        if len(values) != len(self.stand_ins):
+            raise TypeError(f"{len(self.stand_ins)} values expected, got {len(values)}")
+        compiled = self._compile(using)
+        if compiled is None:
+            return next(iter(self.build(*values, using=using).using(using)[:1]), None)
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [values[slot] for slot in compiled.slots])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        row = list(row)
+        for index, (expression, _, _) in enumerate(compiled.select):
+            converters = connection.ops.get_db_converters(
+                expression
+            ) + expression.get_db_converters(connection)
+            for converter in converters:
+                row[index] = converter(row[index], expression, connection)
+        klass_info = compiled.klass_info
+        model = klass_info["model"]
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [column[0].target.attname for column in compiled.select[start:end]]
+        instance = model.from_db(using, names, row[start:end])
+        for populator in get_related_populators(klass_info, compiled.select, using):
+            populator.populate(row, instance)
+        for name, position in (compiled.annotation_col_map or {}).items():
+            setattr(instance, name, row[position])
+        return instance
