@@ -296,7 +296,7 @@ def queries_section(run: Run) -> Section:
 
 
 def pages_section(run: Run) -> Section:
-    import pages
+    from bench import pages
 
     dataset, args = run.dataset, run.args
     cases = [
