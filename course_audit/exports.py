@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from course_audit.diff import in_field_order
-from course_audit.models import CourseEvent
+from course_audit.models import Course, CourseEvent
 from course_audit.pagination import Partitions, keyset_rows
 
 EXPORT_CHUNK = 1000
@@ -65,15 +67,54 @@ def export_row(row: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
 
 def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[dict[str, Any]]:
     """Every event as a row of plain values (no model instances), newest first, one keyset
-    page at a time: memory stays flat whatever the size."""
-    rows_of = events.select_related(None).values(*_ROW_FIELDS)
+    page at a time: memory stays flat whatever the size.
+
+    Over ``partitions`` (a subtree's accounts) each range is walked on its own and the
+    walks are merged here, in the same order (``created_at`` then ``id``, descending, a
+    position no two rows share). Paging the union instead (``fetch_ordered``'s fan-out)
+    reads up to a chunk from every range for each chunk it returns. A range's chunk
+    starts at its share of ``EXPORT_CHUNK`` and doubles as it is drained, so what is held
+    is bounded by the ranges and the chunk, never by the rows. The course names are then
+    read for each ``EXPORT_CHUNK`` of merged rows by primary key, not joined in every
+    range's query.
+    """
+    rows_of = events.select_related(None)
+    if partitions is None or len(partitions[1]) <= 1:
+        yield from _walk_range(rows_of.values(*_ROW_FIELDS), EXPORT_CHUNK)
+        return
+    field, keys = partitions
+    rows_of = rows_of.values(*(name for name in _ROW_FIELDS if name != "course__name"))
+    first = max(1, EXPORT_CHUNK // len(keys))
+    merged = heapq.merge(
+        *(_walk_range(rows_of.filter(**{field: key}), first) for key in keys),
+        key=_position,
+        reverse=True,
+    )
+    courses = Course._default_manager.using(events.db)
+    while chunk := list(itertools.islice(merged, EXPORT_CHUNK)):
+        names = dict(
+            courses.filter(pk__in={row["course_id"] for row in chunk}).values_list("pk", "name")
+        )
+        for row in chunk:
+            row["course__name"] = names.get(row["course_id"])
+        yield from chunk
+
+
+def _position(row: dict[str, Any]) -> tuple[dt.datetime, int]:
+    return row["created_at"], row["id"]
+
+
+def _walk_range(rows_of: QuerySet[Any], chunk: int) -> Iterator[dict[str, Any]]:
+    """One index range's rows, newest first, in chunks growing from ``chunk`` to
+    ``EXPORT_CHUNK``."""
     after = None
     while True:
-        rows, more = keyset_rows(rows_of, limit=EXPORT_CHUNK, after=after, partitions=partitions)
+        rows, more = keyset_rows(rows_of, limit=chunk, after=after)
         yield from rows
         if not more:
             return
-        after = (rows[-1]["created_at"], rows[-1]["id"])
+        after = _position(rows[-1])
+        chunk = min(chunk * 2, EXPORT_CHUNK)
 
 
 class _Echo:
