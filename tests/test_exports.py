@@ -203,4 +203,3 @@ def test_the_merged_walk_is_the_ordered_union_across_chunks_and_ties(
 
     assert rows == expected
     assert {row["course__name"] for row in rows} == {course.name for course in courses}
-

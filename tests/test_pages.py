@@ -544,7 +544,6 @@ def test_the_page_costs_the_same_whatever_the_number_of_events(
     assert queries() == few
 
 
-
 def test_a_page_of_a_subtree_costs_the_same_queries_at_every_page_size(
     registrar_browser, college, course, chemistry, add_events, make_user
 ):
