@@ -25,7 +25,7 @@ from course_audit.pagination import Partitions, keyset_rows
 EXPORT_CHUNK = 1000
 # At most about this many rows are held at once by an export over many ranges (a subtree's
 # accounts, see ``walk``): each range's chunk is capped at its share of it.
-EXPORT_HELD_ROWS = 50_000
+EXPORT_HELD_ROWS = 20_000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # Each exported column and the walked row's value it is made of; the keyset walk also
