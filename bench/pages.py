@@ -133,6 +133,44 @@ def filter_cases(course_id: int, root_id: int) -> list[Case]:
     ]
 
 
+def export_cases(course_id: int, root_id: int) -> list[Case]:
+    """The CSV exports: an account with its sub-accounts, and one course."""
+    from django.urls import reverse
+
+    account = reverse("course_audit:account_export", args=[root_id])
+    course = reverse("course_audit:course_export", args=[course_id])
+    return [
+        Case("export: root account + sub-accounts", account, {"include_subaccounts": "1"}),
+        Case("export: one course", course, {}),
+    ]
+
+
+def export_rate(case: Case, client: Any, *, rows: int) -> dict[str, float]:
+    """Stream the export ``case`` (CSV) as a client reads it, up to ``rows`` rows: its rows,
+    seconds, rows per second, and the process's peak resident memory after it."""
+    import resource
+    import time
+
+    started = time.perf_counter()
+    response = client.get(case.url, {**case.params, "format": "csv"})
+    if response.status_code != 200:
+        raise SystemExit(f"{case.name}: HTTP {response.status_code}")
+    lines = 0
+    for chunk in response.streaming_content:
+        lines += chunk.count(b"\n")
+        if lines > rows:
+            break
+    seconds = time.perf_counter() - started
+    response.close()
+    read = min(lines - 1, rows)  # less the header row
+    return {
+        "rows": read,
+        "seconds": seconds,
+        "rows_per_second": read / seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def check(case: Case, html: str) -> None:
     if case.first is None:
         return

@@ -68,6 +68,11 @@ FLOOR_RATIO = Target(3)
 QUERIES = Target(3, unit=" queries")
 QUERIES_SUBACCOUNTS = Target(4, unit=" queries")
 PAGE_MS = Target(100, unit=" ms")
+HISTORY_PAGE_MS = Target(30, unit=" ms")
+EXPORT_ROWS_PER_SECOND = Target(10_000, at_most=False, unit=" rows/s")
+# Rows streamed per export figure (the newest of the export): enough for a steady rate,
+# few enough for a 10-million-event run to stay short.
+EXPORT_ROWS = 100_000
 THROUGHPUT = Target(50, at_most=False, unit=" %")
 # The API's page one under gunicorn before issue #15 (4 December 2026, 1 million events).
 THROUGHPUT_BEFORE = 173
@@ -471,7 +476,7 @@ def python_profile(run: Run, requests: int = 200) -> str:
 
 
 def pages_section(run: Run) -> Section:
-    import pages
+    from bench import pages
 
     dataset, args = run.dataset, run.args
     cases = [
@@ -486,24 +491,43 @@ def pages_section(run: Run) -> Section:
         {"case": case.name, "queries": case.queries, **figure.summary()}
         for case, figure in zip(cases, figures, strict=True)
     ]
+    exported = [
+        {"case": case.name, **pages.export_rate(case, client, rows=EXPORT_ROWS)}
+        for case in pages.export_cases(dataset.course.pk, dataset.root.pk)
+    ]
     section = Section(
         "pages",
-        "Admin changelist and course history page",
+        "Admin changelist, course history page and exports",
         f"Server time in-process (Django's test client, a logged-in superuser), p50 over "
         f"{repeat} requests per page after 2 untimed, interleaved; the history page is the "
-        "big course's, the deep admin page half the table in.",
-        raw=results,
+        "big course's, the deep admin page half the table in. The exports: the CSV of the "
+        "root account with its sub-accounts and of the big course, through the view, "
+        f"streamed as a client reads it, rows per second over the first {EXPORT_ROWS:,} rows "
+        "(or all of them when fewer).",
+        # One list, the exports' entries (rows_per_second, no p50_ms) after the pages'.
+        raw=[*results, *exported],
     )
     for result in results:
+        history = result["case"].startswith("history")
         section.checks.append(
             Check(
                 result["case"],
                 ms(result["p50_ms"]),
                 f"p95 {ms(result['p95_ms'])}",
                 result["p50_ms"],
-                PAGE_MS,
+                HISTORY_PAGE_MS if history else PAGE_MS,
             )
         )
+    subaccounts, course = exported
+    section.checks.append(
+        Check(
+            subaccounts["case"],
+            f"{number(subaccounts['rows_per_second'])} rows/s",
+            f"one course's {number(course['rows_per_second'])} rows/s",
+            subaccounts["rows_per_second"],
+            EXPORT_ROWS_PER_SECOND,
+        )
+    )
     section.details.append(
         table(
             ["page", "p50 ms", "p95 ms", "max ms", "queries", "n"],
@@ -517,6 +541,21 @@ def pages_section(run: Run) -> Section:
                     r["n"],
                 ]
                 for r in results
+            ],
+        )
+    )
+    section.details.append(
+        table(
+            ["export", "rows", "seconds", "rows/s", "peak memory MB"],
+            [
+                [
+                    r["case"],
+                    r["rows"],
+                    round(r["seconds"], 2),
+                    round(r["rows_per_second"]),
+                    round(r["peak_mb"]),
+                ]
+                for r in exported
             ],
         )
     )

@@ -19,7 +19,6 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -434,7 +433,7 @@ class CourseEventAdmin(ReadOnlyAdmin):
         shown = presentation.present_all([event])[0]
         if not shown["diff"]:
             return "—"
-        return render_to_string("course_audit/_diff.html", {"diff": shown["diff"]})
+        return presentation.diff_table(shown["diff"])
 
     @admin.display(description=_("course"))
     def course_link(self, event: CourseEvent) -> SafeString | str:

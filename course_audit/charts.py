@@ -1,11 +1,20 @@
 """The activity chart of the history pages: stacked bars drawn as SVG on the server, so it
-needs no JavaScript, with the same numbers as a table for screen readers and printing."""
+needs no JavaScript, with the same numbers as a table for screen readers and printing.
+
+The bars and the table's rows are HTML built here (``bars_svg``, ``table_rows``), which
+``_chart.html`` places: through the template, a segment's few values cost more than the
+page's SQL."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from django.conf import settings
+from django.utils import dateformat, formats
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from course_audit.models import CourseEvent
 
@@ -130,3 +139,61 @@ def build_chart(
         max_total=max_total,
         total=sum(totals),
     )
+
+
+def _days(chart: Chart) -> Callable[[Bar], str]:
+    """A bar's day as the template filter ``date:"DATE_FORMAT"`` shows it, escaped; the
+    language's format looked up once, not once per bar."""
+    shape = formats.get_format("DATE_FORMAT")
+    return lambda bar: escape(dateformat.format(bar.start, shape))
+
+
+def _numbers() -> Callable[[int], str]:
+    """How the template shows a count: ``formats.localize``, which without thousand
+    separators is the plain number (and much cheaper as such)."""
+    if settings.USE_THOUSAND_SEPARATOR:
+        return lambda value: escape(formats.localize(value))
+    return str
+
+
+def bars_svg(chart: Chart) -> SafeString:
+    """The SVG groups of the bars that hold events: a rectangle per type, each titled."""
+    number, day_of = _numbers(), _days(chart)
+    labels: dict[str, str] = {}
+    groups = []
+    for bar in chart.bars:
+        if not bar.total:
+            continue
+        day = day_of(bar)
+        x, width = escape(str(bar.x)), escape(str(bar.width))
+        rects = []
+        for segment in bar.segments:
+            if segment.event_type not in labels:
+                labels[segment.event_type] = escape(segment.label)
+            rects.append(
+                f'<rect x="{x}" y="{escape(str(segment.y))}" width="{width}" '
+                f'height="{escape(str(segment.height))}" fill="{escape(segment.color)}">'
+                f"<title>{day} · {labels[segment.event_type]}: {number(segment.count)}"
+                "</title></rect>"
+            )
+        groups.append(
+            f"\n    <g>\n      <title>{day}: {number(bar.total)}</title>\n      "
+            f"{''.join(rects)}\n    </g>\n    "
+        )
+    # Every value is escaped above.
+    return mark_safe("".join(groups))
+
+
+def table_rows(chart: Chart) -> SafeString:
+    """The rows of the chart's table: a day (or week) per row, a count per type, the total."""
+    number, day_of = _numbers(), _days(chart)
+    rows = []
+    for bar in chart.bars:
+        if not bar.total:
+            continue
+        counts = "".join(f"<td>{number(count)}</td>" for count in bar.counts)
+        rows.append(
+            f'<tr><th scope="row">{day_of(bar)}</th>{counts}<td>{number(bar.total)}</td></tr>'
+        )
+    # Every value is escaped above.
+    return mark_safe("".join(rows))

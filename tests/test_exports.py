@@ -174,3 +174,32 @@ def test_the_walk_over_partitions_merges_the_accounts(
     assert times == sorted(times, reverse=True)
     assert times[0] == T0 + dt.timedelta(minutes=7)
     assert rows == list(walk(events, None))  # the same rows as the plain walk
+
+
+@pytest.mark.django_db
+def test_the_merged_walk_is_the_ordered_union_across_chunks_and_ties(
+    make_course, college, department, add_events, monkeypatch
+):
+    chemistry = Account.objects.create(name="Chemistry", parent=college)
+    physics = Account.objects.create(name="Physics", parent=college)
+    courses = [
+        make_course(name="Biology 101"),
+        make_course(name="Organic chemistry", account=chemistry),
+        make_course(name="Optics", account=physics),
+    ]
+    for index, course in enumerate(courses):
+        # a bulk import on one timestamp in every account: ties across the ranges, which
+        # only the id orders; then events interleaved in time across the accounts
+        add_events(course, 5 + index, when=T0)
+        add_events(course, 4, when=T0 + dt.timedelta(seconds=index), step=dt.timedelta(seconds=3))
+    # chunks smaller than a range's share, so that every range is read in several chunks
+    monkeypatch.setattr(exports, "EXPORT_CHUNK", 4)
+    account_ids = [college.pk, department.pk, chemistry.pk, physics.pk]
+    events = CourseEvent.objects.filter(account_id__in=account_ids)
+    expected = list(events.order_by("-created_at", "-id").values(*exports._ROW_FIELDS))
+    assert len(expected) > 5 * exports.EXPORT_CHUNK
+
+    rows = list(walk(events, ("account_id", account_ids)))
+
+    assert rows == expected
+    assert {row["course__name"] for row in rows} == {course.name for course in courses}

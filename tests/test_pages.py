@@ -544,6 +544,39 @@ def test_the_page_costs_the_same_whatever_the_number_of_events(
     assert queries() == few
 
 
+def test_a_page_of_a_subtree_costs_the_same_queries_at_every_page_size(
+    registrar_browser, college, course, chemistry, add_events, make_user
+):
+    # Every kind of link an event shows: a user, another course, a request, a SIS batch,
+    # and diffs naming accounts; and events of both accounts on each page.
+    chem = services.course_create(account=chemistry, name="Organic Chemistry")
+    batch = SisBatch.objects.create(root_account=college.parent)
+    for index in range(60):
+        view = PageView.objects.create(request_id=uuid.uuid4(), url="http://testserver/x")
+        add_events(
+            course if index % 2 else chem,
+            1,
+            when=T0 + dt.timedelta(seconds=index),
+            user=make_user(),
+            related_course=chem if index % 2 else course,
+            page_view=view,
+            sis_batch=batch if index % 3 == 0 else None,
+            event_data={"account_id": [chemistry.pk, course.account_id], "name": ["a", "<b>"]},
+        )
+    url = reverse("course_audit:account_history", args=[college.pk])
+
+    def queries(per_page: int) -> int:
+        params = {"include_subaccounts": "1", "per_page": str(per_page)}
+        with CaptureQueriesContext(connection) as captured:
+            response = registrar_browser.get(url, params)
+        assert response.status_code == 200
+        assert body(response).count('<li class="event') == per_page
+        assert "&lt;b&gt;" in body(response) and "<b>" not in body(response)
+        return len(captured)
+
+    assert queries(10) == queries(50)
+
+
 def test_paging_an_account_with_its_subaccounts(
     registrar_browser, college, course, chemistry, add_events
 ):
