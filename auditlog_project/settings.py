@@ -92,24 +92,25 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
 }
-# On PostgreSQL, server-side parameters and prepared statements: a query the connection has
-# run DATABASE_PREPARE_THRESHOLD times (default 5) is prepared, and PostgreSQL then plans it
-# once instead of on every request. Planning an audit page across the month partitions
-# costs several times what running it does, and PostgreSQL's own choice (plan_cache_mode
-# "auto") keeps planning those afresh, so prepared plans are generic here: their months are
-# pruned when they run (docs/benchmarks.md, docs/integration.md). DATABASE_PREPARE_THRESHOLD
-# =off turns all of it off, as a site behind PgBouncer older than 1.21 in transaction mode
-# needs.
-_PREPARE_THRESHOLD = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
+# On PostgreSQL, prepared statements are off by default (Django's default), measured both
+# ways (docs/benchmarks.md, docs/integration.md §8): they save the audit API the planning
+# of its page (its months), but a prepared plan is generic, and a generic plan misjudges a
+# course far busier than the average one (the history page's chart, the exports). A site
+# whose audit reads are mostly the API may turn them on: DATABASE_PREPARE_THRESHOLD=5
+# prepares what a connection ran 5 times, with server-side parameters;
+# DATABASE_PLAN_CACHE_MODE (default force_generic_plan when they are on) is PostgreSQL's
+# plan_cache_mode for the connection, empty for the server's own.
+_PREPARE_THRESHOLD = os.environ.get("DATABASE_PREPARE_THRESHOLD", "off")
 if (
     DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     and _PREPARE_THRESHOLD != "off"
 ):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=True,
-        prepare_threshold=int(_PREPARE_THRESHOLD),
-        options="-c plan_cache_mode=force_generic_plan",
+        server_side_binding=True, prepare_threshold=int(_PREPARE_THRESHOLD)
     )
+    _PLAN_CACHE_MODE = os.environ.get("DATABASE_PLAN_CACHE_MODE", "force_generic_plan")
+    if _PLAN_CACHE_MODE:
+        DATABASES["default"]["OPTIONS"]["options"] = f"-c plan_cache_mode={_PLAN_CACHE_MODE}"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

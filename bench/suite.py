@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -48,6 +49,7 @@ from typing import Any
 from bench._api import VARIANTS
 from bench._common import (
     ROOT,
+    Timed,
     database_name,
     measure_in_rounds,
     recreate_database,
@@ -321,39 +323,17 @@ _QUERY_KINDS = (
 )
 
 
-def planning_section(run: Run) -> Section:
-    """Planning against execution time of each query of the listings' pages, from
-    ``pg_stat_statements`` (when the server loads it): what prepared statements save."""
+# Prepared statements as a site turns them on (docs/integration.md §8).
+PREPARED_OPTIONS = {
+    "server_side_binding": True,
+    "prepare_threshold": 5,
+    "options": "-c plan_cache_mode=force_generic_plan",
+}
+
+
+def _statement_totals(repeat: int) -> dict[str, list[float]]:
     from django.db import connection
 
-    from bench import _api
-
-    section = Section(
-        "planning",
-        "Where the database time goes: planning and execution",
-        "",
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW shared_preload_libraries")
-        if "pg_stat_statements" not in cursor.fetchone()[0]:
-            section.intro = (
-                "Not measured: the server does not load `pg_stat_statements` "
-                "(`shared_preload_libraries`)."
-            )
-            return section
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        cursor.execute("SHOW pg_stat_statements.track_planning")
-        tracked = cursor.fetchone()[0] == "on"
-        cursor.execute("SELECT pg_stat_statements_reset()")
-    client = _api.Client(run.dataset.token)
-    repeat = 50
-    for listing in _api.listings(run.dataset):
-        for depth in (0, run.args.depth):
-            where = _api.position(listing, depth)
-            for per_page in (10, 100):
-                path, params = _api.request_for(listing, "keyset", per_page, depth, where)
-                for _ in range(repeat):
-                    client.get(path, params)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT query, calls, plans, mean_plan_time, mean_exec_time FROM pg_stat_statements"
@@ -371,39 +351,129 @@ def planning_section(run: Run) -> Section:
         bucket[1] += plans
         bucket[2] += plans * plan_ms
         bucket[3] += calls * exec_ms
-    section.raw = {
-        kind: dict(zip(("calls", "plans", "plan_ms", "exec_ms"), v, strict=True))
-        for kind, v in totals.items()
-    }
-    options = connection.settings_dict.get("OPTIONS", {})
-    prepared = (
-        f"prepared statements on (`server_side_binding`, `prepare_threshold` "
-        f"{options.get('prepare_threshold')})"
-        if options.get("server_side_binding")
-        else "prepared statements off"
-    )
+    return totals
+
+
+def _with_options(options: dict[str, Any] | None) -> None:
+    """The default connection reopened with ``options`` as its ``OPTIONS`` (None: none)."""
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["OPTIONS"] = dict(options or {})
+
+
+def planning_section(run: Run) -> Section:
+    """Planning against execution time of each query of the listings' pages, from
+    ``pg_stat_statements`` (when the server loads it), with prepared statements off (the
+    default) and on (``PREPARED_OPTIONS``); and what each way costs the API's page, the
+    history page and an export."""
+    from django.db import connection
+
+    from bench import _api, pages
+
+    section = Section("planning", "Where the database time goes: planning and execution", "")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_preload_libraries")
+        if "pg_stat_statements" not in cursor.fetchone()[0]:
+            section.intro = (
+                "Not measured: the server does not load `pg_stat_statements` "
+                "(`shared_preload_libraries`)."
+            )
+            return section
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cursor.execute("SHOW pg_stat_statements.track_planning")
+        tracked = cursor.fetchone()[0] == "on"
+    repeat = 50
+    original = dict(connection.settings_dict.get("OPTIONS") or {})
+    statement_rows: list[list[object]] = []
+    timing_rows: list[list[object]] = []
+    raw: dict[str, Any] = {}
+    try:
+        for mode, options in (("off", original), ("on", {**original, **PREPARED_OPTIONS})):
+            _with_options(options)
+            client = _api.Client(run.dataset.token)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_stat_statements_reset()")
+            for listing in _api.listings(run.dataset):
+                for depth in (0, run.args.depth):
+                    where = _api.position(listing, depth)
+                    for per_page in (10, 100):
+                        path, params = _api.request_for(listing, "keyset", per_page, depth, where)
+                        for _ in range(repeat):
+                            client.get(path, params)
+            totals = _statement_totals(repeat)
+            raw[mode] = {
+                kind: dict(zip(("calls", "plans", "plan_ms", "exec_ms"), v, strict=True))
+                for kind, v in totals.items()
+            }
+            for kind, (calls, plans, plan_total, exec_total) in sorted(totals.items()):
+                statement_rows.append(
+                    [
+                        mode,
+                        kind,
+                        int(calls),
+                        int(plans),
+                        round(plan_total / plans, 3) if plans else 0,
+                        round(exec_total / calls, 3) if calls else 0,
+                    ]
+                )
+            # What each way costs the pages a registrar and an integration use most.
+            listing = _api.listings(run.dataset)[0]
+            where = _api.position(listing, run.args.depth)
+            path, params = _api.request_for(listing, "keyset", 10, run.args.depth, where)
+            api = Timed("api", functools.partial(client.get, path, params), 60, 20)
+            history_case = pages.history_cases(run.dataset.course.pk, run.args.depth)[1]
+            page_client = pages.superuser_client()
+            history = pages.timed(history_case, page_client, repeat=30)
+            measure_in_rounds([api, history], warmup=5)
+            export_case = pages.export_cases(run.dataset.course.pk, run.dataset.root.pk)[1]
+            export = pages.export_rate(export_case, page_client, rows=20_000)
+            raw[mode]["figures"] = {
+                "api_p50_ms": api.summary()["p50_ms"],
+                "history_p50_ms": history.summary()["p50_ms"],
+                "export": export,
+            }
+            timing_rows.append(
+                [
+                    mode,
+                    round(api.summary()["p50_ms"], 2),
+                    round(history.summary()["p50_ms"], 1),
+                    f"{number(export['rows_per_second'])} ({export_case.name})",
+                ]
+            )
+    finally:
+        _with_options(original)
+    section.raw = raw
     section.intro = (
         f"`pg_stat_statements` over {repeat} requests of each listing's page one and deep "
-        f"page at per_page 10 and 100 (bearer token), {prepared}. A query planned once and "
-        "executed many times shows fewer plans than calls; planning is per plan, execution "
-        "per call." + ("" if tracked else " (`track_planning` is off: no planning figures.)")
+        f"page at per_page 10 and 100 (bearer token), with prepared statements off (Django's "
+        "default, and the demo's) and on (`server_side_binding`, `prepare_threshold` 5, "
+        "`plan_cache_mode=force_generic_plan`: docs/integration.md §8). A query planned "
+        "once and run many times shows fewer plans than calls; planning is per plan, "
+        "execution per call."
+        + ("" if tracked else " (`track_planning` is off: no planning figures.)")
     )
-    section.details.append(python_profile(run))
     section.details.append(
         table(
-            ["query", "calls", "plans", "planning ms per plan", "execution ms per call"],
             [
-                [
-                    kind,
-                    int(calls),
-                    int(plans),
-                    round(plan_total / plans, 3) if plans else 0,
-                    round(exec_total / calls, 3) if calls else 0,
-                ]
-                for kind, (calls, plans, plan_total, exec_total) in sorted(totals.items())
+                "prepared",
+                "query",
+                "calls",
+                "plans",
+                "planning ms per plan",
+                "execution ms per call",
             ],
+            statement_rows,
         )
     )
+    section.details.append(
+        "What each way costs (p50; the API's course page and the history page "
+        f"{run.args.depth:,} events deep; rows per second of the first 20,000 of an export): "
+        "a generic plan knows no course, so it plans for the average one, and a course far "
+        "busier than that (the big course here) is read the slow way.\n\n"
+        + table(["prepared", "API page, ms", "history page, ms", "export, rows/s"], timing_rows)
+    )
+    section.details.append(python_profile(run))
     return section
 
 
