@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,10 +43,24 @@ _COPY_RESET = {
 
 def format_time(value: dt.datetime | None) -> str | None:
     """ISO 8601 in whole seconds in the active time zone, ``Z`` for UTC."""
-    if value is None:
-        return None
-    text = timezone.localtime(value).isoformat(timespec="seconds")
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return time_formatter()(value)
+
+
+TimeFormatter = Callable[[dt.datetime | None], str | None]
+
+
+def time_formatter() -> TimeFormatter:
+    """``format_time`` for the time zone active now, looked up once (a page formats
+    hundreds of times)."""
+    zone = timezone.get_current_timezone()
+
+    def format_in_zone(value: dt.datetime | None) -> str | None:
+        if value is None:
+            return None
+        text = value.astimezone(zone).isoformat(timespec="seconds")
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return format_in_zone
 
 
 def _str(value: Any) -> str | None:
@@ -113,7 +127,9 @@ def course_json(course: Course, *, ids_as_strings: bool) -> dict[str, Any]:
     )
 
 
-def course_row_json(row: Mapping[str, Any], *, ids_as_strings: bool) -> dict[str, Any]:
+def course_row_json(
+    row: Mapping[str, Any], *, ids_as_strings: bool, fmt: TimeFormatter = format_time
+) -> dict[str, Any]:
     """Canvas's course JSON from a row of ``COURSE_JSON_FIELDS`` (values, not a model)."""
     ident = _str if ids_as_strings else _identity
     return {
@@ -124,9 +140,9 @@ def course_row_json(row: Mapping[str, Any], *, ids_as_strings: bool) -> dict[str
         "root_account_id": ident(row["root_account_id"]),
         "uuid": str(row["uuid"]),
         "sis_course_id": row["sis_course_id"],
-        "created_at": format_time(row["created_at"]),
-        "start_at": format_time(row["start_at"]),
-        "end_at": format_time(row["conclude_at"]),
+        "created_at": fmt(row["created_at"]),
+        "start_at": fmt(row["start_at"]),
+        "end_at": fmt(row["conclude_at"]),
         "is_public": row["is_public"],
         "workflow_state": row["workflow_state"],
     }
@@ -227,7 +243,7 @@ PAGE_VIEW_JSON_FIELDS = (
 )
 
 
-def page_view_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def page_view_row_json(row: Mapping[str, Any], fmt: TimeFormatter = format_time) -> dict[str, Any]:
     """Canvas's page view JSON from a row of ``PAGE_VIEW_JSON_FIELDS``."""
     return {
         "id": str(row["request_id"]),
@@ -238,7 +254,7 @@ def page_view_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "http_method": row["http_method"].lower(),
         "user_agent": row["user_agent"],
         "remote_ip": row["remote_ip"],
-        "created_at": format_time(row["created_at"]),
+        "created_at": fmt(row["created_at"]),
         "render_time": row["render_time"],
         "interaction_seconds": row["interaction_seconds"],
         "user_request": row["user_request"],
@@ -297,7 +313,7 @@ EVENT_JSON_FIELDS = (
 PAGE_VIEW_PRESENT = "page_view__created_at"
 
 
-def event_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def event_row_json(row: Mapping[str, Any], fmt: TimeFormatter = format_time) -> dict[str, Any]:
     """Canvas's event JSON from a row of ``EVENT_JSON_FIELDS``."""
     event_type = row["event_type"]
     links: dict[str, Any] = {}
@@ -312,7 +328,7 @@ def event_row_json(row: Mapping[str, Any]) -> dict[str, Any]:
         data = in_field_order(data)
     return {
         "id": str(row["uuid"]),
-        "created_at": format_time(row["created_at"]),
+        "created_at": fmt(row["created_at"]),
         "event_type": event_type,
         "event_source": row["event_source"],
         "event_data": data,
@@ -410,25 +426,28 @@ def compound_document(
     user_model = get_user_model()
     user_present = f"user__{columns.user_present}"
     known = None if course is None else course_json(course, ids_as_strings=True)
+    fmt = time_formatter()
     events = []
     for row in rows:
-        events.append(event_row_json(row))
+        events.append(event_row_json(row, fmt))
         request_id = row["page_view_id"]
         if row[PAGE_VIEW_PRESENT] is not None and request_id not in page_views:
             view = _linked_row(row, "page_view__", PAGE_VIEW_JSON_FIELDS[1:])
             view["request_id"] = request_id
-            page_views[request_id] = page_view_row_json(view)
+            page_views[request_id] = page_view_row_json(view, fmt)
         if known is not None:
             courses.setdefault(row["course_id"], known)
         elif row["course_id"] not in courses:
             courses[row["course_id"]] = course_row_json(
-                _linked_row(row, "course__", COURSE_JSON_FIELDS), ids_as_strings=True
+                _linked_row(row, "course__", COURSE_JSON_FIELDS), ids_as_strings=True, fmt=fmt
             )
         related = row["related_course_id"]
         # As for users: the course's own uuid says whether the joined row exists.
         if row["related_course__uuid"] is not None and related not in courses:
             courses[related] = course_row_json(
-                _linked_row(row, "related_course__", COURSE_JSON_FIELDS), ids_as_strings=True
+                _linked_row(row, "related_course__", COURSE_JSON_FIELDS),
+                ids_as_strings=True,
+                fmt=fmt,
             )
         user_pk = row["user_id"]
         if row[user_present] is not None and user_pk not in users:
