@@ -259,18 +259,21 @@ def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Ve
     """Check the newest ``integrity.PAGE_CHECK_EVENTS`` events of the page's scope against
     their checkpoints (``integrity.verify_events``), from the database the page reads."""
     notes = []
-    if conf.SIGNING_KEY is None:
-        notes.append(
-            _("No signing key is configured (COURSE_AUDIT_SIGNING_KEY): nothing new is sealed.")
-        )
-    alias = events.db
-    if integrity.latest_checkpoint(alias) is None:
-        notes.append(_("No checkpoint has been made yet: no event is sealed, none can be checked."))
-        return Verification(None, notes, [], [], 0)
     try:
         keys = integrity.trusted_keys()
     except ImproperlyConfigured as error:
         notes.append(_("The keys cannot be read: %(error)s") % {"error": error})
+        return Verification(None, notes, [], [], 0)
+    if not keys:
+        notes.append(
+            _(
+                "No key is configured (COURSE_AUDIT_SIGNING_KEY or COURSE_AUDIT_TRUSTED_KEYS): "
+                "no checkpoint's signature can be trusted."
+            )
+        )
+    alias = events.db
+    if integrity.latest_checkpoint(alias) is None:
+        notes.append(_("No checkpoint has been made yet: no event is sealed, none can be checked."))
         return Verification(None, notes, [], [], 0)
     rows = [
         tuple(row[column] for column in integrity.SEALED_COLUMNS)
