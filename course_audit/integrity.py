@@ -395,7 +395,7 @@ def sealed_in(event_ids: Iterable[int], *, using: str = DEFAULT_DB_ALIAS) -> Sea
     if not rows:
         return Seals(covered={}, sealed_through=0, any=False)
     starts = [row[1] for row in rows]
-    covered = {}
+    covered: dict[int, int] = {}
     for event_id in ids:
         position = bisect.bisect_left(starts, event_id) - 1
         if position >= 0 and event_id <= rows[position][2]:

@@ -258,11 +258,17 @@ SHOWN_PROBLEMS = 50
 def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Verification:
     """Check the newest ``integrity.PAGE_CHECK_EVENTS`` events of the page's scope against
     their checkpoints (``integrity.verify_events``), from the database the page reads."""
-    notes = []
+    notes: list[str] = []
     try:
         keys = integrity.trusted_keys()
-    except ImproperlyConfigured as error:
-        notes.append(_("The keys cannot be read: %(error)s") % {"error": error})
+    except ImproperlyConfigured:
+        # Which file, and why, is the system check's to say (E012), not the page's.
+        notes.append(
+            _(
+                "The signing or trusted keys cannot be read (the system check "
+                "course_audit.E012 says why): nothing can be checked."
+            )
+        )
         return Verification(None, notes, [], [], 0)
     if not keys:
         notes.append(
