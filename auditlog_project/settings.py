@@ -153,11 +153,15 @@ SPECTACULAR_SETTINGS = {"ENUM_NAME_OVERRIDES": {**ENUM_NAME_OVERRIDES}}
 # Tamper evidence (docs/integrity.md). scripts/demo makes the demo's key pair in var/
 # (git-ignored) with course_audit_keygen before anything else, and seed_demo seals the
 # history with it. Only when the file is there: a key that cannot be read is an error
-# (course_audit.E012), and a fresh clone has none until scripts/demo has run.
+# (course_audit.E012), and a fresh clone has none until scripts/demo has run. The
+# environment's COURSE_AUDIT_SIGNING_KEY names another key; set empty, it turns sealing off.
 DEMO_VAR = BASE_DIR / "var"
 _DEMO_SIGNING_KEY = DEMO_VAR / "signing.pem"
-COURSE_AUDIT_SIGNING_KEY = os.environ.get("COURSE_AUDIT_SIGNING_KEY") or (
-    str(_DEMO_SIGNING_KEY) if _DEMO_SIGNING_KEY.is_file() else None
+COURSE_AUDIT_SIGNING_KEY = (
+    os.environ.get(
+        "COURSE_AUDIT_SIGNING_KEY", str(_DEMO_SIGNING_KEY) if _DEMO_SIGNING_KEY.is_file() else ""
+    )
+    or None
 )
 COURSE_AUDIT_DIGEST_DIR = os.environ.get("COURSE_AUDIT_DIGEST_DIR", str(DEMO_VAR / "digests"))
 
