@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -359,14 +359,14 @@ class Seals:
     # Whether any checkpoint exists at all.
     any: bool
 
-    def state(self, event_id: int) -> int | bool:
-        """The sequence of the event's checkpoint; ``False`` when it is not sealed yet
-        (above the newest checkpoint), ``True`` when no checkpoint covers it although it
-        is below the newest (a checkpoint missing, or an id forged into a gap)."""
+    def state(self, event_id: int) -> int | Literal["pending", "missing"]:
+        """The sequence of the event's checkpoint; ``"pending"`` when it is not sealed yet
+        (above the newest checkpoint), ``"missing"`` when no checkpoint covers it although
+        it is below the newest (a checkpoint missing, or an id forged into a gap)."""
         sequence = self.covered.get(event_id)
         if sequence is not None:
             return sequence
-        return event_id <= self.sealed_through
+        return "missing" if event_id <= self.sealed_through else "pending"
 
 
 def sealed_in(event_ids: Iterable[int], *, using: str = DEFAULT_DB_ALIAS) -> Seals:

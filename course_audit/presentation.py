@@ -327,9 +327,9 @@ def event_item(
 def _seal(event_id: int, seals: Seals, words: _Words) -> str:
     """The event's seal: its checkpoint, "not yet sealed" or "in no checkpoint"."""
     state = seals.state(event_id)
-    if state is False:
+    if state == "pending":
         return f'\n    <span class="seal seal-pending">{words.not_sealed_yet}</span>'
-    if state is True:
+    if state == "missing":
         return f'\n    <span class="seal seal-missing">{words.in_no_checkpoint}</span>'
     label = words.sealed_in % {"sequence": state}
     return f'\n    <span class="seal seal-sealed" data-checkpoint="{state}">{label}</span>'
