@@ -643,8 +643,8 @@ def verify_events(
         event_id = row[0]
         fields = leaf_fields(row)
         where = {"event_id": event_id, "uuid": fields["uuid"]}
-        sequence = seals.covered.get(event_id)
-        if sequence is None:
+        covering = seals.covered.get(event_id)
+        if covering is None:
             if event_id > seals.sealed_through:
                 report.unsealed += 1
                 if newest is not None and row[2] < newest.created_at - tolerance:
@@ -663,6 +663,7 @@ def verify_events(
                     **where,
                 )
             continue
+        sequence = covering
         checkpoint = loaded[sequence]
         sealed = entries[sequence]
         if sealed is not None:
