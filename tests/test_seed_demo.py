@@ -288,7 +288,7 @@ def test_with_a_signing_key_the_history_is_sealed_and_verifies_clean(settings, t
     settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
     settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "digests")
     # A year of history in several checkpoints made by one run, as a bigger demo makes them.
-    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 100
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 10
 
     out = seed()
 
