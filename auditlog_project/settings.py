@@ -1,8 +1,10 @@
 """Settings of the demo host project: it only configures course_audit.
 
 From the environment: ``DATABASE_URL`` (a ``postgres://`` URL selects PostgreSQL through
-psycopg; unset means the SQLite file ``db.sqlite3``), ``SECRET_KEY``, ``DEBUG`` and
-``ALLOWED_HOSTS`` (comma-separated).
+psycopg; unset means the SQLite file ``db.sqlite3``), ``SECRET_KEY``, ``DEBUG``,
+``ALLOWED_HOSTS`` (comma-separated), and ``COURSE_AUDIT_SIGNING_KEY`` and
+``COURSE_AUDIT_DIGEST_DIR`` (checkpoints: by default the key ``scripts/demo`` makes in
+``var/``, when it is there).
 """
 
 from __future__ import annotations
@@ -147,6 +149,21 @@ CONTENT_SECURITY_POLICY = {
 # For a schema of the whole site (drf-spectacular's own views and its check in `check
 # --deploy`): course_audit's enums, named as its own schema names them.
 SPECTACULAR_SETTINGS = {"ENUM_NAME_OVERRIDES": {**ENUM_NAME_OVERRIDES}}
+
+# Tamper evidence (docs/integrity.md). scripts/demo makes the demo's key pair in var/
+# (git-ignored) with course_audit_keygen before anything else, and seed_demo seals the
+# history with it. Only when the file is there: a key that cannot be read is an error
+# (course_audit.E012), and a fresh clone has none until scripts/demo has run. The
+# environment's COURSE_AUDIT_SIGNING_KEY names another key; set empty, it turns sealing off.
+DEMO_VAR = BASE_DIR / "var"
+_DEMO_SIGNING_KEY = DEMO_VAR / "signing.pem"
+COURSE_AUDIT_SIGNING_KEY = (
+    os.environ.get(
+        "COURSE_AUDIT_SIGNING_KEY", str(_DEMO_SIGNING_KEY) if _DEMO_SIGNING_KEY.is_file() else ""
+    )
+    or None
+)
+COURSE_AUDIT_DIGEST_DIR = os.environ.get("COURSE_AUDIT_DIGEST_DIR", str(DEMO_VAR / "digests"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "course_audit:home"

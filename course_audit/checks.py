@@ -15,8 +15,13 @@
   course table is missing or disabled.
 - ``course_audit.E012``: ``COURSE_AUDIT_SIGNING_KEY`` or ``COURSE_AUDIT_TRUSTED_KEYS`` names
   a key that cannot be read as Ed25519.
+- ``course_audit.E013``: ``COURSE_AUDIT_CHECKPOINT_MAX_AGE`` is neither a positive number of
+  seconds nor a positive ``timedelta``.
 - ``course_audit.W004`` (a database check): on PostgreSQL, no ``COURSE_AUDIT_SIGNING_KEY``:
   no checkpoint can be made, so tampering with the events would go unnoticed.
+- ``course_audit.W005`` (a database check): a signing key is set, events wait to be sealed,
+  and the newest checkpoint is older than ``COURSE_AUDIT_CHECKPOINT_MAX_AGE`` (or there is
+  none): the ``course_audit_checkpoint`` job is not running.
 - ``course_audit.W001``: events go to a database that is neither PostgreSQL nor SQLite.
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
@@ -27,6 +32,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.apps import apps
@@ -37,11 +43,12 @@ from django.db import DatabaseError, connections, router
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from rest_framework.serializers import BaseSerializer
 
 from course_audit import integrity, partitions, triggers
-from course_audit.conf import DEFAULTS, setting
+from course_audit.conf import DEFAULTS, conf, setting
 from course_audit.models import Course, CourseEvent
 
 # pg_trigger.tgenabled of a trigger that fires on ordinary writes: O (origin and local)
@@ -108,7 +115,8 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E008 to E010: a ``COURSE_AUDIT_*`` setting of the wrong kind."""
+    """course_audit.E003 to E006, E008 to E010, E013: a ``COURSE_AUDIT_*`` setting of the
+    wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
@@ -138,6 +146,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not isinstance(setting("ALLOW_TRUNCATE"), bool):
         message = _("COURSE_AUDIT_ALLOW_TRUNCATE must be True or False; it is %(value)r.")
         errors.append(_setting_error("ALLOW_TRUNCATE", message, "course_audit.E010"))
+    if not _is_positive_age(setting("CHECKPOINT_MAX_AGE")):
+        message = _(
+            "COURSE_AUDIT_CHECKPOINT_MAX_AGE must be a positive number of seconds or a "
+            "positive datetime.timedelta; it is %(value)r."
+        )
+        errors.append(_setting_error("CHECKPOINT_MAX_AGE", message, "course_audit.E013"))
     read_database = setting("READ_DATABASE")
     if read_database is not None and not (
         isinstance(read_database, str) and read_database in settings.DATABASES
@@ -161,6 +175,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_positive_age(value: Any) -> bool:
+    if isinstance(value, dt.timedelta):
+        return value > dt.timedelta(0)
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def _serializer_error() -> Error | None:
@@ -260,6 +280,55 @@ def check_sealing(
                 "every few minutes (docs/integrity.md)."
             ),
             id="course_audit.W004",
+        )
+    ]
+
+
+@register(Tags.database)
+def check_checkpoint_age(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """course_audit.W005: a signing key is set, events wait to be sealed, and the newest
+    checkpoint is older than ``COURSE_AUDIT_CHECKPOINT_MAX_AGE`` (or none was ever made)."""
+    alias = router.db_for_write(CourseEvent)
+    if not databases or alias not in databases or not setting("SIGNING_KEY"):
+        return []
+    if not _is_positive_age(setting("CHECKPOINT_MAX_AGE")):
+        return []  # E013
+    try:
+        newest = integrity.latest_checkpoint(alias)
+        if newest is not None and timezone.now() - newest.created_at <= conf.CHECKPOINT_MAX_AGE:
+            return []
+        waiting = CourseEvent.objects.using(alias).filter(
+            id__gt=newest.last_id if newest else integrity.MIN_ID
+        )
+        if not waiting.exists():
+            return []
+    except DatabaseError:  # not migrated yet, or the database is away: not ours to report
+        return []
+    if newest is None:
+        message = _(
+            "No checkpoint seals the course events on '%(alias)s' although a signing key is "
+            "set: the course_audit_checkpoint job is not running."
+        ) % {"alias": alias}
+    else:
+        message = _(
+            "The newest checkpoint on '%(alias)s' (#%(sequence)s) was made %(when)s ago, "
+            "more than COURSE_AUDIT_CHECKPOINT_MAX_AGE, and newer events wait to be sealed: "
+            "the course_audit_checkpoint job is not running."
+        ) % {
+            "alias": alias,
+            "sequence": newest.sequence,
+            "when": timesince(newest.created_at),
+        }
+    return [
+        Warning(
+            message,
+            hint=_(
+                "Run 'manage.py course_audit_checkpoint' every few minutes (cron, a systemd "
+                "timer, a Kubernetes CronJob: docs/integrity.md), and look at its output."
+            ),
+            id="course_audit.W005",
         )
     ]
 

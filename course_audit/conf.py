@@ -6,6 +6,7 @@ value of the wrong kind when the site starts (``course_audit.E003`` to ``E006``,
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "DIGEST_DIR": "course_audit_digests",
     "CHECKPOINT_MAX_EVENTS": 10_000,
     "BACKDATE_TOLERANCE": 600,
+    "CHECKPOINT_MAX_AGE": dt.timedelta(hours=1),
 }
 
 
@@ -112,6 +114,14 @@ class Settings:
         """Seconds an event's ``created_at`` may precede the checkpoint before the one that
         sealed it (a transaction that began before that checkpoint and wrote after it)."""
         return int(setting("BACKDATE_TOLERANCE"))
+
+    @property
+    def CHECKPOINT_MAX_AGE(self) -> dt.timedelta:
+        """How old the newest checkpoint may grow while newer events wait before the database
+        check ``course_audit.W005`` says the sealing job is not running: a ``timedelta`` or
+        seconds (an hour by default)."""
+        value = setting("CHECKPOINT_MAX_AGE")
+        return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
 
 
 conf = Settings()

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import dataclasses
 import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -31,6 +32,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from course_audit import merkle, proof
 from course_audit.conf import conf
@@ -346,6 +348,62 @@ def latest_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
     return Checkpoint.objects.using(using).defer("leaves").order_by("-sequence").first()
 
 
+@dataclasses.dataclass(frozen=True)
+class Seals:
+    """Which checkpoint's range covers each of some events (``sealed_in``)."""
+
+    # Event id: the sequence of the checkpoint whose ``(after_id, last_id]`` holds it.
+    covered: dict[int, int]
+    # The newest checkpoint's ``last_id``: events above it are not sealed yet.
+    sealed_through: int
+    # Whether any checkpoint exists at all.
+    any: bool
+
+    def state(self, event_id: int) -> int | Literal["pending", "missing"]:
+        """The sequence of the event's checkpoint; ``"pending"`` when it is not sealed yet
+        (above the newest checkpoint), ``"missing"`` when no checkpoint covers it although
+        it is below the newest (a checkpoint missing, or an id forged into a gap)."""
+        sequence = self.covered.get(event_id)
+        if sequence is not None:
+            return sequence
+        return "missing" if event_id <= self.sealed_through else "pending"
+
+
+def sealed_in(event_ids: Iterable[int], *, using: str = DEFAULT_DB_ALIAS) -> Seals:
+    """The checkpoints whose id ranges cover these events (a page's), in one query
+    whatever their number, and whatever the number of checkpoints between them.
+
+    Each id's checkpoint is the one with the greatest ``after_id`` below it (a
+    ``max(after_id)`` that the unique index answers with one probe), which covers it when
+    its ``last_id`` reaches the id; the newest checkpoint comes along to tell "not sealed
+    yet" from "in no checkpoint". This is where the range says the event is sealed, not a
+    verification: ``verify`` and ``verify_events`` compare it with what was signed.
+    """
+    ids = sorted(set(event_ids))
+    connection = connections[using]
+    table = connection.ops.quote_name(Checkpoint._meta.db_table)
+    probe = f"(SELECT max(after_id) FROM {table} WHERE after_id < %s)"
+    sql = (
+        f"SELECT sequence, after_id, last_id FROM {table} WHERE sequence ="
+        f" (SELECT max(sequence) FROM {table})"
+    )
+    if ids:
+        sql += f" OR after_id IN ({', '.join([probe] * len(ids))})"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = sorted(cursor.fetchall(), key=lambda row: row[1])
+    if not rows:
+        return Seals(covered={}, sealed_through=0, any=False)
+    starts = [row[1] for row in rows]
+    covered: dict[int, int] = {}
+    for event_id in ids:
+        position = bisect.bisect_left(starts, event_id) - 1
+        if position >= 0 and event_id <= rows[position][2]:
+            covered[event_id] = int(rows[position][0])
+    newest = max(rows, key=lambda row: row[0])
+    return Seals(covered=covered, sealed_through=int(newest[2]), any=True)
+
+
 def seal(
     *,
     using: str = DEFAULT_DB_ALIAS,
@@ -447,18 +505,19 @@ class Problem:
     events: int = 1
 
 
+# Each kind of problem, as counted in a summary (translated: the account page shows them).
 PROBLEM_KINDS = {
-    "modified": "event modified",
-    "deleted": "event deleted",
-    "inserted": "event inserted into a sealed range",
-    "backdated": "event backdated",
-    "unsealed": "event older than the newest checkpoint still unsealed",
-    "checkpoint_missing": "checkpoint missing",
-    "checkpoint_altered": "checkpoint altered",
-    "unknown_key": "checkpoint signed by an unknown key",
-    "out_of_chain": "checkpoint out of chain",
-    "digest_missing": "digest file missing",
-    "digest_mismatch": "digest file disagreeing",
+    "modified": gettext_lazy("event modified"),
+    "deleted": gettext_lazy("event deleted"),
+    "inserted": gettext_lazy("event inserted into a sealed range"),
+    "backdated": gettext_lazy("event backdated"),
+    "unsealed": gettext_lazy("event older than the newest checkpoint still unsealed"),
+    "checkpoint_missing": gettext_lazy("checkpoint missing"),
+    "checkpoint_altered": gettext_lazy("checkpoint altered"),
+    "unknown_key": gettext_lazy("checkpoint signed by an unknown key"),
+    "out_of_chain": gettext_lazy("checkpoint out of chain"),
+    "digest_missing": gettext_lazy("digest file missing"),
+    "digest_mismatch": gettext_lazy("digest file disagreeing"),
 }
 
 
@@ -476,14 +535,18 @@ class Report:
     def add(self, kind: str, message: str, **where: Any) -> None:
         self.problems.append(Problem(kind, message, **where))
 
-    def summary(self) -> str:
+    def counts(self) -> dict[str, int]:
+        """How many events or checkpoints each kind of problem concerns, in
+        ``PROBLEM_KINDS`` order, the kinds found only."""
         counts = Counter[str]()
         for problem in self.problems:
             counts[problem.kind] += problem.events
+        return {kind: counts[kind] for kind in PROBLEM_KINDS if counts[kind]}
+
+    def summary(self) -> str:
+        counts = self.counts()
         state = "intact" if self.intact else "NOT INTACT"
-        found = ", ".join(
-            f"{counts[kind]} {label}" for kind, label in PROBLEM_KINDS.items() if counts[kind]
-        )
+        found = ", ".join(f"{count} {PROBLEM_KINDS[kind]}" for kind, count in counts.items())
         return (
             f"{state}: {self.events:,} events and {self.checkpoints:,} checkpoints checked,"
             f" {self.unsealed:,} events not sealed yet; {len(self.problems)} problems"
@@ -517,38 +580,170 @@ def verify(
     return report
 
 
+# The account page checks at most this many of the account's newest events
+# (``verify_events``), in at most ``PAGE_CHECK_CHECKPOINTS`` checkpoints: each costs
+# reading and hashing its list of up to ``CHECKPOINT_MAX_EVENTS`` entries.
+PAGE_CHECK_EVENTS = 1000
+PAGE_CHECK_CHECKPOINTS = 20
+
+
+def verify_events(
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    keys: dict[str, str] | None = None,
+    max_checkpoints: int = PAGE_CHECK_CHECKPOINTS,
+) -> Report:
+    """Check some events (``SEALED_COLUMNS`` rows: an account's newest, say) against the
+    checkpoints whose ranges cover them, without reading the rest of the log.
+
+    Each of those checkpoints (the newest ``max_checkpoints`` of them; the events below
+    them are left out) is checked on its own and against the one before it (hash,
+    signature, trusted key, chain link), its sealed list against its signed root, and each
+    event against its entry there: ``modified``, ``inserted``, ``backdated``; an event
+    above the newest checkpoint is counted as not sealed yet (``unsealed`` when it is
+    older than that checkpoint), one in no checkpoint below it is ``checkpoint_missing``.
+    What it cannot see: events deleted (a sealed list names ids, not accounts), and the
+    rest of the chain. ``verify`` checks those.
+    """
+    report = Report()
+    trusted = trusted_keys() if keys is None else keys
+    rows = sorted(rows, key=lambda row: row[0])
+    seals = sealed_in((row[0] for row in rows), using=using)
+    kept = set(sorted(set(seals.covered.values()), reverse=True)[:max_checkpoints])
+    loaded = {
+        checkpoint.sequence: checkpoint
+        for checkpoint in Checkpoint.objects.using(using)
+        .defer("leaves")
+        .filter(sequence__in=kept | {sequence - 1 for sequence in kept})
+    }
+    floor = min((loaded[sequence].after_id for sequence in kept), default=None)
+    if floor is not None and len(kept) == max_checkpoints:
+        rows = [row for row in rows if row[0] > floor]
+    entries: dict[int, dict[int, Leaf] | None] = {}
+    for sequence in sorted(kept):
+        checkpoint = loaded[sequence]
+        previous = loaded.get(sequence - 1)
+        expected = sequence if previous or sequence == 1 else sequence - 1
+        _check_checkpoint(checkpoint, previous, expected, trusted, report)
+        leaves = _open_range(
+            using, checkpoint, report, fallback="none of its events can be checked here"
+        ).leaves
+        entries[sequence] = None if leaves is None else {leaf.id: leaf for leaf in leaves}
+    report.checkpoints = len(kept)
+    references = {
+        sequence: reference
+        for sequence in kept
+        if (reference := _run_before(using, loaded[sequence])) is not None
+    }
+    tolerance = dt.timedelta(seconds=conf.BACKDATE_TOLERANCE)
+    newest = latest_checkpoint(using) if seals.any else None
+    for row in rows:
+        report.events += 1
+        event_id = row[0]
+        fields = leaf_fields(row)
+        where = {"event_id": event_id, "uuid": fields["uuid"]}
+        covering = seals.covered.get(event_id)
+        if covering is None:
+            if event_id > seals.sealed_through:
+                report.unsealed += 1
+                if newest is not None and row[2] < newest.created_at - tolerance:
+                    report.add(
+                        "unsealed",
+                        f"event {fields['uuid']} (id {event_id}, created"
+                        f" {fields['created_at']}) is older than checkpoint"
+                        f" #{newest.sequence} and not sealed",
+                        **where,
+                    )
+            else:
+                report.add(
+                    "checkpoint_missing",
+                    f"event {fields['uuid']} (id {event_id}) lies in no checkpoint's range,"
+                    " below the newest checkpoint's: it cannot be verified",
+                    **where,
+                )
+            continue
+        sequence = covering
+        checkpoint = loaded[sequence]
+        sealed = entries[sequence]
+        if sealed is not None:
+            entry = sealed.get(event_id)
+            if entry is None:
+                report.add(
+                    "inserted",
+                    f"event {fields['uuid']} (id {event_id}) is not among the events"
+                    f" checkpoint #{sequence} sealed",
+                    checkpoint=sequence,
+                    **where,
+                )
+            elif entry.hash != merkle.leaf_hash(merkle.leaf_bytes(fields)):
+                report.add(
+                    "modified",
+                    f"event {fields['uuid']} (id {event_id}) differs from what checkpoint"
+                    f" #{sequence} sealed",
+                    checkpoint=sequence,
+                    **where,
+                )
+        _check_date(row[2], fields, checkpoint, references, tolerance, report)
+    return report
+
+
+def _run_before(using: str, checkpoint: Checkpoint) -> tuple[int, dt.datetime] | None:
+    """The newest checkpoint made before ``checkpoint``'s run (``backdate_references``)."""
+    found = (
+        Checkpoint.objects.using(using)
+        .filter(sequence__lt=checkpoint.sequence, created_at__lt=checkpoint.created_at)
+        .order_by("-sequence")
+        .values_list("sequence", "created_at")
+        .first()
+    )
+    return None if found is None else (int(found[0]), found[1])
+
+
 def _check_chain(checkpoints: list[Checkpoint], trusted: dict[str, str], report: Report) -> None:
     previous: Checkpoint | None = None
     for checkpoint in checkpoints:
-        number = checkpoint.sequence
         expected = previous.sequence + 1 if previous else 1
-        if number != expected:
-            report.add(
-                "checkpoint_missing",
-                f"checkpoints #{expected} to #{number - 1} are missing"
-                if number - 1 > expected
-                else f"checkpoint #{expected} is missing",
-                checkpoint=expected,
-            )
-        elif checkpoint.previous != (previous.hash if previous else "") or checkpoint.after_id != (
-            previous.last_id if previous else 0
-        ):
-            report.add(
-                "out_of_chain",
-                f"checkpoint #{number} does not follow #{number - 1}"
-                " (its previous hash or first event id is not the one before's)",
-                checkpoint=number,
-            )
-        problem = _checkpoint_problem(checkpoint)
-        if problem:
-            report.add("checkpoint_altered", f"checkpoint #{number}: {problem}", checkpoint=number)
-        elif trusted.get(checkpoint.key_id) != checkpoint.public_key:
-            report.add(
-                "unknown_key",
-                f"checkpoint #{number} is signed by key {checkpoint.key_id}, which is not trusted",
-                checkpoint=number,
-            )
+        _check_checkpoint(checkpoint, previous, expected, trusted, report)
         previous = checkpoint
+
+
+def _check_checkpoint(
+    checkpoint: Checkpoint,
+    previous: Checkpoint | None,
+    expected: int,
+    trusted: dict[str, str],
+    report: Report,
+) -> None:
+    """Check a checkpoint's link to ``previous`` (the one before it that is there;
+    ``expected`` is the sequence it should have), its hash, signature and key."""
+    number = checkpoint.sequence
+    if number != expected:
+        report.add(
+            "checkpoint_missing",
+            f"checkpoints #{expected} to #{number - 1} are missing"
+            if number - 1 > expected
+            else f"checkpoint #{expected} is missing",
+            checkpoint=expected,
+        )
+    elif checkpoint.previous != (previous.hash if previous else "") or checkpoint.after_id != (
+        previous.last_id if previous else 0
+    ):
+        report.add(
+            "out_of_chain",
+            f"checkpoint #{number} does not follow #{number - 1}"
+            " (its previous hash or first event id is not the one before's)",
+            checkpoint=number,
+        )
+    problem = _checkpoint_problem(checkpoint)
+    if problem:
+        report.add("checkpoint_altered", f"checkpoint #{number}: {problem}", checkpoint=number)
+    elif trusted.get(checkpoint.key_id) != checkpoint.public_key:
+        report.add(
+            "unknown_key",
+            f"checkpoint #{number} is signed by key {checkpoint.key_id}, which is not trusted",
+            checkpoint=number,
+        )
 
 
 def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
@@ -632,6 +827,7 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
     index = 0
     current: _Range | None = None
     outside: Counter[int] = Counter()
+    references = backdate_references(checkpoints)
     for row in stream_events(using, after=after):
         event_id = row[0]
         while index < len(ranges) and event_id > ranges[index].last_id:
@@ -670,16 +866,7 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
             continue
         current = current or _open_range(using, checkpoint, report)
         _meet(current, event_id, fields, hashed, report)
-        previous_time = _previous_time(checkpoints, checkpoint)
-        if previous_time is not None and row[2] < previous_time - tolerance:
-            report.add(
-                "backdated",
-                f"event {fields['uuid']} (id {event_id}) sealed in checkpoint"
-                f" #{checkpoint.sequence} was created {fields['created_at']}, before"
-                f" checkpoint #{checkpoint.sequence - 1}",
-                checkpoint=checkpoint.sequence,
-                **where,
-            )
+        _check_date(row[2], fields, checkpoint, references, tolerance, report)
     while index < len(ranges):
         _close_range(current or _open_range(using, ranges[index], report), report)
         current = None
@@ -694,17 +881,55 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
         )
 
 
-def _previous_time(checkpoints: list[Checkpoint], checkpoint: Checkpoint) -> dt.datetime | None:
-    position = checkpoint.sequence - checkpoints[0].sequence - 1
-    if (
-        0 <= position < len(checkpoints)
-        and checkpoints[position].sequence == checkpoint.sequence - 1
-    ):
-        return checkpoints[position].created_at
-    return None
+def backdate_references(checkpoints: list[Checkpoint]) -> dict[int, tuple[int, dt.datetime]]:
+    """For each checkpoint (by sequence), the checkpoint its events may not be older than
+    (less ``BACKDATE_TOLERANCE``): the newest one made by an earlier run, with its time.
+
+    One run of ``seal`` makes several checkpoints at one time when the backlog exceeds
+    ``CHECKPOINT_MAX_EVENTS``: the events of the later ones were committed before that run,
+    not after the checkpoint just before them. A checkpoint after a missing one has none.
+    """
+    references: dict[int, tuple[int, dt.datetime]] = {}
+    reference: tuple[int, dt.datetime] | None = None
+    previous: Checkpoint | None = None
+    for checkpoint in checkpoints:
+        if previous is None or checkpoint.sequence != previous.sequence + 1:
+            reference = None
+        elif previous.created_at != checkpoint.created_at:
+            reference = (previous.sequence, previous.created_at)
+        if reference is not None:
+            references[checkpoint.sequence] = reference
+        previous = checkpoint
+    return references
 
 
-def _open_range(using: str, checkpoint: Checkpoint, report: Report) -> _Range:
+def _check_date(
+    created_at: dt.datetime,
+    fields: dict[str, Any],
+    checkpoint: Checkpoint,
+    references: dict[int, tuple[int, dt.datetime]],
+    tolerance: dt.timedelta,
+    report: Report,
+) -> None:
+    reference = references.get(checkpoint.sequence)
+    if reference is not None and created_at < reference[1] - tolerance:
+        report.add(
+            "backdated",
+            f"event {fields['uuid']} (id {fields['id']}) sealed in checkpoint"
+            f" #{checkpoint.sequence} was created {fields['created_at']}, before"
+            f" checkpoint #{reference[0]}",
+            checkpoint=checkpoint.sequence,
+            event_id=fields["id"],
+            uuid=fields["uuid"],
+        )
+
+
+def _open_range(
+    using: str,
+    checkpoint: Checkpoint,
+    report: Report,
+    fallback: str = "its events are checked against the root alone",
+) -> _Range:
     blob = (
         Checkpoint.objects.using(using)
         .filter(pk=checkpoint.pk)
@@ -721,7 +946,7 @@ def _open_range(using: str, checkpoint: Checkpoint, report: Report) -> _Range:
         report.add(
             "checkpoint_altered",
             f"checkpoint #{checkpoint.sequence}: its list of sealed events does not match its"
-            " signed root; its events are checked against the root alone",
+            f" signed root; {fallback}",
             checkpoint=checkpoint.sequence,
         )
     return _Range(checkpoint, leaves)

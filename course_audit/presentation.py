@@ -29,6 +29,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from course_audit.diff import in_field_order
+from course_audit.integrity import Seals
 from course_audit.models import Account, Course, CourseEvent
 
 # Values longer than this many characters show their start, the rest on demand.
@@ -193,6 +194,9 @@ class _Words:
     other_course: str
     request: str
     only_user: str
+    sealed_in: str
+    not_sealed_yet: str
+    in_no_checkpoint: str
     datetime_format: str
     types: Mapping[str, str]
     sources: Mapping[str, str]
@@ -211,6 +215,9 @@ class _Words:
             other_course=_e(_("other course:")),
             request=_e(_("request")),
             only_user=_e(_("Show only events by this user")),
+            sealed_in=_e(_("sealed in checkpoint #%(sequence)s")),
+            not_sealed_yet=_e(_("not yet sealed")),
+            in_no_checkpoint=_e(_("in no checkpoint")),
             datetime_format=formats.get_format("DATETIME_FORMAT"),
             types={value: _e(label) for value, label in CourseEvent.EventType.choices},
             sources={value: _e(label) for value, label in CourseEvent.EventSource.choices},
@@ -281,16 +288,19 @@ def event_items(
     show_course: bool = False,
     user_filter: bool = False,
     filter_links: str = "",
+    seals: Seals | None = None,
 ) -> SafeString:
-    """Events of a timeline as list items: each one's type, time, course (``show_course``),
-    who (a link filtering the page to that user with ``user_filter``, keeping the page's
-    other filters ``filter_links``), source, other course, request and diff."""
+    """Events of a timeline as list items: each one's type, time, whether it is sealed and
+    in which checkpoint (with ``seals``, from ``integrity.sealed_in``), course
+    (``show_course``), who (a link filtering the page to that user with ``user_filter``,
+    keeping the page's other filters ``filter_links``), source, other course, request and
+    diff."""
     words = _Words.now()
     user_link = _e(f"?{filter_links}&user_id=" if filter_links else "?user_id=")
     # Every piece is escaped (_e).
     return mark_safe(
         "".join(
-            _event_item(item, words, show_course, user_link if user_filter else "")
+            _event_item(item, words, show_course, user_link if user_filter else "", seals)
             for item in items
         )
     )
@@ -302,22 +312,41 @@ def event_item(
     show_course: bool = False,
     user_filter: bool = False,
     filter_links: str = "",
+    seals: Seals | None = None,
 ) -> SafeString:
     """One event as a list item (``event_items``)."""
     return event_items(
-        [shown], show_course=show_course, user_filter=user_filter, filter_links=filter_links
+        [shown],
+        show_course=show_course,
+        user_filter=user_filter,
+        filter_links=filter_links,
+        seals=seals,
     )
 
 
-def _event_item(shown: ShownEvent, words: _Words, show_course: bool, user_link: str) -> str:
+def _seal(event_id: int, seals: Seals, words: _Words) -> str:
+    """The event's seal: its checkpoint, "not yet sealed" or "in no checkpoint"."""
+    state = seals.state(event_id)
+    if state == "pending":
+        return f'\n    <span class="seal seal-pending">{words.not_sealed_yet}</span>'
+    if state == "missing":
+        return f'\n    <span class="seal seal-missing">{words.in_no_checkpoint}</span>'
+    label = words.sealed_in % {"sequence": state}
+    return f'\n    <span class="seal seal-sealed" data-checkpoint="{state}">{label}</span>'
+
+
+def _event_item(
+    shown: ShownEvent, words: _Words, show_course: bool, user_link: str, seals: Seals | None
+) -> str:
     event = shown["event"]
     iso, title, when = _dates(event.created_at, words, "Y-m-d H:i:s T (O)")
     kind = _e(event.event_type)
+    seal = "" if seals is None else _seal(event.pk, seals, words)
     parts = [
         f'\n<li class="event event-{kind}" data-event="{_e(event.uuid)}">\n'
         f'  <div class="event-head">\n'
         f'    <span class="badge badge-{kind}">{words.types.get(event.event_type, kind)}</span>\n'
-        f'    <time class="event-time" datetime="{iso}" title="{title}">{when}</time>\n'
+        f'    <time class="event-time" datetime="{iso}" title="{title}">{when}</time>{seal}\n'
         f'  </div>\n  <p class="event-meta">\n    '
     ]
     if show_course:

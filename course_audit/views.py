@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -29,9 +30,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import charts, exports, presentation, selectors
+from course_audit import charts, exports, integrity, presentation, selectors
+from course_audit.conf import conf
 from course_audit.filters import CourseEventFilterSet
 from course_audit.models import Account, Course, CourseEvent, PageView
 from course_audit.pagination import (
@@ -216,6 +218,7 @@ def _history(
         per_page=per_page,
         per_page_choices=PER_PAGE_CHOICES,
         events=presentation.present_all(page.rows),
+        seals=_seals(page.rows, filtered.db),
         older_query=_query(request, after=page.older, before=None) if page.older else None,
         newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
@@ -223,6 +226,71 @@ def _history(
         chart=_chart(filterset, filtered, partitions),
     )
     return render(request, "course_audit/history.html", context)
+
+
+def _seals(rows: list[CourseEvent], alias: str) -> integrity.Seals | None:
+    """Which checkpoint seals each event of the page, in one query whatever the page's
+    size; ``None`` (no seals shown) when sealing is not in use: no checkpoint, no key."""
+    if not rows:
+        return None
+    seals = integrity.sealed_in((event.pk for event in rows), using=alias)
+    return seals if seals.any or conf.SIGNING_KEY else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """What the account page shows of ``integrity.verify_events``: a report (``None``
+    when there was nothing to check against) and why not (``notes``)."""
+
+    report: integrity.Report | None
+    notes: list[str]
+    # Each kind of problem found, translated, with how many events or checkpoints it concerns.
+    counts: list[tuple[str, int]]
+    # The first problems' messages (``integrity``'s, in English: they name ids and hashes).
+    shown: list[str]
+    hidden: int
+
+
+# The account page lists at most this many problems' messages (all are counted).
+SHOWN_PROBLEMS = 50
+
+
+def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Verification:
+    """Check the newest ``integrity.PAGE_CHECK_EVENTS`` events of the page's scope against
+    their checkpoints (``integrity.verify_events``), from the database the page reads."""
+    notes: list[str] = []
+    try:
+        keys = integrity.trusted_keys()
+    except ImproperlyConfigured:
+        # Which file, and why, is the system check's to say (E012), not the page's.
+        notes.append(
+            _(
+                "The signing or trusted keys cannot be read (the system check "
+                "course_audit.E012 says why): nothing can be checked."
+            )
+        )
+        return Verification(None, notes, [], [], 0)
+    if not keys:
+        notes.append(
+            _(
+                "No key is configured (COURSE_AUDIT_SIGNING_KEY or COURSE_AUDIT_TRUSTED_KEYS): "
+                "no checkpoint's signature can be trusted."
+            )
+        )
+    alias = events.db
+    if integrity.latest_checkpoint(alias) is None:
+        notes.append(_("No checkpoint has been made yet: no event is sealed, none can be checked."))
+        return Verification(None, notes, [], [], 0)
+    rows = [
+        tuple(row[column] for column in integrity.SEALED_COLUMNS)
+        for row in fetch_ordered(
+            events, integrity.PAGE_CHECK_EVENTS, partitions, fields=integrity.SEALED_COLUMNS
+        )
+    ]
+    report = integrity.verify_events(rows, using=alias, keys=keys)
+    counts = [(str(integrity.PROBLEM_KINDS[kind]), n) for kind, n in report.counts().items()]
+    shown = [problem.message for problem in report.problems[:SHOWN_PROBLEMS]]
+    return Verification(report, notes, counts, shown, len(report.problems) - len(shown))
 
 
 def _chart(
@@ -305,23 +373,25 @@ def course_history(request: HttpRequest, course_id: int) -> HttpResponse:
         )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
+    """The account's history; a POST (the page's "Verify" button) also checks its newest
+    events against the signed checkpoints and shows the result above the timeline."""
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
+    context: dict[str, Any] = {
+        "account": account,
+        "subject": account,
+        "export_url_name": "course_audit:account_export",
+        "include_subaccounts": _include_subaccounts(request),
+        "check_events": integrity.PAGE_CHECK_EVENTS,
+        "check_checkpoints": integrity.PAGE_CHECK_CHECKPOINTS,
+    }
+    if request.method == "POST":
+        context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
-        return _history(
-            request,
-            events,
-            partitions,
-            {
-                "account": account,
-                "subject": account,
-                "export_url_name": "course_audit:account_export",
-                "include_subaccounts": _include_subaccounts(request),
-            },
-        )
+        return _history(request, events, partitions, context)
 
 
 @require_GET

@@ -949,6 +949,9 @@ PAGE_SURFACES = [
     _view("course_export_jsonl", *COURSE_EXPORT, _course_pk, query={"format": "jsonl"}),
     _view("account_history", *ACCOUNT_PAGE, _account_pk),
     _view("account_history_subaccounts", *SUBTREE_PAGE, _account_pk, query=SUBTREE),
+    # The account page's "Verify these events" button: the page again, by POST.
+    _view("account_verify", *ACCOUNT_PAGE, _account_pk, method="post"),
+    _view("account_verify_subaccounts", *SUBTREE_PAGE, _account_pk, method="post", query=SUBTREE),
     _view("account_export_csv", *ACCOUNT_EXPORT, _account_pk, query={"format": "csv"}),
     _view("account_export_jsonl", *ACCOUNT_EXPORT, _account_pk, query={"format": "jsonl"}),
     _view(

@@ -17,3 +17,8 @@ DATABASES = {
 # Transactional tests end with Django's flush, a TRUNCATE of every table, which the events
 # table's append-only trigger lets through only when asked (PostgreSQL).
 COURSE_AUDIT_ALLOW_TRUNCATE = True
+
+# No signing key unless a test makes one (the demo's var/signing.pem, or one named in the
+# environment, would otherwise change what the suite sees), and digests of tests that seal
+# go to their own directories (the tests' ``keys`` fixtures).
+COURSE_AUDIT_SIGNING_KEY = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from io import StringIO
 
 import pytest
@@ -9,7 +10,9 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.core.checks import CheckMessage, run_checks
 from django.core.management import call_command
 from django.db import connections
+from django.utils import timezone
 
+from course_audit import integrity
 from course_audit.checks import AUTH_MIDDLEWARE_PATH, MIDDLEWARE_PATH
 from course_audit.middleware import AuditContextMiddleware
 
@@ -205,3 +208,41 @@ def test_no_signing_key_on_postgresql_is_w004(settings, tmp_path):
     call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
     settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
     assert database_ids() == set()
+
+
+@pytest.mark.parametrize("value", ["1h", -5, 0, dt.timedelta(0), True, None])
+def test_a_checkpoint_max_age_that_is_no_positive_duration_is_e013(settings, value):
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_AGE = value
+    assert _ids() == {"course_audit.E013"}
+
+
+@pytest.mark.parametrize("value", [300, 0.5, dt.timedelta(minutes=20)])
+def test_a_positive_checkpoint_max_age_passes(settings, value):
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_AGE = value
+    assert _ids() == set()
+
+
+@pytest.mark.django_db
+def test_a_stale_newest_checkpoint_with_events_waiting_is_w005(settings, tmp_path, make_course):
+    def w005() -> list[CheckMessage]:
+        return [m for m in run_checks(databases=["default"]) if m.id == "course_audit.W005"]
+
+    make_course(name="Before any key")
+    assert w005() == []  # no key: W004's to say (on PostgreSQL)
+    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
+    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
+    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "digests")
+    [never] = w005()
+    assert "No checkpoint seals the course events on 'default'" in never.msg
+    assert "every few minutes" in never.hint
+
+    integrity.seal(now=timezone.now() - dt.timedelta(hours=2))
+    assert w005() == []  # old, but nothing waits: a quiet site
+    make_course(name="Waiting")
+    [stale] = w005()
+    assert "The newest checkpoint on 'default' (#1) was made 2\xa0hours ago" in stale.msg
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_AGE = dt.timedelta(hours=3)
+    assert w005() == []
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_AGE = 3600
+    integrity.seal()
+    assert w005() == []

@@ -560,3 +560,28 @@ def test_concurrent_writers_and_checkpoints_verify_clean(keys: Path, department:
     assert total == CourseEvent.objects.count() == 45
     report = integrity.verify(digests=True)
     assert report.intact, report.problems
+
+
+def test_a_backlog_sealed_in_several_checkpoints_by_one_run_is_not_backdated(
+    keys: Path, department: Any, settings: Any
+) -> None:
+    """One run seals a backlog older than itself into checkpoints of the limit's size, all
+    made at one time: the later ones' events predate the checkpoint just before them, yet
+    were committed before that run began. Backdating is judged against the run before."""
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 2
+    with audit_context(occurred_at=timezone.now() - dt.timedelta(days=200)):
+        courses = [services.course_create(account=department, name=f"Old {i}") for i in range(5)]
+    checkpoint()
+    assert Checkpoint.objects.count() == 3
+    assert verify()[0] == 0
+    first_run = Checkpoint.objects.order_by("sequence").last()
+
+    services.course_conclude(course=courses[0])
+    checkpoint()
+    assert verify("--digests")[0] == 0
+    forged = _forge(some_event(), None, timezone.now() - dt.timedelta(days=3))
+    checkpoint()
+    status, report = verify()
+    assert status == 1
+    assert f"backdated: event {forged}" in report
+    assert f"before checkpoint #{first_run.sequence + 1}" in report

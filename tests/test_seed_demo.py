@@ -13,9 +13,11 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from course_audit import integrity
 from course_audit.models import (
     Account,
     AccountMembership,
+    Checkpoint,
     Course,
     CourseEvent,
     PageView,
@@ -274,3 +276,27 @@ def test_too_few_courses_is_refused():
     with pytest.raises(CommandError, match="--courses"):
         call_command("seed_demo", "--courses", "5", stdout=StringIO())
     assert not Account.objects.exists()
+
+
+def test_without_a_signing_key_the_history_is_not_sealed(seeded):
+    assert "COURSE_AUDIT_SIGNING_KEY is not set: the history is not sealed" in seeded
+    assert not Checkpoint.objects.exists()
+
+
+def test_with_a_signing_key_the_history_is_sealed_and_verifies_clean(settings, tmp_path):
+    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
+    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
+    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "digests")
+    # A year of history in several checkpoints made by one run, as a bigger demo makes them.
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 10
+
+    out = seed()
+
+    total = CourseEvent.objects.count()
+    assert f"Sealed {total:,} events in {Checkpoint.objects.count()} signed checkpoints." in out
+    assert Checkpoint.objects.count() > 1
+    assert integrity.latest_checkpoint().last_id == CourseEvent.objects.order_by("id").last().pk
+    report = integrity.verify(digests=True)
+    assert report.intact, report.problems
+    assert (report.events, report.unsealed) == (total, 0)
+    assert "Every event was sealed already." in seed()

@@ -11,7 +11,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from course_audit import charts, presentation
+from course_audit import charts, integrity, presentation
 
 register = template.Library()
 
@@ -28,14 +28,16 @@ def event_items(
     show_course: bool = False,
     user_filter: bool = False,
     filter_links: str = "",
+    seals: integrity.Seals | None = None,
 ) -> SafeString:
-    """``{% event_items items show_course=... %}``: a timeline's events
+    """``{% event_items items show_course=... seals=... %}``: a timeline's events
     (``presentation.event_items``)."""
     return presentation.event_items(
         items,
         show_course=bool(show_course),
         user_filter=bool(user_filter),
         filter_links=filter_links or "",
+        seals=seals or None,
     )
 
 

@@ -11,6 +11,12 @@ reproducible; ``--courses`` sizes it.
 ``--events N`` then appends N synthetic ``updated`` events for load testing, written straight
 into the event table (``COPY`` on PostgreSQL, ``bulk_create`` elsewhere), committed in chunks.
 
+Last, when ``COURSE_AUDIT_SIGNING_KEY`` is set (``scripts/demo`` makes one), every event not
+sealed yet is sealed into signed checkpoints, as the ``course_audit_checkpoint`` job would:
+the pages show them sealed and ``course_audit_verify`` finds the log intact. Synthetic
+events added after a first seal are dated in the past, so verification then reports them
+as backdated.
+
 The catalogue, the planner, the seeder and the synthetic events are the demo app's modules
 (``auditlog_project.demo``); this command only runs them.
 """
@@ -39,6 +45,8 @@ from auditlog_project.demo.catalogue import (
 )
 from auditlog_project.demo.seeder import Seeder
 from auditlog_project.demo.synthetic import CHUNK, insert_synthetic, synthetic_rows
+from course_audit import integrity
+from course_audit.conf import conf
 from course_audit.models import Account, Course, CourseEvent, PageView, SisBatch
 
 State = Course.WorkflowState
@@ -101,7 +109,31 @@ class Command(BaseCommand):
             )
         if options["events"]:
             self.add_events(root, options["events"], random.Random(f"{options['seed']}:events"))
+        self.seal()
         self.summary(root)
+
+    def seal(self) -> None:
+        if conf.SIGNING_KEY is None:
+            self.stdout.write(
+                self.style.WARNING(
+                    "COURSE_AUDIT_SIGNING_KEY is not set: the history is not sealed "
+                    "(scripts/demo makes a key in var/)."
+                )
+            )
+            return
+        try:
+            made = integrity.seal()
+        except integrity.SealingError as error:
+            raise CommandError(f"Sealing failed: {error}") from error
+        sealed = sum(checkpoint.count for checkpoint in made)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Sealed {sealed:,} events in {len(made)} signed checkpoints."
+                if made
+                else "Every event was sealed already."
+            )
+        )
+        self.stdout.write("Check them: python manage.py course_audit_verify --digests")
 
     def add_events(self, root: Account, count: int, rng: random.Random) -> None:
         rows = synthetic_rows(root, count, rng, timezone.now())
