@@ -64,7 +64,7 @@ DEFAULT_DEPTH = 100_000
 
 # The issue's targets, on 10 million events.
 DEPTH_RATIO = Target(1.2)
-# API page ÷ floor: at most 3× at per_page 10, 2.5× at per_page 100 (issue #15).
+# API page ÷ floor: at most 3 times at per_page 10, 2.5 times at per_page 100 (issue #15).
 FLOOR_RATIO = {10: Target(3), 100: Target(2.5)}
 # A used token's request: the token with its grants, the course or account, the page
 # (issue #15); one more for the sub-accounts of include_subaccounts.
