@@ -155,7 +155,7 @@ def test_a_read_of_values_is_the_orms_own(course, department, events, add_events
     course.account = genetics
     course.save()
     add_events(course, 4, when=T0 + dt.timedelta(seconds=30), step=dt.timedelta(minutes=1))
-    fields = ["id", "uuid", "created_at", "event_data", "course__name", "user__username"]
+    fields = ["id", "uuid", "created_at", "event_data", "course__name", "user__is_active"]
     position = (events[5].created_at, events[5].pk)
     both = CourseEvent.objects.filter(account_id__in=[department.pk, genetics.pk])
     joined = CourseEvent.objects.filter(course__name=course.name)
