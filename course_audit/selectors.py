@@ -27,8 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import CharField, Count, F, Q, QuerySet, Value
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncWeek
 from django.http import Http404
 
@@ -114,51 +115,18 @@ def _is_active_user(user: User | None) -> TypeGuard[User]:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def load_grants(
-    user: User | None, permission: str, root_ids: Iterable[int] | None = None
-) -> Grants:
-    """The user's memberships and overrides for ``permission`` in one query.
-
-    ``root_ids`` limits it to those root accounts (all of the user's when None).
-    """
+def load_grants(user: User | None, permission: str) -> Grants:
+    """The user's memberships and overrides for ``permission`` in one query (the rows of
+    ``grant_rows_sql``, the rule the token's query runs too)."""
     permission = Permission(permission).value
     if not _is_active_user(user):
         return Grants()
     if user.is_superuser:
         return Grants(superuser=True)
-    memberships = AccountMembership.objects.filter(
-        user_id=user.pk, workflow_state=AccountMembership.WorkflowState.ACTIVE
-    )
-    overrides = RoleOverride.objects.filter(
-        permission=permission,
-        role__memberships__user_id=user.pk,
-        role__memberships__workflow_state=AccountMembership.WorkflowState.ACTIVE,
-    )
-    if root_ids is not None:
-        roots = list(root_ids)
-        memberships = memberships.filter(
-            Q(account_id__in=roots) | Q(account__root_account_id__in=roots)
-        )
-        overrides = overrides.filter(
-            Q(account_id__in=roots) | Q(account__root_account_id__in=roots)
-        )
-    rows = (
-        memberships.annotate(
-            kind=Value("m", output_field=CharField()),
-            flag=F(f"role__{permission}"),
-            root=F("account__root_account_id"),
-        )
-        .values_list("kind", "account_id", "role_id", "flag", "root")
-        .union(
-            overrides.annotate(
-                kind=Value("o", output_field=CharField()),
-                flag=F("enabled"),
-                root=F("account__root_account_id"),
-            ).values_list("kind", "account_id", "role_id", "flag", "root"),
-            all=True,
-        )
-    )
-    return grants_from_rows(rows)
+    connection = connections[router.db_for_read(AccountMembership)]
+    with connection.cursor() as cursor:
+        cursor.execute(grant_rows_sql(connection, permission, "%s"), [user.pk, user.pk])
+        return grants_from_rows(cursor.fetchall())
 
 
 def grants_from_rows(rows: Iterable[Sequence[Any]]) -> Grants:
@@ -184,16 +152,10 @@ _JSON_ROWS = {
 }
 
 
-def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: str) -> str | None:
-    """SQL of one value: a JSON array of the grants' rows (as ``grants_from_rows`` reads
-    them) of the user whose id is in ``user_column`` (a column of the outer query), for
-    ``permission``. It lets the token's query load the grants too (one query, not two).
-
-    None on a database whose JSON aggregate this does not know: load them apart then.
-    """
-    if connection.vendor not in _JSON_ROWS:
-        return None
-    aggregate = _JSON_ROWS[connection.vendor]
+def grant_rows_sql(connection: BaseDatabaseWrapper, permission: str, user_column: str) -> str:
+    """The access rule's rows, as ``grants_from_rows`` reads them: the memberships of the
+    user whose id is ``user_column`` (a column of an outer query, or a placeholder, which
+    it holds twice) and the overrides of ``permission`` on the roles they hold."""
     permission = Permission(permission).value
     qn = connection.ops.quote_name
     membership, role, override, account = (
@@ -202,8 +164,8 @@ def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: st
     flag = qn(permission)  # the role's boolean column of that name
     active = AccountMembership.WorkflowState.ACTIVE.value
     # The values are the app's own (a permission's name, a state): quoted as literals, so
-    # the fragment needs no parameters and the same SQL text serves every request.
-    rows = (
+    # the same SQL text serves every request.
+    return (
         f"SELECT 'm' AS kind, m.account_id AS account_id, m.role_id AS role_id, "
         f"r.{flag} AS flag, a.root_account_id AS root "
         f"FROM {membership} m JOIN {role} r ON r.id = m.role_id "
@@ -216,8 +178,17 @@ def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: st
         f"{membership} m WHERE m.role_id = o.role_id AND m.user_id = {user_column} "
         f"AND m.workflow_state = '{active}')"
     )
+
+
+def grants_sql(connection: BaseDatabaseWrapper, permission: str, user_column: str) -> str | None:
+    """SQL of one value: ``grant_rows_sql``'s rows as one JSON array, for the token's
+    query to load the grants too (one query, not two). None on a database whose JSON
+    aggregate this does not know: load them apart then."""
+    if connection.vendor not in _JSON_ROWS:
+        return None
     columns = "g.kind, g.account_id, g.role_id, g.flag, g.root"
-    return f"(SELECT {aggregate.format(columns=columns)} FROM ({rows}) g)"
+    rows = grant_rows_sql(connection, permission, user_column)
+    return f"(SELECT {_JSON_ROWS[connection.vendor].format(columns=columns)} FROM ({rows}) g)"
 
 
 def remember_grants(request: UserRequest, permission: str, user: User, grants: Grants) -> None:

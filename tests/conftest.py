@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from hypothesis import settings as hypothesis_settings
 
 from course_audit import services
@@ -84,6 +87,15 @@ def grant(admin_role: Role) -> Callable[..., AccountMembership]:
         return AccountMembership.objects.create(user=user, account=account, role=role or admin_role)
 
     return make
+
+
+@pytest.fixture
+def keys(tmp_path: Path, settings: Any) -> Path:
+    """A signing key (tamper evidence), and digests in a directory of the test's own."""
+    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
+    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
+    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "store")
+    return tmp_path
 
 
 @pytest.fixture(autouse=True)

@@ -39,15 +39,6 @@ postgres_only = pytest.mark.skipif(
 
 
 @pytest.fixture
-def keys(tmp_path: Path, settings: Any) -> Path:
-    """A signing key, and digests in a directory of the test's own."""
-    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
-    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
-    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "store")
-    return tmp_path
-
-
-@pytest.fixture
 def history(keys: Path, department: Any, make_user: Any, tmp_path: Path) -> list[Any]:
     """Courses made and changed by a user and by a SIS import."""
     teacher = make_user("teacher")

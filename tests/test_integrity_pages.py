@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,15 +26,6 @@ SEAL = re.compile(
     r'data-event="([0-9a-f-]+)">\s*<div class="event-head">\s*<span class="badge[^>]*>[^<]*'
     r'</span>\s*<time[^>]*>[^<]*</time>(?:\s*<span class="seal ([a-z-]+)"[^>]*>([^<]*)</span>)?'
 )
-
-
-@pytest.fixture
-def keys(tmp_path: Path, settings: Any) -> Path:
-    """A signing key, and digests in a directory of the test's own."""
-    call_command("course_audit_keygen", str(tmp_path / "signing.pem"), stdout=StringIO())
-    settings.COURSE_AUDIT_SIGNING_KEY = str(tmp_path / "signing.pem")
-    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "store")
-    return tmp_path
 
 
 def seals_on(html: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -374,7 +375,9 @@ class ListingColumns:
     course_known: bool
 
     @classmethod
+    @functools.cache
     def for_listing(cls, *, course_known: bool) -> ListingColumns:
+        """The columns of a listing (computed once: the user model is the site's for good)."""
         user_model: Any = get_user_model()
         opts = user_model._meta
         fields = tuple(field.attname for field in opts.concrete_fields)
@@ -388,15 +391,15 @@ class ListingColumns:
         )
         return cls(user_fields=fields, user_present=present, course_known=course_known)
 
-    @property
-    def names(self) -> list[str]:
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:
         names = ["id", *EVENT_JSON_FIELDS]
         names += [f"page_view__{field}" for field in PAGE_VIEW_JSON_FIELDS[1:]]
         names += [f"related_course__{field}" for field in COURSE_JSON_FIELDS]
         if not self.course_known:
             names += [f"course__{field}" for field in COURSE_JSON_FIELDS]
         names += [f"user__{field}" for field in self.user_fields]
-        return names
+        return tuple(names)
 
 
 def _linked_row(row: Mapping[str, Any], prefix: str, fields: Iterable[str]) -> dict[str, Any]:

@@ -244,7 +244,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
     pagination_class = KeysetPagination
     keyset_partitions: tuple[str, list[int]] | None = None
     # The values a page reads (``ListingColumns.names``), set by ``_page``.
-    keyset_fields: list[str] | None = None
+    keyset_fields: tuple[str, ...] | None = None
 
     @document(
         summary="Query by course",
