@@ -365,7 +365,11 @@ def _stream_partition(connection: Any, name: str) -> Iterator[dict[str, Any]]:
             )
             rows = cursor.fetchall()
         for row in rows:
-            yield dict(zip(names, row, strict=True))
+            event = dict(zip(names, row, strict=True))
+            # Django reads jsonb as text (its JSONField decodes it): so does this cursor.
+            if isinstance(event["event_data"], str):
+                event["event_data"] = json.loads(event["event_data"])
+            yield event
         if len(rows) < CHUNK:
             return
         last = rows[-1][0]
@@ -569,15 +573,20 @@ def open_archive(path: str) -> tuple[str, IO[bytes], integrity.Manifest | None]:
     (``None`` when there is none beside it)."""
     storage = integrity.digest_storage()
     name = path
-    manifest_path = _manifest_name(path.removesuffix(".manifest.json") + ".jsonl.gz")
     if path.endswith(".manifest.json"):
         name = path.removesuffix(".manifest.json") + ".jsonl.gz"
+    manifest_path = _manifest_name(name)
+    raw: bytes | None = None
     if os.path.exists(name):
         archive: IO[bytes] = open(name, "rb")  # noqa: SIM115  (the caller closes it)
-        raw = open(manifest_path, "rb").read() if os.path.exists(manifest_path) else None  # noqa: SIM115
+        if os.path.exists(manifest_path):
+            with open(manifest_path, "rb") as manifest:
+                raw = manifest.read()
     elif storage.exists(name):
         archive = storage.open(name, "rb")
-        raw = storage.open(manifest_path, "rb").read() if storage.exists(manifest_path) else None
+        if storage.exists(manifest_path):
+            with storage.open(manifest_path, "rb") as manifest:
+                raw = manifest.read()
     else:
         raise ArchiveError(f"no archive {name!r}, locally or in the digest storage")
     return name, archive, _parse_manifest(raw)
