@@ -186,6 +186,7 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
     quote = connection.ops.quote_name
     name = month_partition_name(start)
     with connection.cursor() as cursor:
+        _lock_referenced(cursor, TABLE)
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 FROM {quote(DEFAULT_PARTITION)}"
             " WHERE created_at >= %s AND created_at < %s)",
@@ -220,6 +221,24 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
             cursor.execute(
                 f"ALTER TABLE {quote(TABLE)} ATTACH PARTITION {quote(DEFAULT_PARTITION)} DEFAULT"
             )
+
+
+def _lock_referenced(cursor: Any, table: str) -> None:
+    """Lock the tables the events' foreign keys reference before the events table itself.
+
+    Making or dropping a partition takes the events table's lock first and then, for the
+    partition's foreign keys, a ``SHARE ROW EXCLUSIVE`` lock on each referenced table
+    (courses, accounts, ...). A writer does the opposite: it changes a course, then its
+    trigger inserts the event. Taking the referenced tables first, in the writers' order,
+    makes the partition change wait for them instead of deadlocking with them.
+    """
+    cursor.execute(
+        "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint"
+        " WHERE conrelid = to_regclass(%s) AND contype = 'f' ORDER BY 1",
+        [table],
+    )
+    for (referenced,) in cursor.fetchall():
+        cursor.execute(f"LOCK TABLE {referenced} IN SHARE ROW EXCLUSIVE MODE")
 
 
 def timestamp_literal(value: dt.datetime) -> str:
@@ -264,6 +283,7 @@ def drop_partition(using: str, part: PartitionInfo) -> None:
     with transaction.atomic(using=using):
         _prepare(connection)
         with connection.cursor() as cursor:
+            _lock_referenced(cursor, part.name)
             cursor.execute(f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(part.name)}")
             cursor.execute(f"DROP TABLE {quote(part.name)}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import threading
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,45 @@ def test_the_admin_places_a_hold_as_its_user_and_releases_it(
     assert response.status_code == 200
     assert "A legal hold is on a course or on an account." in response.content.decode()
     assert Course.objects.filter(pk=course.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_a_sis_import_and_a_prune_together_verify_clean(
+    keys: Path, department: Any, tmp_path: Path
+) -> None:
+    """An untouched log stays clean while writers commit (outside the app, by trigger) and
+    a SIS import runs, through a prune and the checkpoints around it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("partitions need PostgreSQL")
+    from course_audit import sis
+    from tests.test_integrity import _insert_course, _other_connection
+
+    aged = Aged(department)
+    pruned = aged.in_month(16).count() + aged.in_month(15).count()
+
+    def write(worker: int) -> None:
+        with _other_connection() as other:
+            for i in range(10):
+                _insert_course(other, department.pk, f"W{worker}-{i}")
+                other.commit()
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for writer in writers:
+        writer.start()
+    csv = tmp_path / "courses.csv"
+    csv.write_text(
+        "course_id,short_name,long_name,account_id,status,start_date,end_date\n"
+        "SIS-1,S1,Imported one,BIO,active,,\nSIS-2,S2,Imported two,BIO,active,,\n"
+    )
+    sis.import_courses_csv(file=csv, root_account=department.root_account)
+    outcome = archives.prune(keep_months=14)
+    assert [p.name for p, _ in outcome.dropped] == [part(16), part(15)]
+    while any(writer.is_alive() for writer in writers):
+        integrity.seal()
+    for writer in writers:
+        writer.join()
+    integrity.seal()
+    report = integrity.verify(digests=True)
+    assert report.intact, report.problems
+    assert report.pruned == pruned
+    assert report.events == CourseEvent.objects.count() >= 20 + 2
