@@ -644,6 +644,13 @@ class CourseEvent(models.Model):
             models.Index(
                 fields=["event_source", "-created_at", "-id"], name="course_audit_evt_source_idx"
             ),
+            # A person's page: every event one user caused, newest first (most events have
+            # a user; those of the system and of other programs do not).
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                name="course_audit_evt_user_idx",
+                condition=Q(user__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -194,6 +194,8 @@ class _Words:
     other_course: str
     request: str
     only_user: str
+    their_changes: str
+    person_url: str
     sealed_in: str
     not_sealed_yet: str
     in_no_checkpoint: str
@@ -215,6 +217,9 @@ class _Words:
             other_course=_e(_("other course:")),
             request=_e(_("request")),
             only_user=_e(_("Show only events by this user")),
+            their_changes=_e(_("all their changes")),
+            # The person page's path with a stand-in id: reversed once per list.
+            person_url=reverse("course_audit:person_history", args=["0"]).removesuffix("0/"),
             sealed_in=_e(_("sealed in checkpoint #%(sequence)s")),
             not_sealed_yet=_e(_("not yet sealed")),
             in_no_checkpoint=_e(_("in no checkpoint")),
@@ -357,6 +362,7 @@ def _event_item(
         parts.append(
             f'<a href="{user_link}{_e(event.user_id)}" title="{words.only_user}">'
             f"{_e(shown['who'])}</a>"
+            f' (<a href="{_e(words.person_url)}{_e(event.user_id)}/">{words.their_changes}</a>)'
         )
     else:
         parts.append(_e(shown["who"]))

@@ -26,10 +26,11 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncWeek
 from django.http import Http404
 
@@ -43,6 +44,7 @@ from course_audit.models import (
     Role,
     RoleOverride,
 )
+from course_audit.recording import display_name
 from course_audit.types import User, UserRequest
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
@@ -340,6 +342,72 @@ def auditable_events(
         return None
     ids = sorted(allowed)
     return account_events(ids), ("account_id", ids)
+
+
+def person_events(user_id: Any, account_ids: Iterable[int] | None) -> QuerySet[CourseEvent]:
+    """The events one user caused, newest first, in these accounts (``None``: everywhere).
+    Served by the index on (user, created_at, id)."""
+    events = CourseEvent.objects.filter(user_id=user_id)
+    if account_ids is not None:
+        events = events.for_accounts(account_ids)
+    return for_reading(events.with_links().newest_first())
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    """Someone who caused events: what the person picker offers."""
+
+    pk: Any
+    name: str
+    login: str
+
+
+# Fields of the host's user model a person is found by, when the model has them.
+PERSON_SEARCH_FIELDS = ("first_name", "last_name", "email")
+
+
+def people_matching(
+    user: User, text: str, *, grants: Grants | None = None, limit: int = 20
+) -> list[Person]:
+    """Users whose login (or first or last name, or email, when the user model has them)
+    contains ``text`` and who caused at least one event the viewer may audit: nobody else's
+    name is offered. In login order, at most ``limit``."""
+    model = get_user_model()
+    field_names = {field.name for field in model._meta.get_fields()}
+    match = Q(**{f"{model.USERNAME_FIELD}__icontains": text})
+    for name in PERSON_SEARCH_FIELDS:
+        if name in field_names:
+            match |= Q(**{f"{name}__icontains": text})
+    return _people(user, grants, match, limit)
+
+
+def person_seen(user: User, user_id: Any, *, grants: Grants | None = None) -> Person | None:
+    """The user ``user_id`` when they caused an event the viewer may audit, else ``None``
+    (also for an id that is not one of the user model's keys)."""
+    try:
+        found = _people(user, grants, Q(pk=user_id), 1)
+    except (ValueError, ValidationError):
+        return None
+    return found[0] if found else None
+
+
+def _people(user: User, grants: Grants | None, match: Q, limit: int) -> list[Person]:
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
+    if allowed is not None and not allowed:
+        return []
+    model = get_user_model()
+    acted = CourseEvent.objects.filter(user_id=OuterRef("pk"))
+    if allowed is not None:
+        acted = acted.for_accounts(allowed)
+    people = (
+        model._default_manager.filter(match)
+        .filter(Exists(acted))
+        .order_by(model.USERNAME_FIELD, "pk")[:limit]
+    )
+    return [
+        Person(pk=person.pk, name=display_name(person), login=person.get_username())
+        for person in people
+    ]
 
 
 def event_counts(

@@ -22,7 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -188,12 +188,53 @@ def _position(request: HttpRequest, cursor: Cursor, param: str) -> Position | No
     return cursor.decode(token, param=param) if token else None
 
 
+def _pick_person(request: HttpRequest, context: dict[str, Any]) -> HttpResponse | None:
+    """The person picker, without JavaScript: the filter form's ``person`` text (part of a
+    name or login) becomes ``user_id`` when one person the viewer may see matches (a
+    redirect); several are offered as links; none is a filter error. The person filtered
+    by (``user_id``) is named on the form."""
+    grants = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    user_id = request.GET.get("user_id", "").strip()
+    if user_id:
+        context["person_shown"] = selectors.person_seen(request.user, user_id, grants=grants)
+    text = request.GET.get("person", "").replace("\x00", "").strip()
+    if not text:
+        return None
+    if len(text) > SEARCH_MAX_LENGTH:
+        context["person_error"] = _(
+            "The person's name is too long (%(length)d characters; at most %(limit)d)."
+        ) % {"length": len(text), "limit": SEARCH_MAX_LENGTH}
+        return None
+    matches = selectors.people_matching(request.user, text, grants=grants)
+    if len(matches) == 1:
+        return redirect(
+            f"{request.path}?{_query(request, person=None, user_id=str(matches[0].pk))}"
+        )
+    if not matches:
+        context["person_error"] = _("No one you may see caused events and matches “%(text)s”.") % {
+            "text": text
+        }
+        return None
+    context["person_matches"] = [
+        (person, _query(request, person=None, user_id=str(person.pk), after=None, before=None))
+        for person in matches
+    ]
+    return None
+
+
 def _history(
     request: HttpRequest,
     events: QuerySet[CourseEvent],
     partitions: Partitions,
     context: dict[str, Any],
 ) -> HttpResponse:
+    if "person" not in context:  # a person's own page has no picker
+        picked = _pick_person(request, context)
+        if picked is not None:
+            return picked
+        context["without_person_query"] = _query(
+            request, user_id=None, person=None, after=None, before=None
+        )
     context["time_zones"] = _time_zones()
     context["event_types"] = CourseEvent.EventType.choices
     context["event_sources"] = CourseEvent.EventSource.choices
@@ -203,6 +244,9 @@ def _history(
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()
     ]
+    if "person_error" in context:
+        context["filter_errors"].append((_("Person"), [context["person_error"]]))
+        return render(request, "course_audit/history.html", context, status=400)
     if filtered is None:
         return render(request, "course_audit/history.html", context, status=400)
     cursor = Cursor(request.path.rstrip("/"))
@@ -416,6 +460,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         "subject": account,
         "export_url_name": "course_audit:account_export",
         "include_subaccounts": _include_subaccounts(request),
+        "show_course": True,
         "check_events": integrity.PAGE_CHECK_EVENTS,
         "check_checkpoints": integrity.PAGE_CHECK_CHECKPOINTS,
     }
@@ -423,6 +468,44 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
         return _history(request, events, partitions, context)
+
+
+def _person_scope(
+    request: HttpRequest, user_id: str
+) -> tuple[selectors.Person, QuerySet[CourseEvent]]:
+    """The person and the events they caused that the viewer may audit: 403 without any
+    grant, 404 when the viewer may see no event of theirs (as for a course outside the
+    viewer's tenant: the page does not say whether such a person exists)."""
+    grants = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    allowed = selectors.allowed_account_ids(request.user, Permission.VIEW_COURSE_CHANGES, grants)
+    if allowed is not None and not allowed:
+        raise PermissionDenied
+    person = selectors.person_seen(request.user, user_id, grants=grants)
+    if person is None:
+        raise Http404
+    return person, selectors.person_events(person.pk, allowed)
+
+
+@require_GET
+@login_required
+def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
+    """Every event one person caused in the courses the viewer may audit."""
+    person, events = _person_scope(request, user_id)
+    context: dict[str, Any] = {
+        "person": person,
+        "subject": person,
+        "show_course": True,
+        "export_url_name": "course_audit:person_export",
+    }
+    with timezone.override(_viewer_zone(request)):
+        return _history(request, events, None, context)
+
+
+@require_GET
+@login_required
+def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
+    person, events = _person_scope(request, user_id)
+    return _export(request, events, None, f"person-{person.pk}-history")
 
 
 @require_GET

@@ -929,6 +929,30 @@ def _page_view_id(world: World, target: str) -> uuid.UUID:
     return PAGE_VIEWS[target][0] if target != "missing" else MISSING_PAGE_VIEW
 
 
+# Whose events each person's page may show: the courses each one changed (build_world).
+PERSON_GROUPS = {
+    "registrar": frozenset({HOME, CHEM}),
+    "rival_admin": frozenset({RIVAL}),
+    "superuser": frozenset({HOME, RIVAL}),  # the bulk soft delete of both tenants
+    "missing": frozenset(),
+}
+
+
+def _person_pk(world: World, target: str) -> Any:
+    return world.users[target].pk if target != "missing" else MISSING_ID
+
+
+def _page_person(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    """403 without any grant to audit; 404 when the caller may see none of the person's
+    events (whether such a person exists is not said); else their events in what the
+    caller may audit, and nothing else."""
+    if not kind.view:
+        return Expect(403)
+    if not PERSON_GROUPS[target] & kind.visible:
+        return Expect(404)
+    return Expect(200, visible=kind.visible)
+
+
 PAGE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing")
 PAGE_ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing")
 SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
@@ -959,6 +983,13 @@ PAGE_SURFACES = [
         *SUBTREE_EXPORT,
         _account_pk,
         query={"format": "csv", **SUBTREE},
+    ),
+    *(
+        _view(name, "page", url_name, tuple(PERSON_GROUPS), _page_person, _person_pk, query=query)
+        for name, url_name, query in (
+            ("person_history", "course_audit:person_history", {}),
+            ("person_export_csv", "course_audit:person_export", {"format": "csv"}),
+        )
     ),
     _view(
         "page_view",
