@@ -296,3 +296,75 @@ def test_the_admin_links_a_history_page_only_for_a_viewer_it_would_answer(
         assert response.status_code == 200
         assert f'href="{history}"' in response.content.decode()
     assert client.get(history).status_code == 200
+
+
+# --- the tenants, for the admin ----------------------------------------------------------------
+
+
+def test_in_tenants_matches_a_root_and_everything_below_it(root_account, college, department):
+    rival = Account.objects.create(name="Rival")
+    rival_dept = Account.objects.create(name="Rival dept", parent=rival)
+
+    def matched(roots: set[int]) -> set[int]:
+        return set(Account.objects.filter(selectors.in_tenants(roots)).values_list("pk", flat=True))
+
+    def not_matched(roots: set[int]) -> set[int]:
+        # A root's root_account is NULL: the negation must still hold for it.
+        return set(
+            Account.objects.exclude(selectors.in_tenants(roots)).values_list("pk", flat=True)
+        )
+
+    home = {root_account.pk, college.pk, department.pk}
+    assert matched({root_account.pk}) == home
+    assert not_matched({root_account.pk}) == {rival.pk, rival_dept.pk}
+    assert matched({rival.pk, root_account.pk}) == home | {rival.pk, rival_dept.pk}
+    assert matched(set()) == set()
+    assert not_matched(set()) == home | {rival.pk, rival_dept.pk}
+
+
+def test_tenant_roots_are_the_memberships_roots_and_none_for_a_superuser(
+    make_user, grant, department, root_account
+):
+    member = make_user("member")
+    assert selectors.tenant_roots(request_of(member)) == frozenset()
+    grant(member, department, Role.objects.create(name="No permission"))
+    assert selectors.tenant_roots(request_of(member)) == frozenset({root_account.pk})
+    boss = make_user("boss", is_superuser=True)
+    assert selectors.tenant_roots(request_of(boss)) is None
+
+
+def test_tenant_users_belong_to_those_tenants_alone(make_user, grant, department, root_account):
+    rival = Account.objects.create(name="Rival")
+    rival_dept = Account.objects.create(name="Rival dept", parent=rival)
+    home_only = make_user("home-only")
+    grant(home_only, department)
+    both = make_user("both")
+    grant(both, department)
+    grant(both, rival_dept)
+    rival_only = make_user("rival-only")
+    grant(rival_only, rival)
+    left_the_rival = make_user("left-the-rival")
+    grant(left_the_rival, root_account)
+    # A revoked grant in the rival tenant: the row stays, inactive.
+    AccountMembership.objects.create(
+        user=left_the_rival,
+        account=rival,
+        role=Role.objects.create(name="Former"),
+        workflow_state=AccountMembership.WorkflowState.DELETED,
+    )
+    make_user("nobody's")
+    boss = make_user("boss", is_superuser=True)
+    grant(boss, department)
+
+    def usernames(roots: set[int]) -> set[str]:
+        return {user.get_username() for user in selectors.tenant_users(roots)}
+
+    assert usernames({root_account.pk}) == {"home-only", "left-the-rival"}
+    assert usernames({rival.pk}) == {"rival-only"}
+    assert usernames({root_account.pk, rival.pk}) == {
+        "home-only",
+        "both",
+        "rival-only",
+        "left-the-rival",
+    }
+    assert usernames(set()) == set()
