@@ -302,13 +302,19 @@ class AccountAdmin(TenantAdmin):
     def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
         return in_tenants(roots)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        # A root account is a tenant: where it sits is the operators' to decide.
+        if obj is not None and obj.is_root and not request.user.is_superuser:
+            return (*fields, "parent")
+        return fields
+
     def get_form(
         self, request: HttpRequest, obj: Account | None = None, change: bool = False, **kwargs: Any
     ) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
-        # A new root account is a new tenant: the operators' to make, not a tenant's.
-        creates_root = obj is None or obj.parent_id is not None
-        if "parent" in form.base_fields and creates_root and not request.user.is_superuser:
+        # Nor is a new root account (a new tenant) a tenant's to make.
+        if "parent" in form.base_fields and not request.user.is_superuser:
             form.base_fields["parent"].required = True
         return form
 
@@ -353,6 +359,16 @@ class AccountMembershipAdmin(TenantAdmin):
     list_select_related = ("user", "account", "role")
     autocomplete_fields = ("account",)
     raw_id_fields = ("user",)
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: AccountMembership | None = None
+    ) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        # Who holds a membership is fixed once made (revoke it, grant another): the user's
+        # choices are the tenant's own users, and may not hold one who is also elsewhere.
+        if obj is not None and not request.user.is_superuser:
+            return (*fields, "user")
+        return fields
 
 
 @admin.register(RoleOverride)

@@ -577,7 +577,8 @@ def test_a_new_account_goes_in_the_tenant_not_in_a_new_one(
     assert Account.objects.get(name="Genetics").root_account == root_account
     # The tenant's own root stays editable (it has no parent, and needs none).
     root_change = reverse("admin:course_audit_account_change", args=[root_account.pk])
-    response = staff_client.post(root_change, {"name": "State U", "sis_account_id": "SU", **state})
+    form = {"name": "State U", "sis_account_id": "SU", "parent": department.pk, **state}
+    response = staff_client.post(root_change, form)
     assert response.status_code == 302
     root_account.refresh_from_db()
     assert (root_account.name, root_account.parent) == ("State U", None)
@@ -641,3 +642,22 @@ def test_staff_outside_every_tenant_see_no_rows(client, make_user, course, rival
         client.get(reverse("admin:course_audit_courseevent_change", args=[event.pk])).status_code
         == 404
     )
+
+
+def test_a_membership_of_a_user_of_two_tenants_is_revoked_by_either(
+    staff_client, make_user, grant, department, rival, admin_role
+):
+    both = make_user("in-both-tenants")
+    home = grant(both, department)
+    AccountMembership.objects.create(user=both, account=rival.root, role=rival.role)
+    url = reverse("admin:course_audit_accountmembership_change", args=[home.pk])
+    form = {"account": department.pk, "role": admin_role.pk, "workflow_state": "deleted"}
+    # The user is shown (this row is the tenant's), not offered to change.
+    page = staff_client.get(url).content.decode()
+    assert "in-both-tenants" in page and 'name="user"' not in page
+
+    response = staff_client.post(url, {**form, "user": rival.member.pk})
+
+    assert response.status_code == 302
+    home.refresh_from_db()
+    assert (home.user, home.workflow_state) == (both, "deleted")
