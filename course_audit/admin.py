@@ -345,8 +345,11 @@ class RoleAdmin(TenantAdmin):
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField | None:
-        if db_field.name == "root_account" and not request.user.is_superuser:
-            kwargs["required"] = True  # a shared role is the operators' to make
+        if db_field.name == "root_account":
+            roots = Account.objects.filter(parent__isnull=True)
+            kwargs["queryset"] = self.scope_other(request, roots)
+            if not request.user.is_superuser:
+                kwargs["required"] = True  # a shared role is the operators' to make
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

@@ -528,7 +528,7 @@ def test_a_membership_grants_only_the_tenants_roles_on_its_accounts(
 
 
 def test_shared_roles_are_shown_and_changed_by_superusers_only(
-    staff_client, admin_client, admin_role, root_account
+    staff_client, admin_client, admin_role, root_account, rival
 ):
     own = Role.objects.create(name="Home auditor", root_account=root_account)
     change = reverse("admin:course_audit_role_change", args=[admin_role.pk])
@@ -548,8 +548,11 @@ def test_shared_roles_are_shown_and_changed_by_superusers_only(
     own.refresh_from_db()
     assert own.name == "Renamed"
 
-    # A new role must be a tenant's: a shared one is the operators' to make.
+    # A new role must be a tenant's (its root account: a root, of the tenant): a shared one
+    # is the operators' to make.
     add = reverse("admin:course_audit_role_add")
+    choices = staff_client.get(add).context["adminform"].form.fields["root_account"].queryset
+    assert list(choices) == [root_account]
     response = staff_client.post(add, {"name": "Everywhere"})
     assert response.status_code == 200
     assert "root_account" in response.context["adminform"].form.errors
