@@ -7,6 +7,9 @@ Two tenants, built once per module inside a transaction that is rolled back at i
   (course chem);
 - rival: ``RIVAL-SECRET-ROOT`` (course rival2) > ``DEPT`` (course rival).
 
+Each tenant also has a role of its own, a role override, a SIS batch and a registrar whose
+API token is named for it: a row of each model for the admin's cells (``World.admin_rows``).
+
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
 course and acting user has a nine-digit id, so any byte of them in a response is found by a
