@@ -7,8 +7,9 @@ Two tenants, built once per module inside a transaction that is rolled back at i
   (course chem);
 - rival: ``RIVAL-SECRET-ROOT`` (course rival2) > ``DEPT`` (course rival).
 
-Each tenant also has a role of its own, a role override, a SIS batch and a registrar whose
-API token is named for it: a row of each model for the admin's cells (``World.admin_rows``).
+Each tenant also has a role of its own, a role override, a SIS batch, a legal hold and a
+registrar whose API token is named for it: a row of each model for the admin's cells
+(``World.admin_rows``).
 
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
@@ -464,6 +465,11 @@ def build_world() -> World:
     deactivated = users["deactivated"]
     deactivated.is_active = False
     deactivated.save(update_fields=["is_active"])
+    # A legal hold of each tenant: on a course of the one, on an account of the other.
+    holds = (
+        services.legal_hold_place(course=courses["bio101"], reason="HOMEU-SECRET-HOLD"),
+        services.legal_hold_place(account=accounts["rival_dept"], reason="RIVAL-SECRET-HOLD"),
+    )
     event_pks = {
         group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
         for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
@@ -492,6 +498,7 @@ def build_world() -> World:
                 PageView.objects.get(pk=PAGE_VIEWS["pv_rival"][0]),
                 shown="url",
             ),
+            "legalhold": _rows(*holds, shown="reason"),
             "apitoken": _rows(
                 ApiToken.objects.filter(user=users["registrar"]).earliest("pk"),
                 ApiToken.objects.filter(user=users["rival_admin"]).earliest("pk"),
@@ -1061,7 +1068,8 @@ PAGE_SURFACES = [
 # one is, as on the pages. The department admin sees its whole tenant there (the pages
 # show it its department only): the admin's rule is the tenant's.
 ADMIN_VIEWER_MODELS = {"courseevent", "course"}
-# Every model but the checkpoints (none is made in this world: they need a signing key).
+# Every model but the checkpoints and the prune notes (none is made in this world: they
+# need a signing key; they belong to no tenant, so only a superuser lists any).
 ADMIN_ROW_MODELS = (
     "account",
     "role",
@@ -1072,8 +1080,9 @@ ADMIN_ROW_MODELS = (
     "sisbatch",
     "pageview",
     "apitoken",
+    "legalhold",
 )
-ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint")
+ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint", "prunenote")
 
 
 def admin_groups(kind: Kind) -> frozenset[str]:

@@ -28,6 +28,7 @@ from course_audit.models import (
     AccountMembership,
     ApiToken,
     CourseEvent,
+    LegalHold,
     PageView,
     Role,
     SisBatch,
@@ -664,3 +665,36 @@ def test_a_membership_of_a_user_of_two_tenants_is_revoked_by_either(
     assert response.status_code == 302
     home.refresh_from_db()
     assert (home.user, home.workflow_state) == (both, "deleted")
+
+
+def test_a_tenant_staff_user_holds_and_releases_the_tenants_courses_only(
+    staff_client, course, rival
+):
+    rival_hold = services.legal_hold_place(course=rival.course, reason="rival's litigation")
+    add = reverse("admin:course_audit_legalhold_add")
+
+    response = staff_client.post(add, {"course": rival.course.pk, "account": "", "reason": "x"})
+
+    assert response.status_code == 200
+    assert "course" in response.context["adminform"].form.errors
+    assert "Rival Chemistry" not in response.content.decode()
+    assert not LegalHold.objects.filter(reason="x").exists()
+    response = staff_client.post(add, {"course": course.pk, "account": "", "reason": "audit"})
+    assert response.status_code == 302
+    own_hold = LegalHold.objects.get(reason="audit")
+    assert own_hold.course == course
+
+    changelist = reverse("admin:course_audit_legalhold_changelist")
+    page = staff_client.get(changelist)
+    assert list(page.context["cl"].result_list) == [own_hold]
+    assert "rival&#x27;s litigation" not in page.content.decode()
+    response = staff_client.post(
+        changelist, {"action": "release", "_selected_action": [own_hold.pk, rival_hold.pk]}
+    )
+    assert response.status_code == 302
+    own_hold.refresh_from_db()
+    rival_hold.refresh_from_db()
+    assert own_hold.released_at is not None
+    assert rival_hold.released_at is None
+    change = reverse("admin:course_audit_legalhold_change", args=[rival_hold.pk])
+    assert staff_client.get(change).status_code == 404

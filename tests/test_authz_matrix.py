@@ -303,8 +303,9 @@ def test_every_admin_changelist_and_change_page_of_the_app_is_in_the_matrix() ->
     covered = {surface.route[0] for surface in SURFACES.values() if surface.family == "admin"}
     changelists = {f"admin:course_audit_{model}_changelist" for model in models}
     assert changelists <= covered, sorted(changelists - covered)
-    # The checkpoints' page has no row to open in the matrix's world (see ADMIN_ROW_MODELS).
-    change_pages = {f"admin:course_audit_{model}_change" for model in models - {"checkpoint"}}
+    # The checkpoints and prune notes have no row in the matrix's world (ADMIN_ROW_MODELS).
+    rowless = {"checkpoint", "prunenote"}
+    change_pages = {f"admin:course_audit_{model}_change" for model in models - rowless}
     assert change_pages <= covered, sorted(change_pages - covered)
     assert {
         "admin:course_audit_course_history",
