@@ -247,6 +247,37 @@ def auditable_subtree(
     return [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
 
 
+def in_tenants(roots: Iterable[int], account: str = "") -> Q:
+    """A filter matching the rows whose account (at the path ``account``: the row itself
+    when empty) is one of the root accounts ``roots`` or sits below one: their tenants'
+    rows, where the access rule answers something other than not found."""
+    prefix = f"{account}__" if account else ""
+    ids = list(roots)
+    return Q(**{f"{prefix}pk__in": ids}) | Q(**{f"{prefix}root_account__in": ids})
+
+
+def tenant_roots(request: UserRequest) -> frozenset[int] | None:
+    """The root accounts the request's user is a member of (``Grants.roots``: outside them
+    everything is not found); None for a superuser, whom no tenant bounds."""
+    grants = request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    return None if grants.superuser else grants.roots
+
+
+def tenant_users(roots: Iterable[int]) -> QuerySet[Any]:
+    """The users who belong to the root accounts ``roots`` and to no other: an active
+    membership in one of them, none in any other root account, and not a superuser (who
+    belongs to every one). What such a user holds (an API token, say) is theirs alone."""
+    ids = list(roots)
+    active = AccountMembership.objects.filter(workflow_state=AccountMembership.WorkflowState.ACTIVE)
+    inside = active.filter(in_tenants(ids, "account")).values("user_id")
+    outside = active.exclude(in_tenants(ids, "account")).values("user_id")
+    return (
+        get_user_model()
+        ._default_manager.filter(pk__in=inside, is_superuser=False)
+        .exclude(pk__in=outside)
+    )
+
+
 def allowed_account_ids(
     user: User, permission: str, grants: Grants | None = None
 ) -> set[int] | None:
@@ -257,9 +288,9 @@ def allowed_account_ids(
         return None
     if not grants.memberships:
         return set()
-    accounts = Account.objects.filter(
-        Q(pk__in=grants.roots) | Q(root_account_id__in=grants.roots)
-    ).only("pk", "ancestor_path", "parent_id")
+    accounts = Account.objects.filter(in_tenants(grants.roots)).only(
+        "pk", "ancestor_path", "parent_id"
+    )
     return {account.pk for account in accounts if grants.allows(account)}
 
 
