@@ -32,6 +32,8 @@ SERVER_OPTIONS = (
     "full_page_writes=off",
     "max_connections=100",
     "track_commit_timestamp=on",
+    # Exactly UTC, so Django never sends a session-level SET TIME ZONE (through PgBouncer).
+    "timezone=UTC",
 )
 
 

@@ -105,6 +105,12 @@ def forget() -> None:
         _primary_down_until = 0.0
 
 
+def forget_status() -> None:
+    """Read the standby's state afresh on the next request (tests)."""
+    with _lock:
+        _statuses.clear()
+
+
 def _log_state(alias: str, state: str, detail: str) -> None:
     with _lock:
         previous = _logged.get(alias, "ok")
