@@ -99,6 +99,7 @@ class AuditContextMiddleware:
     def remember_write(self, request: HttpRequest) -> None:
         """Keep the primary's position after the request's committed write as the caller's
         floor (read-your-writes): on its API token, else in its session."""
+        replication.primary_is_up()
         try:
             position = replication.write_position()
             if position is None:

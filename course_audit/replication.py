@@ -14,7 +14,9 @@ When the primary is away, a safe request (``GET``, ``HEAD``, ``OPTIONS``) is ser
 *read-only mode*: every read, the access rule's included, goes to the standby through
 ``routers.ReadOnlyFailoverRouter``; writes still answer 503. ``note_database_error``
 tells the middleware to run such a request again in that mode when the primary failed
-under it; later safe requests start in it, for ``PRIMARY_RETRY_SECONDS``.
+under it; later safe requests start in it, for ``PRIMARY_RETRY_SECONDS`` (or until a write
+succeeds). A caller whose last write the standby has not replayed reads its audit events
+from the primary even then, if the primary answers again.
 
 The standby's state is read with one query (``STATUS_SQL``) at most once a second per
 process; without a read database, none of this costs a query. A read database that is not
@@ -51,8 +53,8 @@ SESSION_KEY = "_course_audit_write_lsn"
 # How long one reading of the standby's state serves a process's requests.
 STATUS_TTL_SECONDS = 1.0
 # After the primary failed, how long safe requests start in read-only mode before one tries
-# the primary again.
-PRIMARY_RETRY_SECONDS = 5.0
+# the primary again (a write that succeeds ends it at once, in its process).
+PRIMARY_RETRY_SECONDS = 1.0
 
 # One query: whether the alias is a standby, what it has replayed, and how far behind it
 # is: 0 when it has replayed all it received, else the age of the last commit it replayed
@@ -221,6 +223,14 @@ def primary_down() -> bool:
     return time.monotonic() < _primary_down_until
 
 
+def primary_is_up() -> None:
+    """The primary answered (a write committed): safe requests read as usual again."""
+    global _primary_down_until
+    if _primary_down_until:
+        with _lock:
+            _primary_down_until = 0.0
+
+
 @contextmanager
 def reading(request: HttpRequest, *, read_only: bool | None = None) -> Iterator[ReadState]:
     """The request's read state for the block (``AuditContextMiddleware``): read-only when
@@ -280,8 +290,6 @@ def read_alias() -> str | None:
     if alias is None:
         return None
     state = _current()
-    if state.read_only:
-        return alias
     if state.alias is not _UNDECIDED:
         return state.alias
     if not state.caller_floor_loaded:
@@ -289,7 +297,9 @@ def read_alias() -> str | None:
         state.caller_floor_loaded = True
         if caller is not None and (state.floor is None or caller > state.floor):
             state.floor = caller
-    state.alias = _choose(alias, state.floor)
+    state.alias = (
+        _choose_read_only(alias, state.floor) if state.read_only else _choose(alias, state.floor)
+    )
     return state.alias
 
 
@@ -311,6 +321,21 @@ def _choose(alias: str, floor: int | None) -> str | None:
     return alias
 
 
+def _choose_read_only(alias: str, floor: int | None) -> str:
+    """In read-only mode, the standby, unless the caller wrote what it has not replayed yet
+    and the primary answers again: then the primary, named (the router says standby)."""
+    if floor is None:
+        return alias
+    status = standby_status(alias, fresh=True)
+    if status.up and status.replayed is not None and status.replayed >= floor:
+        return alias
+    primary = primary_alias()
+    if _reachable(primary):
+        primary_is_up()
+        return primary
+    return alias
+
+
 def for_reading(queryset: _QuerySet) -> _QuerySet:
     """``queryset`` on the read database when the request reads from it (``read_alias``),
     else unchanged: read where the database routers say."""
@@ -322,9 +347,12 @@ def rebind(queryset: _QuerySet) -> _QuerySet:
     """``queryset``, moved to the primary if it was bound for the read database and the
     request now reads from the primary (a page token asked for more than the standby has)."""
     alias = conf.READ_DATABASE
-    if alias is None or queryset.db != alias or read_alias() == alias:
+    if alias is None or queryset.db != alias:
         return queryset
-    return queryset.using(router.db_for_write(queryset.model))
+    chosen = read_alias()
+    if chosen == alias:
+        return queryset
+    return queryset.using(chosen or router.db_for_write(queryset.model))
 
 
 def page_position() -> int | None:
