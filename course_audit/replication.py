@@ -391,9 +391,10 @@ def write_position() -> str | None:
 
 
 def note_database_error(request: HttpRequest) -> None:
-    """A safe request failed on the database: if the primary is away, mark it so and have
-    the request run again in read-only mode; if the standby it read from is away, run it
-    again on the primary. Unsafe requests keep their 503 (nothing is retried)."""
+    """A safe request failed on the database: have it run once more, in read-only mode if
+    the primary is away, on the primary if the standby it read from is (a connection cut
+    by a restart that is already over: as before). Unsafe requests keep their 503 (nothing
+    is retried: they may have changed something)."""
     global _primary_down_until
     alias = conf.READ_DATABASE
     state = _state.get()
@@ -404,12 +405,11 @@ def note_database_error(request: HttpRequest) -> None:
         return
     if state.alias == alias and not _reachable(alias):
         _mark_down(alias)
-        state.retry = True
     if not _reachable(primary_alias()):
         with _lock:
             _primary_down_until = time.monotonic() + PRIMARY_RETRY_SECONDS
         logger.warning("The primary database is away: safe requests read from %r", alias)
-        state.retry = True
+    state.retry = True
 
 
 def retry_wanted() -> bool:
