@@ -793,8 +793,15 @@ def _first_bodies(samples: list[Sample]) -> str:
     return "; ".join(f"{s.kind} {s.status} {s.body[:120]!r}" for s in samples[:3])
 
 
-def check_replication(run: Run, verdict: Verdict) -> None:
+def check_replication(run: Run, folder: Path, verdict: Verdict) -> None:
     print("==> the standby")
+    text = (folder / "gunicorn.log").read_text(encoding="utf-8", errors="replace")
+    print(
+        "  the server's log (each process logs each change once): standby down "
+        f"{text.count('is down (')}, lagging past the limit {text.count('is lagging (')}, back "
+        f"{text.count('is back: audit reads')}; primary away "
+        f"{text.count('primary database is away')}"
+    )
     verdict.check(run.standby_outage is not None, "the standby was restarted mid-run")
     if run.standby_outage is not None:
         began, ended = run.standby_outage
@@ -1272,7 +1279,7 @@ def run_load(
     )
     check_writes(run, writer_courses, verdict)
     if replicated is not None:
-        check_replication(run, verdict)
+        check_replication(run, args.workdir, verdict)
     check_listings(run, verdict)
     check_sis(run, root.pk, verdict)
     check_server_log(args.workdir, verdict)
