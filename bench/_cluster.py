@@ -198,6 +198,17 @@ pidfile = {self.pidfile}
                 raise SystemExit(f"PgBouncer did not start: see {self.log}")
             time.sleep(0.1)
 
+    def setting(self, name: str) -> str:
+        """A setting as the running PgBouncer reports it (its console's ``SHOW CONFIG``)."""
+        program = [str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                   "postgres", "-d", "pgbouncer", "-XAtqc", "SHOW CONFIG"]  # fmt: skip
+        done = subprocess.run(program, check=True, timeout=30, capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            key, value, *_ = line.split("|")
+            if key == name:
+                return value
+        raise KeyError(name)
+
     def stop(self) -> None:
         """SIGTERM (immediate shutdown), and wait until it has gone."""
         try:
