@@ -170,6 +170,23 @@ def test_read_only_mode_reads_everything_from_the_standby(standby: dict[str, Any
         assert router.db_for_read(CourseEvent) is None
 
 
+def test_in_read_only_mode_a_writer_the_standby_lacks_reads_the_primary_once_back(
+    standby: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = {replication.SESSION_KEY: "0/3000010"}
+    reachable = {"default": False}
+    monkeypatch.setattr(replication, "_reachable", lambda alias: reachable[alias])
+    with replication.reading(request(session=session), read_only=True):
+        # Nowhere has it: the standby is all there is.
+        assert replication.read_alias() == "replica"
+    reachable["default"] = True
+    with replication.reading(request(session=session), read_only=True):
+        assert replication.read_alias() == "default"
+        assert replication.for_reading(CourseEvent.objects.all()).db == "default"
+    with replication.reading(request(), read_only=True):
+        assert replication.read_alias() == "replica"
+
+
 def test_only_a_safe_request_that_failed_is_run_again(
     standby: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
