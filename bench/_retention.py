@@ -4,14 +4,18 @@ Needs the app's monthly partitions (``course_audit.partitions``); without them t
 section says so and measures nothing. With them, the oldest month of the data is the
 one to go: its rows are first copied into a plain table with the same indexes (the
 event table itself refuses a DELETE), the copy's rows are deleted (and the table
-vacuumed, which a DELETE leaves to do), then the month is dropped with
-``partitions.prune``, timed.
+vacuumed, which a DELETE leaves to do), then the month is pruned with
+``archives.prune``, timed: its archive written, read back and checked, then its partition
+dropped.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from typing import Any
+
+from django.test import override_settings
 
 from bench import _data
 from bench._report import TIMES, Section, number, table
@@ -30,9 +34,18 @@ def measure(run: Any) -> Section:
         return section
     keep_months, month = oldest_month(partitions)
     delete_seconds, vacuum_seconds, deleted = delete_copy(month)
-    started = time.perf_counter()
-    dropped = partitions.prune(keep_months=keep_months)
-    drop_seconds = time.perf_counter() - started
+    from course_audit import archives
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-archives-") as store,
+        override_settings(COURSE_AUDIT_DIGEST_DIR=store),
+    ):
+        started = time.perf_counter()
+        outcome = archives.prune(keep_months=keep_months)
+        drop_seconds = time.perf_counter() - started
+    dropped = [part for part, _ in outcome.dropped]
+    if outcome.refused:
+        raise SystemExit(f"retention: prune kept {outcome.refused}")
     if [info.name for info in dropped] != [month.name]:
         raise SystemExit(f"retention: prune dropped {dropped}, not only {month.name}")
     section.raw = {
@@ -43,8 +56,9 @@ def measure(run: Any) -> Section:
         "vacuum_seconds": vacuum_seconds,
     }
     section.intro = (
-        f"The oldest month ({month.start:%Y-%m}, {deleted:,} events): `partitions.prune"
-        f"(keep_months={keep_months})` dropping its partition, against a `DELETE` of the same "
+        f"The oldest month ({month.start:%Y-%m}, {deleted:,} events): `archives.prune"
+        f"(keep_months={keep_months})` archiving it (written, read back and checked) and "
+        "dropping its partition, against a `DELETE` of the same "
         "rows from a copy of them in a plain table with the same indexes, committed, and the "
         "`VACUUM` that the deleted rows then need. No target: the figure is the ratio."
     )
@@ -52,7 +66,7 @@ def measure(run: Any) -> Section:
         table(
             ["what", "seconds", "÷ drop"],
             [
-                ["drop the month's partition", round(drop_seconds, 3), 1],
+                ["archive and drop the month", round(drop_seconds, 3), 1],
                 ["DELETE its rows", round(delete_seconds, 3), _ratio(delete_seconds, drop_seconds)],
                 [
                     "DELETE and VACUUM",
@@ -72,7 +86,9 @@ def _ratio(value: float, base: float) -> str:
 def oldest_month(partitions: Any) -> tuple[int, Any]:
     """The largest ``keep_months`` that prunes something, and the one month it prunes."""
     for keep_months in range(_data.MONTHS + 1, 0, -1):
-        candidates = partitions.prune(keep_months=keep_months, dry_run=True)
+        candidates = partitions.expired_partitions(
+            "default", partitions.retention_cutoff(keep_months)
+        )
         if candidates:
             if len(candidates) != 1:
                 raise SystemExit(f"retention: the oldest months are {candidates}, not one")

@@ -35,7 +35,9 @@ from course_audit.models import (
     Checkpoint,
     Course,
     CourseEvent,
+    LegalHold,
     PageView,
+    PruneNote,
     Role,
     RoleOverride,
     SisBatch,
@@ -526,6 +528,70 @@ class CheckpointAdmin(ReadOnlyAdmin):
     # The sealed list can be megabytes: the change page shows the signed fields only.
     exclude = ("leaves",)
     show_facets = admin.ShowFacets.NEVER
+
+
+@admin.register(PruneNote)
+class PruneNoteAdmin(ReadOnlyAdmin):
+    """What retention dropped, and where its sealed archive is (``course_audit.archives``)."""
+
+    list_display = ("partition", "month", "count", "archive", "created_at", "key_id")
+    show_facets = admin.ShowFacets.NEVER
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(admin.ModelAdmin):
+    """Legal holds: placed here or with ``course_audit_hold``; released by the action, never
+    deleted, so who held what, when and why stays on record."""
+
+    list_display = ("__str__", "reason", "created_at", "created_by", "released_at", "released_by")
+    list_filter = (("released_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("course", "account", "created_by", "released_by")
+    autocomplete_fields = ("course", "account")
+    actions = ("release",)
+
+    def get_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> Any:
+        if obj is None:
+            return ("course", "account", "reason")
+        return (
+            "course",
+            "account",
+            "reason",
+            "created_at",
+            "created_by",
+            "released_at",
+            "released_by",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> Any:
+        if obj is None:
+            return ()
+        # A hold is a record: what it holds and why do not change; releasing is the action's.
+        return self.get_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: LegalHold, form: Any, change: bool) -> None:
+        if change:
+            return
+        placed = services.legal_hold_place(
+            course=obj.course, account=obj.account, reason=obj.reason, user=request.user
+        )
+        obj.pk = placed.pk
+        obj.refresh_from_db()
+
+    @admin.action(description=_("Release selected legal holds"), permissions=["change"])
+    def release(self, request: HttpRequest, queryset: QuerySet[LegalHold]) -> None:
+        released = 0
+        for hold in queryset.filter(released_at__isnull=True):
+            services.legal_hold_release(hold=hold, user=request.user)
+            released += 1
+        self.message_user(
+            request,
+            ngettext("%(count)d legal hold released.", "%(count)d legal holds released.", released)
+            % {"count": released},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(ApiToken)

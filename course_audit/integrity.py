@@ -18,6 +18,7 @@ import binascii
 import bisect
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import re
 from collections import Counter
@@ -36,7 +37,7 @@ from django.utils.translation import gettext_lazy
 
 from course_audit import merkle, proof
 from course_audit.conf import conf
-from course_audit.models import Checkpoint, CourseEvent
+from course_audit.models import Checkpoint, CourseEvent, PruneNote
 
 EVENT_TABLE = CourseEvent._meta.db_table
 # How long the high-water lock waits for writing transactions before it gives up (the next
@@ -490,6 +491,108 @@ def _digest_bytes(checkpoint: Checkpoint) -> bytes:
     return json.dumps(digest_document(checkpoint), indent=2, sort_keys=True).encode() + b"\n"
 
 
+# Prune notes: what retention dropped (``course_audit.archives`` writes them)
+
+MANIFEST_VERSION = 1
+MANIFEST_KIND = "course_audit.prune"
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A manifest as read back: the document, its signature (base64, or ``""`` when the
+    site seals nothing) and its hash."""
+
+    document: dict[str, Any]
+    signature: str
+    hash: str
+
+    def file_bytes(self) -> bytes:
+        return (
+            json.dumps(
+                {"manifest": self.document, "signature": self.signature, "hash": self.hash},
+                indent=2,
+                sort_keys=True,
+            ).encode()
+            + b"\n"
+        )
+
+
+def sign_manifest(document: dict[str, Any], key: Ed25519PrivateKey | None) -> Manifest:
+    body = merkle.canonical_json(document)
+    signature = key.sign(body) if key is not None else b""
+    return Manifest(
+        document=document,
+        signature=base64.b64encode(signature).decode(),
+        hash=hashlib.sha256(body + signature).hexdigest(),
+    )
+
+
+def manifest_problem(manifest: Manifest, trusted: dict[str, str]) -> str | None:
+    """What is wrong with a manifest on its own (hash, signature, key), if anything."""
+    document = manifest.document
+    try:
+        signature = base64.b64decode(manifest.signature, validate=True)
+    except (binascii.Error, ValueError):
+        return "its signature is unreadable"
+    body = merkle.canonical_json(document)
+    if hashlib.sha256(body + signature).hexdigest() != manifest.hash:
+        return "its hash does not match its content and signature (altered)"
+    if document.get("kind") != MANIFEST_KIND or document.get("v") != MANIFEST_VERSION:
+        return "it is not a prune manifest this version reads"
+    if not signature:
+        return "it is not signed"
+    public_key = str(document.get("public_key", ""))
+    if trusted.get(str(document.get("key_id"))) != public_key:
+        return f"it is signed by key {document.get('key_id')}, which is not trusted"
+    if not merkle.signature_valid(public_key, body, signature):
+        return "its signature does not verify (altered)"
+    return None
+
+
+def note_manifest(note: PruneNote) -> Manifest:
+    try:
+        document = json.loads(note.manifest)
+    except ValueError:
+        document = {}
+    return Manifest(document=document, signature=note.signature, hash=note.hash)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pruned:
+    """The id runs of the valid prune notes: sealed events there are gone by retention."""
+
+    starts: list[int]
+    runs: list[tuple[int, int, int]]  # first id, last id, the note's id
+
+    def note_of(self, event_id: int) -> int | None:
+        position = bisect.bisect_right(self.starts, event_id) - 1
+        if position >= 0 and event_id <= self.runs[position][1]:
+            return self.runs[position][2]
+        return None
+
+
+def pruned_runs(
+    using: str, trusted: dict[str, str], problems: list[tuple[PruneNote, str]]
+) -> Pruned:
+    """The runs of every prune note signed by a trusted key. A signed note that does not
+    verify goes to ``problems``; an unsigned one (a site that seals nothing) is passed
+    over. Neither has its runs accepted."""
+    runs: list[tuple[int, int, int]] = []
+    for note in PruneNote.objects.using(using).order_by("pk"):
+        manifest = note_manifest(note)
+        if not manifest.signature:
+            continue
+        problem = manifest_problem(manifest, trusted)
+        if problem is None and manifest.document.get("partition") != note.partition:
+            problem = "its row does not match its manifest"
+        if problem:
+            problems.append((note, problem))
+            continue
+        runs.extend((int(low), int(high), note.pk) for low, high in manifest.document["runs"])
+    runs.sort()
+    return Pruned(starts=[run[0] for run in runs], runs=runs)
+
+
 # Verification
 
 
@@ -517,6 +620,7 @@ PROBLEM_KINDS = {
     "unknown_key": gettext_lazy("checkpoint signed by an unknown key"),
     "out_of_chain": gettext_lazy("checkpoint out of chain"),
     "digest_missing": gettext_lazy("digest file missing"),
+    "note_altered": gettext_lazy("prune note altered"),
     "digest_mismatch": gettext_lazy("digest file disagreeing"),
 }
 
@@ -526,6 +630,8 @@ class Report:
     events: int = 0
     checkpoints: int = 0
     unsealed: int = 0
+    # Sealed events gone by retention, as signed prune notes say.
+    pruned: int = 0
     problems: list[Problem] = dataclasses.field(default_factory=list)
 
     @property
@@ -549,8 +655,8 @@ class Report:
         found = ", ".join(f"{count} {PROBLEM_KINDS[kind]}" for kind, count in counts.items())
         return (
             f"{state}: {self.events:,} events and {self.checkpoints:,} checkpoints checked,"
-            f" {self.unsealed:,} events not sealed yet; {len(self.problems)} problems"
-            + (f" ({found})" if found else "")
+            f" {self.unsealed:,} events not sealed yet, {self.pruned:,} pruned by retention;"
+            f" {len(self.problems)} problems" + (f" ({found})" if found else "")
         )
 
 
@@ -576,7 +682,15 @@ def verify(
         start = next(
             (i for i, cp in enumerate(checkpoints) if cp.created_at >= since), len(checkpoints)
         )
-    _check_events(using, checkpoints, start, report)
+    note_problems: list[tuple[PruneNote, str]] = []
+    pruned = pruned_runs(using, trusted, note_problems)
+    for note, problem in note_problems:
+        report.add(
+            "note_altered",
+            f"the prune note of {note.partition} ({note.hash[:16]}): {problem}; the events"
+            " it names as pruned are reported as deleted",
+        )
+    _check_events(using, checkpoints, start, report, pruned)
     return report
 
 
@@ -735,7 +849,7 @@ def _check_checkpoint(
             " (its previous hash or first event id is not the one before's)",
             checkpoint=number,
         )
-    problem = _checkpoint_problem(checkpoint)
+    problem = checkpoint_problem(checkpoint)
     if problem:
         report.add("checkpoint_altered", f"checkpoint #{number}: {problem}", checkpoint=number)
     elif trusted.get(checkpoint.key_id) != checkpoint.public_key:
@@ -746,7 +860,7 @@ def _check_checkpoint(
         )
 
 
-def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
+def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
     """What is wrong with a checkpoint on its own (its hash, signature, key id), if anything."""
     try:
         signature = base64.b64decode(checkpoint.signature, validate=True)
@@ -817,7 +931,9 @@ class _Range:
         self.builder = merkle.RootBuilder()
 
 
-def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report: Report) -> None:
+def _check_events(
+    using: str, checkpoints: list[Checkpoint], start: int, report: Report, pruned: Pruned
+) -> None:
     tolerance = dt.timedelta(seconds=conf.BACKDATE_TOLERANCE)
     ranges = checkpoints[start:]
     newest = checkpoints[-1] if checkpoints else None
@@ -831,7 +947,7 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
     for row in stream_events(using, after=after):
         event_id = row[0]
         while index < len(ranges) and event_id > ranges[index].last_id:
-            _close_range(current or _open_range(using, ranges[index], report), report)
+            _close_range(current or _open_range(using, ranges[index], report), report, pruned)
             current = None
             index += 1
         report.events += 1
@@ -865,10 +981,10 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
                 outside[checkpoint.sequence] += 1
             continue
         current = current or _open_range(using, checkpoint, report)
-        _meet(current, event_id, fields, hashed, report)
+        _meet(current, event_id, fields, hashed, report, pruned)
         _check_date(row[2], fields, checkpoint, references, tolerance, report)
     while index < len(ranges):
-        _close_range(current or _open_range(using, ranges[index], report), report)
+        _close_range(current or _open_range(using, ranges[index], report), report, pruned)
         current = None
         index += 1
     for sequence, count in sorted(outside.items()):
@@ -953,7 +1069,12 @@ def _open_range(
 
 
 def _meet(
-    current: _Range, event_id: int, fields: dict[str, Any], hashed: bytes, report: Report
+    current: _Range,
+    event_id: int,
+    fields: dict[str, Any],
+    hashed: bytes,
+    report: Report,
+    pruned: Pruned,
 ) -> None:
     sequence = current.checkpoint.sequence
     leaves = current.leaves
@@ -962,7 +1083,7 @@ def _meet(
         current.builder.add(hashed)
         return
     if current.position < len(leaves) and leaves[current.position].id < event_id:
-        _missing(current, report, before=event_id)
+        _missing(current, report, pruned, before=event_id)
     if current.position < len(leaves) and leaves[current.position].id == event_id:
         if leaves[current.position].hash != hashed:
             report.add(
@@ -985,37 +1106,53 @@ def _meet(
         )
 
 
-def _missing(current: _Range, report: Report, before: int | None = None) -> None:
+def _missing(current: _Range, report: Report, pruned: Pruned, before: int | None = None) -> None:
     """Report the sealed events from the current position up to id ``before`` (or the
-    end), which the table lacks, as one problem."""
+    end), which the table lacks: those a signed prune note names are counted as pruned,
+    each run of the others is one problem."""
     assert current.leaves is not None
     leaves = current.leaves
-    first = leaves[current.position]
     stop = current.position
     while stop < len(leaves) and (before is None or leaves[stop].id < before):
         stop += 1
-    last = leaves[stop - 1]
-    run = stop - current.position
+    gone = [leaf for leaf in leaves[current.position : stop] if pruned.note_of(leaf.id) is None]
+    report.pruned += stop - current.position - len(gone)
     current.position = stop
     sequence = current.checkpoint.sequence
-    report.add(
-        "deleted",
-        f"event {first.uuid} (id {first.id}) sealed in checkpoint #{sequence} is missing"
-        if run == 1
-        else f"{run} events sealed in checkpoint #{sequence} are missing, ids {first.id}"
-        f" ({first.uuid}) to {last.id} ({last.uuid})",
-        checkpoint=sequence,
-        event_id=first.id,
-        uuid=first.uuid,
-        events=run,
-    )
+    for run in _consecutive(gone, leaves):
+        first, last = run[0], run[-1]
+        report.add(
+            "deleted",
+            f"event {first.uuid} (id {first.id}) sealed in checkpoint #{sequence} is missing"
+            if len(run) == 1
+            else f"{len(run)} events sealed in checkpoint #{sequence} are missing, ids"
+            f" {first.id} ({first.uuid}) to {last.id} ({last.uuid})",
+            checkpoint=sequence,
+            event_id=first.id,
+            uuid=first.uuid,
+            events=len(run),
+        )
 
 
-def _close_range(current: _Range, report: Report) -> None:
+def _consecutive(gone: list[Leaf], leaves: list[Leaf]) -> list[list[Leaf]]:
+    """``gone`` split into runs of entries that follow each other in the sealed list."""
+    if not gone:
+        return []
+    position = {leaf.id: number for number, leaf in enumerate(leaves)}
+    runs = [[gone[0]]]
+    for leaf in gone[1:]:
+        if position[leaf.id] == position[runs[-1][-1].id] + 1:
+            runs[-1].append(leaf)
+        else:
+            runs.append([leaf])
+    return runs
+
+
+def _close_range(current: _Range, report: Report, pruned: Pruned) -> None:
     checkpoint = current.checkpoint
     if current.leaves is not None:
         if current.position < len(current.leaves):
-            _missing(current, report)
+            _missing(current, report, pruned)
         return
     if current.builder.count != checkpoint.count or current.builder.root() != checkpoint.root:
         report.add(

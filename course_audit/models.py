@@ -694,3 +694,106 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return _("Checkpoint #%(sequence)s") % {"sequence": self.sequence}
+
+
+class LegalHold(models.Model):
+    """A legal hold on a course or an account (and every account below it): no month that
+    holds any of their events is pruned while the hold is active (not released).
+
+    Who set it, when and why stay on the row; releasing one records who and when, and it
+    stops keeping months from the next prune on.
+    """
+
+    course = models.ForeignKey(
+        Course,
+        verbose_name=_("course"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="legal_holds",
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="legal_holds",
+        help_text=_("The hold covers the courses of this account and of every account below it."),
+    )
+    reason = models.TextField(_("reason"))
+    created_at = models.DateTimeField(_("set at"), default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("set by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("released by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("legal hold")
+        verbose_name_plural = _("legal holds")
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(course__isnull=False, account__isnull=True)
+                | Q(course__isnull=True, account__isnull=False),
+                name="course_audit_hold_course_xor_account",
+                violation_error_message=_("A legal hold is on a course or on an account."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = (
+            _("course %(id)s") % {"id": self.course_id}
+            if self.course_id
+            else _("account %(id)s") % {"id": self.account_id}
+        )
+        return _("Legal hold #%(id)s on %(target)s") % {"id": self.pk, "target": target}
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+
+class PruneNote(models.Model):
+    """What ``course_audit_partitions --prune`` dropped: one month (a partition) of events,
+    the id runs it held, and the sealed archive it was written to first, signed like a
+    checkpoint. Verification accepts exactly the sealed events these runs name as gone.
+    Append-only: on PostgreSQL a trigger rejects ``UPDATE`` and ``DELETE``.
+
+    ``manifest`` is the signed document itself (canonical JSON), kept byte for byte; the
+    other columns repeat some of its fields for queries.
+    """
+
+    month = models.DateTimeField(_("month"))
+    partition = models.CharField(_("partition"), max_length=63)
+    count = models.PositiveBigIntegerField(_("events"))
+    archive = models.CharField(_("archive"), max_length=255)
+    created_at = models.DateTimeField(_("created at"))
+    manifest = models.TextField(_("manifest"))
+    key_id = models.CharField(_("key id"), max_length=64, blank=True)
+    signature = models.CharField(_("signature"), max_length=128, blank=True)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("prune note")
+        verbose_name_plural = _("prune notes")
+        ordering = ("month", "created_at")
+
+    def __str__(self) -> str:
+        return _("%(partition)s pruned %(when)s") % {
+            "partition": self.partition,
+            "when": f"{self.created_at:%Y-%m-%d %H:%M}",
+        }

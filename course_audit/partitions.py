@@ -8,7 +8,8 @@ insert never fails for want of one. A site that had events before the migration 
 them in ``<table>_legacy``, covering everything up to the month the migration ran in.
 
 ``ensure_partitions`` makes the months ahead (``migrate`` and the ``course_audit_partitions``
-command call it); ``prune`` detaches and drops whole months past retention. Triggers made
+command call it); ``drop_partition`` detaches and drops a whole month past retention, once
+``course_audit.archives.prune`` has archived it. Triggers made
 by the migration reject ``UPDATE``, ``DELETE`` and ``TRUNCATE`` of events; dropping a
 partition fires none of them, so retention is the one way rows leave the table.
 
@@ -185,6 +186,7 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
     quote = connection.ops.quote_name
     name = month_partition_name(start)
     with connection.cursor() as cursor:
+        _lock_referenced(cursor, TABLE)
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 FROM {quote(DEFAULT_PARTITION)}"
             " WHERE created_at >= %s AND created_at < %s)",
@@ -221,6 +223,24 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
             )
 
 
+def _lock_referenced(cursor: Any, table: str) -> None:
+    """Lock the tables the events' foreign keys reference before the events table itself.
+
+    Making or dropping a partition takes the events table's lock first and then, for the
+    partition's foreign keys, a ``SHARE ROW EXCLUSIVE`` lock on each referenced table
+    (courses, accounts, ...). A writer does the opposite: it changes a course, then its
+    trigger inserts the event. Taking the referenced tables first, in the writers' order,
+    makes the partition change wait for them instead of deadlocking with them.
+    """
+    cursor.execute(
+        "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint"
+        " WHERE conrelid = to_regclass(%s) AND contype = 'f' ORDER BY 1",
+        [table],
+    )
+    for (referenced,) in cursor.fetchall():
+        cursor.execute(f"LOCK TABLE {referenced} IN SHARE ROW EXCLUSIVE MODE")
+
+
 def timestamp_literal(value: dt.datetime) -> str:
     """An aware datetime as an SQL literal of ``timestamptz`` (for DDL, which takes no
     parameters when they are bound server-side)."""
@@ -242,38 +262,43 @@ def retention_cutoff(keep_months: int, now: dt.datetime | None = None) -> dt.dat
     return add_months((now or timezone.now()).astimezone(dt.UTC), -keep_months)
 
 
-def prune(
-    using: str = "default",
-    *,
-    keep_months: int,
-    dry_run: bool = False,
-    now: dt.datetime | None = None,
-) -> list[PartitionInfo]:
-    """Detach and drop every partition whose rows are all older than ``keep_months``
-    months (with their row counts); ``dry_run`` only lists them. Never a ``DELETE``:
-    a month goes whole, or waits until all of it is past retention."""
-    if keep_months < 1:
-        raise ValueError("keep_months must be at least 1")
+def expired_partitions(using: str, cutoff: dt.datetime) -> list[PartitionInfo]:
+    """The partitions whose rows are all older than ``cutoff``, oldest first, with their
+    row counts (``course_audit.archives.prune`` archives and drops them)."""
     if not is_partitioned(using):
         return []
-    cutoff = retention_cutoff(keep_months, now)
+    connection = connections[using]
+    return [
+        dataclasses.replace(part, rows=_count(connection, part.name))
+        for part in list_partitions(using)
+        if not part.is_default and part.end is not None and part.end <= cutoff
+    ]
+
+
+def drop_partition(using: str, part: PartitionInfo) -> None:
+    """Detach and drop one partition: never a ``DELETE``, a month goes whole. The caller
+    (``archives.prune``) has archived it first, in the same transaction."""
     connection = connections[using]
     quote = connection.ops.quote_name
     with transaction.atomic(using=using):
         _prepare(connection)
-        expired = [
-            dataclasses.replace(part, rows=_count(connection, part.name))
-            for part in list_partitions(using)
-            if not part.is_default and part.end is not None and part.end <= cutoff
-        ]
-        if not dry_run:
-            with connection.cursor() as cursor:
-                for part in expired:
-                    cursor.execute(
-                        f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(part.name)}"
-                    )
-                    cursor.execute(f"DROP TABLE {quote(part.name)}")
-    return expired
+        with connection.cursor() as cursor:
+            _lock_referenced(cursor, part.name)
+            cursor.execute(f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(part.name)}")
+            cursor.execute(f"DROP TABLE {quote(part.name)}")
+
+
+def create_month(using: str, start: dt.datetime) -> str:
+    """Make the partition of ``start``'s month alone if no partition covers it (a restored
+    month: ``ensure_partitions`` would make every month from it to now); returns its name."""
+    start = month_start(start)
+    end = add_months(start, 1)
+    connection = connections[using]
+    with transaction.atomic(using=using):
+        _prepare(connection)
+        if not covered(list_partitions(using), start, end):
+            _create_month(connection, start, end)
+    return month_partition_name(start)
 
 
 def default_rows_before(using: str, cutoff: dt.datetime) -> int:

@@ -1,4 +1,5 @@
-"""Writes to courses. Each service runs in one transaction and records its events.
+"""Writes to courses (each service runs in one transaction and records its events), and to
+legal holds.
 
 Every service takes an optional ``user``: the actor to record. Without it the active audit
 context decides (the request's user in a view, ``audit_context(user=...)`` in a script).
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -22,7 +24,7 @@ from course_audit.choices import CourseState as State
 from course_audit.choices import EventType
 from course_audit.context import audit_context
 from course_audit.diff import COPIED_FIELDS, EDITABLE_FIELDS, RESET_FIELDS, TRANSITIONS
-from course_audit.models import Account, Course, CourseEvent
+from course_audit.models import Account, Course, CourseEvent, LegalHold
 from course_audit.types import User
 
 
@@ -277,3 +279,35 @@ def course_reset(*, course: Course, user: User | None = None) -> Course:
         )
     course.refresh_from_db()
     return new
+
+
+def legal_hold_place(
+    *,
+    reason: str,
+    course: Course | None = None,
+    account: Account | None = None,
+    user: User | None = None,
+) -> LegalHold:
+    """Put a legal hold on a course, or on an account and every account below it: no month
+    holding any of their events is pruned until it is released."""
+    if (course is None) == (account is None):
+        raise ValidationError(_("A legal hold is on a course or on an account."))
+    if not reason.strip():
+        raise ValidationError(_("A legal hold needs a reason."))
+    return LegalHold.objects.create(
+        course=course,
+        account=account,
+        reason=reason.strip(),
+        created_by_id=user.pk if user is not None else None,
+    )
+
+
+def legal_hold_release(*, hold: LegalHold, user: User | None = None) -> LegalHold:
+    """Release a hold: from the next prune on, it keeps nothing. Who released it, and when,
+    stay on the row."""
+    if hold.released_at is not None:
+        raise ValidationError(_("This legal hold was already released."))
+    hold.released_at = timezone.now()
+    hold.released_by_id = user.pk if user is not None else None
+    hold.save(update_fields=["released_at", "released_by_id"])
+    return hold

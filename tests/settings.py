@@ -6,6 +6,8 @@ test runner points at the test database (``MIRROR``) instead of creating another
 Nothing reads from it unless a test sets ``COURSE_AUDIT_READ_DATABASE``.
 """
 
+import tempfile
+
 from auditlog_project.settings import *  # noqa: F403
 from auditlog_project.settings import DATABASES
 
@@ -22,3 +24,5 @@ COURSE_AUDIT_ALLOW_TRUNCATE = True
 # environment, would otherwise change what the suite sees), and digests of tests that seal
 # go to their own directories (the tests' ``keys`` fixtures).
 COURSE_AUDIT_SIGNING_KEY = None
+# A prune writes archives to the digest storage: never the demo's var/digests.
+COURSE_AUDIT_DIGEST_DIR = tempfile.mkdtemp(prefix="course-audit-test-digests-")

@@ -1,6 +1,6 @@
 """The benchmark's retention section (bench/_retention.py) on the app's real month
 partitions: it finds the oldest month, times a DELETE of a copy of its rows, drops the
-month through ``partitions.prune`` and cleans up after itself."""
+month through ``archives.prune`` and cleans up after itself."""
 
 from __future__ import annotations
 

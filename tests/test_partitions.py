@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from course_audit import partitions, services
+from course_audit import archives, partitions, services
 from course_audit.context import audit_context
 from course_audit.models import Course, CourseEvent
 
@@ -18,6 +18,16 @@ pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions need PostgreSQL"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _archives(settings, tmp_path):
+    """A prune writes each month's archive first: to a directory of the test's own."""
+    settings.COURSE_AUDIT_DIGEST_DIR = str(tmp_path / "store")
+
+
+def dropped(**options) -> list[partitions.PartitionInfo]:
+    return [part for part, _ in archives.prune(**options).dropped]
 
 
 def partition_of(event_pk: int) -> str:
@@ -122,7 +132,7 @@ def history(course: Course) -> dict[int, CourseEvent]:
 
 def test_prune_dry_run_lists_the_expired_months_with_their_rows_and_drops_nothing(history):
     before = names()
-    expired = partitions.prune(keep_months=14, dry_run=True)
+    expired = dropped(keep_months=14, dry_run=True)
     # Whatever today's day, the months 15 and 16 back lie wholly beyond 14 months; the
     # month 14 back does not.
     assert [(p.name, p.rows) for p in expired][-2:] == [(part(16), 1), (part(15), 3)]
@@ -132,7 +142,7 @@ def test_prune_dry_run_lists_the_expired_months_with_their_rows_and_drops_nothin
 
 
 def test_prune_detaches_and_drops_whole_months_and_keeps_the_rest(history):
-    expired = partitions.prune(keep_months=14)
+    expired = dropped(keep_months=14)
     gone = {p.name for p in expired}
     assert {part(16), part(15), part(18)} <= gone
     with connection.cursor() as cursor:
@@ -140,7 +150,7 @@ def test_prune_detaches_and_drops_whole_months_and_keeps_the_rest(history):
         assert cursor.fetchone()[0] == 0  # dropped, not merely detached
     assert not CourseEvent.objects.filter(pk__in=[history[16].pk, history[15].pk]).exists()
     assert CourseEvent.objects.filter(pk__in=[history[14].pk, history[1].pk]).count() == 2
-    assert partitions.prune(keep_months=14) == []
+    assert dropped(keep_months=14) == []
 
 
 def test_the_command_prunes_by_the_retention_setting(history, settings):
@@ -192,7 +202,7 @@ def test_bad_arguments_are_named(args, message):
 
 def test_prune_needs_at_least_one_month():
     with pytest.raises(ValueError, match="at least 1"):
-        partitions.prune(keep_months=0)
+        archives.prune(keep_months=0)
 
 
 @pytest.mark.parametrize(

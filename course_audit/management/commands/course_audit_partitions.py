@@ -5,10 +5,11 @@ Run it daily (cron, a systemd timer, a Kubernetes CronJob)::
     python manage.py course_audit_partitions --prune
 
 Without ``--prune`` it only makes partitions: this month and ``--ahead`` months after it
-(and back to ``--from``), then lists them. With ``--prune`` it also detaches and drops
-each month whose rows are all older than ``--keep-months`` months (default
-``COURSE_AUDIT_RETENTION_MONTHS``, 14); ``--dry-run`` shows what would go, and how many
-rows, and changes nothing.
+(and back to ``--from``), then lists them. With ``--prune`` it also archives, then detaches
+and drops, each month whose rows are all older than ``--keep-months`` months (default
+``COURSE_AUDIT_RETENTION_MONTHS``, 14), unless a legal hold keeps it; ``--dry-run`` shows
+what would go, how many rows, and what the holds keep, and changes nothing.
+``--restore YYYY-MM`` loads an archived month back (see ``course_audit.archives``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
-from course_audit import partitions
+from course_audit import archives, partitions
 from course_audit.conf import conf
 
 
@@ -71,6 +72,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="with --prune: list, do not drop"
         )
+        parser.add_argument(
+            "--restore",
+            metavar="YYYY-MM",
+            help="load an archived month back into its partition, after its archive verifies",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         using = options["database"]
@@ -80,11 +86,16 @@ class Command(BaseCommand):
             raise CommandError("--ahead must be 0 or more")
         if not options["prune"] and (options["dry_run"] or options["keep_months"]):
             raise CommandError("--dry-run and --keep-months go with --prune")
+        if options["restore"] and options["prune"]:
+            raise CommandError("--restore and --prune go one at a time")
         if not partitions.is_partitioned(using):
             self.stdout.write(
                 f"The events table on {using!r} is not partitioned (partitions need "
                 "PostgreSQL and migration course_audit 0004); nothing to do."
             )
+            return
+        if options["restore"]:
+            self._restore(using, options["restore"])
             return
         try:
             if options["prune"]:
@@ -109,13 +120,19 @@ class Command(BaseCommand):
                 "pass --keep-months N to prune anyway"
             )
         dry_run = options["dry_run"]
-        gone = partitions.prune(using, keep_months=keep, dry_run=dry_run)
-        cutoff = partitions.retention_cutoff(keep)
+        outcome = archives.prune(using, keep_months=keep, dry_run=dry_run)
         verb = "would drop" if dry_run else "dropped"
-        for part in gone:
-            self.stdout.write(f"{verb} {part.name} ({part.label()}): {part.rows:,} rows")
-        if not gone:
-            self.stdout.write(f"no month is wholly older than {cutoff:%Y-%m-%d %H:%M} UTC")
+        for part, note in outcome.dropped:
+            archived = f", archived to {note.archive}" if note is not None else ""
+            self.stdout.write(f"{verb} {part.name} ({part.label()}): {part.rows:,} rows{archived}")
+        for part, holds in outcome.held:
+            names = "; ".join(f"#{hold.pk} ({hold}: {hold.reason})" for hold in holds)
+            self.stdout.write(f"kept {part.name} ({part.label()}) for legal hold {names}")
+        for part, reason in outcome.refused:
+            self.stderr.write(f"kept {part.name} ({part.label()}): {reason}")
+        if not (outcome.dropped or outcome.held or outcome.refused):
+            self.stdout.write(f"no month is wholly older than {outcome.cutoff:%Y-%m-%d %H:%M} UTC")
+        cutoff = outcome.cutoff
         stranded = partitions.default_rows_before(using, cutoff)
         if stranded:
             self.stderr.write(
@@ -123,6 +140,20 @@ class Command(BaseCommand):
                 "partition, which is never dropped: make their months with --from YYYY-MM "
                 "(which moves them), then prune again."
             )
+
+    def _restore(self, using: str, month: str) -> None:
+        try:
+            note = archives.restore_month(month, using=using)
+        except archives.ArchiveError as error:
+            raise CommandError(f"nothing was restored: {error}") from error
+        self.stdout.write(
+            f"restored {note.count:,} events of {month} from {note.archive} into"
+            f" {partitions.month_partition_name(note.month)}"
+        )
+        self.stdout.write(
+            "The month is past retention: the next --prune archives and drops it again,"
+            " unless a legal hold keeps it."
+        )
 
     def _list(self, using: str) -> None:
         for part in partitions.list_partitions(using):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("course_audit", "0007_checkpoints"),
+        ("course_audit", "0008_legal_holds_and_prune_notes"),
     ]
 
     operations = [
