@@ -21,6 +21,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.db import DatabaseError
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
@@ -100,15 +101,20 @@ class AuditContextMiddleware:
         """Keep the primary's position after the request's committed write as the caller's
         floor (read-your-writes): on its API token, else in its session."""
         replication.primary_is_up()
+        if not replication.tracks_writes():
+            return
         try:
-            position = replication.write_position()
-            if position is None:
-                return
             token = getattr(request, "auth", None)
             if isinstance(token, ApiToken):
-                ApiToken.objects.filter(pk=token.pk).update(write_lsn=position)
+                # One statement, which never moves the token's position back.
+                ApiToken.objects.filter(pk=token.pk).update(
+                    write_lsn=RawSQL(replication.TOKEN_POSITION_SQL, ())
+                )
             elif hasattr(request, "session"):
-                request.session[replication.SESSION_KEY] = position
+                kept = request.session.get(replication.SESSION_KEY)
+                request.session[replication.SESSION_KEY] = replication.later_position(
+                    kept, replication.write_position()
+                )
         except DatabaseError:
             # The write is committed and answered; the caller's next reads may miss it
             # until the standby replays it, as without this.

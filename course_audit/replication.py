@@ -67,6 +67,9 @@ STATUS_SQL = (
     "ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
 )
 POSITION_SQL = "SELECT pg_current_wal_lsn()::text"
+# An API token's ``write_lsn`` after its request's write: the primary's position now, or
+# the one it holds if a concurrent write of the same token kept a later one.
+TOKEN_POSITION_SQL = "GREATEST(NULLIF(write_lsn, '')::pg_lsn, pg_current_wal_lsn())::text"
 
 
 def parse_lsn(text: str) -> int:
@@ -376,18 +379,27 @@ def page_position() -> int | None:
     return state.primary_position
 
 
-def write_position() -> str | None:
-    """The primary's position now, after a request's write committed (``POSITION_SQL``), to
-    keep as the caller's floor; None when reads do not go to a standby."""
-    alias = conf.READ_DATABASE
-    if alias is None:
-        return None
-    primary = connections[primary_alias()]
-    if primary.vendor != "postgresql":
-        return None
-    with primary.cursor() as cursor:
+def tracks_writes() -> bool:
+    """Whether a write's position is worth keeping: reads go to a standby, and the primary
+    is PostgreSQL."""
+    return conf.READ_DATABASE is not None and connections[primary_alias()].vendor == "postgresql"
+
+
+def write_position() -> str:
+    """The primary's position now, after a request's write committed (``POSITION_SQL``)."""
+    with connections[primary_alias()].cursor() as cursor:
         cursor.execute(POSITION_SQL)
         return str(cursor.fetchone()[0])
+
+
+def later_position(kept: Any, position: str) -> str:
+    """The later of a kept position (maybe none, or not one) and ``position``: two writes of
+    one caller may finish in either order."""
+    try:
+        earlier = isinstance(kept, str) and parse_lsn(kept) > parse_lsn(position)
+    except ValueError:
+        earlier = False
+    return str(kept) if earlier else position
 
 
 def note_database_error(request: HttpRequest) -> None:

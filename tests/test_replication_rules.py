@@ -60,6 +60,14 @@ def test_positions_read_and_write_as_postgresql_spells_them() -> None:
             replication.parse_lsn(bad)
 
 
+def test_the_later_of_two_positions_is_kept() -> None:
+    assert replication.later_position(None, "0/10") == "0/10"
+    assert replication.later_position("", "0/10") == "0/10"
+    assert replication.later_position("junk", "0/10") == "0/10"
+    assert replication.later_position("0/9", "0/10") == "0/10"
+    assert replication.later_position("1/0", "0/10") == "1/0"
+
+
 def test_without_a_read_database_nothing_changes(settings: Any) -> None:
     settings.COURSE_AUDIT_READ_DATABASE = None
     queryset = CourseEvent.objects.all()
@@ -230,16 +238,20 @@ def test_a_write_leaves_its_position_for_the_callers_next_reads(
         pytest.skip("write positions are PostgreSQL's")
     settings.COURSE_AUDIT_READ_DATABASE = "replica"
     api = caller("writer", (root_account, admin_role))
+    path = f"/api/v1/courses/{course.pk}"
     data = json.dumps({"course": {"name": "Renamed"}})
-    response = api.send(
-        "put", f"/api/v1/courses/{course.pk}", data, content_type="application/json"
-    )
+    response = api.send("put", path, data, content_type="application/json")
     assert response.status_code == 200
     written = api.user.course_audit_tokens.get().write_lsn
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_lsn()::text")
         now = cursor.fetchone()[0]
     assert 0 < replication.parse_lsn(written) <= replication.parse_lsn(now)
-    # A read changes nothing.
+    # A read changes nothing; a token's position never moves back.
     assert api.get(f"/api/v1/audit/course/courses/{course.pk}").status_code == 200
     assert api.user.course_audit_tokens.get().write_lsn == written
+    api.user.course_audit_tokens.update(write_lsn="FF/0")
+    data = json.dumps({"course": {"name": "Again"}})
+    response = api.send("put", path, data, content_type="application/json")
+    assert response.status_code == 200
+    assert api.user.course_audit_tokens.get().write_lsn == "FF/0"
