@@ -493,6 +493,9 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # The primary's WAL position after the token's last write (PostgreSQL's ``X/Y``), kept
+    # when audit reads go to a standby: the token's next reads must see it (read-your-writes).
+    write_lsn = models.CharField(max_length=20, blank=True, default="", editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 

@@ -34,7 +34,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncWeek
 from django.http import Http404
 
-from course_audit.conf import conf
+from course_audit import replication
 from course_audit.models import (
     Account,
     AccountMembership,
@@ -53,13 +53,14 @@ GRANTS_CACHE_ATTRIBUTE = "_course_audit_grants"
 
 
 def for_reading(queryset: _QuerySet) -> _QuerySet:
-    """``queryset`` on ``COURSE_AUDIT_READ_DATABASE`` when it is set (a replica, which may
-    lag the primary), else unchanged: read where the database routers say.
+    """``queryset`` on ``COURSE_AUDIT_READ_DATABASE`` when it is set (a standby) and the
+    request reads from it (``replication.read_alias``: not when it is down, lags too far or
+    has not replayed the caller's last write), else unchanged: read where the database
+    routers say.
 
     Only for what a page, listing or export shows; never for what decides access.
     """
-    alias = conf.READ_DATABASE
-    return queryset if alias is None else queryset.using(alias)
+    return replication.for_reading(queryset)
 
 
 class Access(enum.Enum):
@@ -311,7 +312,7 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
     From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
     copy: Django will not relate rows of two databases.
     """
-    alias = conf.READ_DATABASE
+    alias = replication.read_alias()
     if alias is None or alias == course._state.db:
         return course.events.with_links(join_course=False).newest_first()
     return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
