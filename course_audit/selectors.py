@@ -43,6 +43,7 @@ from course_audit.models import (
     Role,
     RoleOverride,
 )
+from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
 from course_audit.types import User, UserRequest
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
@@ -284,6 +285,32 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseAsOf]:
+    """The course as its log replays it at each of ``moments`` (``replay.replay``).
+
+    Its events up to the latest moment are read once, oldest first, as values rows (the
+    course's index, read backwards); when none of them is its creation, one more read
+    finds whether the log records it later (the course did not exist yet then).
+    """
+    events = for_reading(CourseEvent.objects.for_course(course.pk))
+    rows = list(
+        events.filter(created_at__lte=seen_by(max(moments)))
+        .order_by("created_at", "id")
+        .values(*EVENT_COLUMNS)
+    )
+    created_at = None
+    if not any(row["event_type"] == CourseEvent.EventType.CREATED for row in rows):
+        created_at = (
+            events.filter(
+                event_type=CourseEvent.EventType.CREATED, created_at__gt=seen_by(max(moments))
+            )
+            .order_by("created_at", "id")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+    return [replay(rows, at, created_at=created_at) for at in moments]
 
 
 @dataclasses.dataclass
