@@ -342,8 +342,10 @@ def _event_item(
     iso, title, when = _dates(event.created_at, words, "Y-m-d H:i:s T (O)")
     kind = _e(event.event_type)
     seal = "" if seals is None else _seal(event.pk, seals, words)
+    # The id: the as-of page links the event that set a value (``views.course_as_of``).
+    uid = _e(event.uuid)
     parts = [
-        f'\n<li class="event event-{kind}" data-event="{_e(event.uuid)}">\n'
+        f'\n<li class="event event-{kind}" id="event-{uid}" data-event="{uid}">\n'
         f'  <div class="event-head">\n'
         f'    <span class="badge badge-{kind}">{words.types.get(event.event_type, kind)}</span>\n'
         f'    <time class="event-time" datetime="{iso}" title="{title}">{when}</time>{seal}\n'
@@ -379,3 +381,15 @@ def _event_item(
         parts.append(f"\n  {diff_table(shown['diff'], words)}\n  ")
     parts.append("\n</li>\n")
     return "".join(parts)
+
+
+def value_cells(
+    values: Mapping[str, Any], account_names: Mapping[int, str]
+) -> dict[str, SafeString]:
+    """Field values (``event_data``'s form, by attribute name) as a diff's cells show them:
+    blank as a dash, dates as ``<time>``, accounts by name, long text folded."""
+    words = _Words.now()
+    # One value per field: a list would read as a change's (before, after).
+    rows = diff_rows({name: [value, value] for name, value in values.items()}, account_names)
+    # Every piece is escaped (_cell).
+    return {row.field: mark_safe(_cell(row.sides[1], words)) for row in rows}
