@@ -66,7 +66,8 @@ def test_the_page_shows_the_course_at_a_moment(registrar_browser, timeline):
     assert "Biology" in row(response, "account_id")  # the account by its name
     created = CourseEvent.objects.get(course=timeline, event_type="created")
     history = reverse("course_audit:course_history", args=[timeline.pk])
-    link = f"{history}?start_time=2025-09-01T08%3A00%3A00Z&amp;end_time=2025-09-01T08%3A00%3A00Z#event-{created.uuid}"
+    second = "2025-09-01T08%3A00%3A00Z"
+    link = f"{history}?start_time={second}&amp;end_time={second}#event-{created.uuid}"
     assert link in row(response, "name")
     # The value's event is on the page the link opens, with the anchor.
     target = registrar_browser.get(
@@ -175,3 +176,150 @@ def test_a_script_in_a_value_is_shown_not_run(registrar_browser, department):
     html = registrar_browser.get(page_url(course)).content.decode()
     assert "<script>alert(1)" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+def api_url(course: Course | str) -> str:
+    ref = course if isinstance(course, str) else str(course.pk)
+    return reverse("course_audit_api:audit-course-as-of", kwargs={"course_id": ref})
+
+
+def test_the_api_answers_the_course_at_a_moment(caller, root_account, admin_role, timeline):
+    registrar = caller("registrar", (root_account, admin_role))
+    response = registrar.get(api_url(timeline), at="2025-09-01T08:10:00Z")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    renamed = CourseEvent.objects.get(course=timeline, event_type="updated")
+    created = CourseEvent.objects.get(course=timeline, event_type="created")
+    assert body["at"] == "2025-09-01T08:10:00Z"
+    assert body["course_id"] == timeline.pk
+    assert (body["existed"], body["created_at"]) == (True, "2025-09-01T08:00:00Z")
+    assert list(body["fields"]) == [
+        "name",
+        "course_code",
+        "sis_course_id",
+        "account_id",
+        "start_at",
+        "conclude_at",
+        "is_public",
+        "public_description",
+    ]
+    assert body["fields"]["name"] == {
+        "value": "Cells",
+        "known": True,
+        "event_id": renamed.pk,
+        "event_uuid": str(renamed.uuid),
+        "set_at": "2025-09-01T08:10:00Z",
+        "truncated": False,
+    }
+    assert body["fields"]["start_at"]["value"] == "2025-09-08T09:30:00Z"
+    assert body["fields"]["account_id"]["value"] == timeline.account_id
+    assert body["fields"]["course_code"]["event_uuid"] == str(created.uuid)
+    assert body["workflow_state"]["value"] == "unpublished"
+    assert body["workflow_state"]["event_id"] == created.pk
+    # A second earlier: before the rename. By SIS id too.
+    earlier = registrar.get(api_url("sis_course_id:B-1"), at="2025-09-01T08:09:59Z").json()
+    assert earlier["fields"]["name"]["value"] == "Biology 101"
+    published = registrar.get(api_url(timeline), at="2025-09-01T09:20:00+01:00").json()
+    assert published["workflow_state"]["value"] == "available"
+
+
+def test_the_api_says_what_the_log_cannot_replay(caller, root_account, admin_role, department):
+    registrar = caller("registrar", (root_account, admin_role))
+    course = services.course_create(account=department, name="Legacy", course_code="LEG")
+    forget_history(course)
+    with audit_context(occurred_at=T0):
+        services.course_update(course=course, name="Legacy 2")
+    body = registrar.get(api_url(course), at="2025-09-02").json()
+    assert body["existed"] is True and body["created_at"] is None
+    assert body["fields"]["name"]["value"] == "Legacy 2"
+    unknown = {"value": None, "known": False, "event_id": None, "event_uuid": None}
+    for name in ("course_code", "sis_course_id", "account_id"):
+        assert body["fields"][name] == {**unknown, "set_at": None, "truncated": False}
+    assert body["workflow_state"]["known"] is False
+    before = registrar.get(api_url(course), at="2025-08-01").json()
+    assert before["existed"] is None
+
+
+def test_the_api_before_the_course_existed(caller, root_account, admin_role, timeline):
+    registrar = caller("registrar", (root_account, admin_role))
+    body = registrar.get(api_url(timeline), at="2025-08-31T23:59:59Z").json()
+    assert (body["existed"], body["created_at"]) == (False, "2025-09-01T08:00:00Z")
+    assert not any(value["known"] for value in body["fields"].values())
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "at: is required: an ISO 8601 date-time"),
+        ({"at": ""}, "at: is required: an ISO 8601 date-time"),
+        ({"at": "yesterday"}, "at: 'yesterday' is not an ISO 8601 date-time"),
+        ({"at": "0001-01-01T00:00:00+05:00"}, "at: '0001-01-01T00:00:00+05:00' is out of the"),
+        ({"at": "9" * 2000}, "at: is too long (2000 characters; at most 1000)"),
+    ],
+)
+def test_a_bad_moment_is_an_api_400(caller, root_account, admin_role, timeline, params, message):
+    registrar = caller("registrar", (root_account, admin_role))
+    response = registrar.get(api_url(timeline), **params)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["message"].startswith(message), error
+
+
+def test_the_api_is_scoped_like_the_listing(
+    caller, root_account, admin_role, teacher_role, department, other_root, timeline, chemistry
+):
+    dept_admin = caller("dept_admin", (department, admin_role))
+    chem = services.course_create(account=chemistry, name="Organic Chemistry")
+    foreign = services.course_create(account=other_root, name="Rival 101")
+    at = {"at": "2025-09-02"}
+    assert dept_admin.get(api_url(timeline), **at).status_code == 200
+    forbidden = dept_admin.get(api_url(chem), **at)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["status"] == "unauthorized"
+    assert dept_admin.get(api_url(foreign), **at).status_code == 404
+    assert dept_admin.get(api_url("999999999"), **at).status_code == 404
+    # The course is looked up (and refused) before the moment is read.
+    assert dept_admin.get(api_url(foreign), at="garbage").status_code == 404
+    teacher = caller("teacher", (root_account, teacher_role))
+    assert teacher.get(api_url(timeline), **at).status_code == 403
+    anonymous = teacher.client.get(api_url(timeline), at)
+    assert anonymous.status_code == 401
+
+
+def test_the_api_reads_the_events_in_a_bounded_number_of_queries(
+    caller, root_account, admin_role, timeline, django_assert_max_num_queries
+):
+    registrar = caller("registrar", (root_account, admin_role))
+    registrar.get(api_url(timeline), at="2025-09-02")  # the token's first use stamps it
+    with django_assert_max_num_queries(5):
+        response = registrar.get(api_url(timeline), at="2025-09-02")
+    assert response.status_code == 200
+
+
+def test_the_api_is_documented_and_answers_as_documented(
+    client, caller, root_account, admin_role, teacher_role, timeline
+):
+    from tests.test_api_schema import conforms_with_headers
+
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    path = "/api/v1/audit/course/courses/{course_id}/as_of"
+    operation = schema["paths"][path]["get"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert parameters["at"]["required"] is True
+    assert parameters["at"]["schema"] == {"type": "string", "format": "date-time"}
+    assert parameters["course_id"]["in"] == "path"
+    assert {"200", "400", "401", "403", "404"} <= set(operation["responses"])
+    registrar = caller("registrar", (root_account, admin_role))
+    teacher = caller("teacher", (root_account, teacher_role))
+    for response in (
+        registrar.get(api_url(timeline), at="2025-09-01T08:10:00Z"),
+        registrar.get(api_url(timeline), at="2025-08-01"),
+        registrar.get(api_url(timeline), at="never"),
+        registrar.get(api_url("999999999"), at="2025-08-01"),
+        teacher.get(api_url(timeline), at="2025-08-01"),
+        registrar.client.get(api_url(timeline), {"at": "2025-08-01"}),
+    ):
+        conforms_with_headers(schema, path, "get", response)
