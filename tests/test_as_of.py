@@ -323,3 +323,21 @@ def test_the_api_is_documented_and_answers_as_documented(
         registrar.client.get(api_url(timeline), {"at": "2025-08-01"}),
     ):
         conforms_with_headers(schema, path, "get", response)
+
+
+def test_the_page_in_spanish(registrar_browser, department):
+    course = services.course_create(account=department, name="Legacy", course_code="LEG")
+    forget_history(course)
+    with audit_context(occurred_at=T0):
+        services.course_update(course=course, name="Legado")
+    response = registrar_browser.get(
+        page_url(course), {"at": "2025-09-02", "compare": "2025-09-01"}, HTTP_ACCEPT_LANGUAGE="es"
+    )
+    assert response.status_code == 200 and response["Content-Language"] == "es"
+    shown = text(response)
+    assert "El curso Legado en un momento dado" in shown
+    assert "no está en el registro (se fijó antes de que empezara el registro)" in shown
+    assert "fijado por Actualizado" in shown
+    assert "difiere" in shown
+    bad = registrar_browser.get(page_url(course), {"at": "ayer"}, HTTP_ACCEPT_LANGUAGE="es")
+    assert bad.status_code == 400 and "En el momento:" in text(bad)
