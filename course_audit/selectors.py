@@ -291,25 +291,17 @@ def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseA
     """The course as its log replays it at each of ``moments`` (``replay.replay``).
 
     Its events up to the latest moment are read once, oldest first, as values rows (the
-    course's index, read backwards); when none of them is its creation, one more read
-    finds whether the log records it later (the course did not exist yet then).
+    course's index, read backwards). When there are none, the course's next event says
+    whether it was created later (it did not exist yet) or the log cannot tell.
     """
-    events = for_reading(CourseEvent.objects.for_course(course.pk))
-    rows = list(
-        events.filter(created_at__lte=seen_by(max(moments)))
-        .order_by("created_at", "id")
-        .values(*EVENT_COLUMNS)
-    )
+    events = for_reading(CourseEvent.objects.for_course(course.pk)).order_by("created_at", "id")
+    last = seen_by(max(moments))
+    rows = list(events.filter(created_at__lte=last).values(*EVENT_COLUMNS))
     created_at = None
-    if not any(row["event_type"] == CourseEvent.EventType.CREATED for row in rows):
-        created_at = (
-            events.filter(
-                event_type=CourseEvent.EventType.CREATED, created_at__gt=seen_by(max(moments))
-            )
-            .order_by("created_at", "id")
-            .values_list("created_at", flat=True)
-            .first()
-        )
+    if not rows:
+        following = events.filter(created_at__gt=last).values("created_at", "event_type").first()
+        if following is not None and following["event_type"] == CourseEvent.EventType.CREATED:
+            created_at = following["created_at"]
     return [replay(rows, at, created_at=created_at) for at in moments]
 
 

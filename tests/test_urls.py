@@ -19,6 +19,7 @@ ARGS: dict[str, list[object]] = {
     "home": [],
     "course_history": [7],
     "course_export": [7],
+    "course_as_of": [7],
     "account_history": [3],
     "account_export": [3],
     "page_view": [REQUEST_ID],
