@@ -128,8 +128,9 @@ def replay(
     max_string_length: int | None = None,
 ) -> CourseAsOf:
     """The course as of ``at`` (``seen_by``): ``events`` are its events oldest first
-    (``EVENT_COLUMNS``; later ones are ignored). ``created_at``: when the log records the
-    course's creation, if the caller knows it is after ``at`` (it read no later events).
+    (``EVENT_COLUMNS``; those after ``at`` only tell when it was created). ``created_at``:
+    when the log records the course's creation, for a caller that read no event after
+    ``at`` but knows of a later creation.
     """
     limit = conf.MAX_DIFF_STRING_LENGTH if max_string_length is None else max_string_length
     bound = seen_by(at)
