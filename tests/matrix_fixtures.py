@@ -1047,6 +1047,8 @@ OTHER_ADMIN_MODELS = (
     "pageview",
     "apitoken",
     "checkpoint",
+    "prunenote",
+    "legalhold",
 )
 ADMIN_SURFACES = [
     _admin_changelist("courseevent"),
