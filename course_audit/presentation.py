@@ -118,14 +118,24 @@ def diff_rows(data: Mapping[str, Any], account_names: Mapping[int, str]) -> list
     rows = []
     for name, change in in_field_order(data).items():
         values = change if isinstance(change, list) and len(change) == 2 else [change]
-        if name == "account_id":
-            values = [_account(value, account_names) for value in values]
-        elif name == "created_source":
-            values = [_created_source(value) for value in values]
         rows.append(
-            Row(name, field_label(name), tuple(diff_value(name, value) for value in values))
+            Row(
+                name,
+                field_label(name),
+                tuple(shown_value(name, value, account_names) for value in values),
+            )
         )
     return rows
+
+
+def shown_value(name: str, value: Any, account_names: Mapping[int, str]) -> Value:
+    """One value of the field ``name`` as shown: an account by its name in
+    ``account_names``, a created course's source by its label."""
+    if name == "account_id":
+        value = _account(value, account_names)
+    elif name == "created_source":
+        value = _created_source(value)
+    return diff_value(name, value)
 
 
 def account_ids(events: Iterable[CourseEvent]) -> set[int]:
@@ -389,7 +399,8 @@ def value_cells(
     """Field values (``event_data``'s form, by attribute name) as a diff's cells show them:
     blank as a dash, dates as ``<time>``, accounts by name, long text folded."""
     words = _Words.now()
-    # One value per field: a list would read as a change's (before, after).
-    rows = diff_rows({name: [value, value] for name, value in values.items()}, account_names)
     # Every piece is escaped (_cell).
-    return {row.field: mark_safe(_cell(row.sides[1], words)) for row in rows}
+    return {
+        name: mark_safe(_cell(shown_value(name, value, account_names), words))
+        for name, value in values.items()
+    }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from course_audit import services
 from course_audit.context import audit_context
@@ -344,14 +345,18 @@ def test_the_page_in_spanish(registrar_browser, department):
     forget_history(course)
     with audit_context(occurred_at=T0):
         services.course_update(course=course, name="Legado")
-    response = registrar_browser.get(
-        page_url(course), {"at": "2025-09-02", "compare": "2025-09-01"}, HTTP_ACCEPT_LANGUAGE="es"
-    )
+    # The requests activate Spanish in this thread; the tests after this one read English.
+    with translation.override("en"):
+        response = registrar_browser.get(
+            page_url(course),
+            {"at": "2025-09-02", "compare": "2025-09-01"},
+            HTTP_ACCEPT_LANGUAGE="es",
+        )
+        bad = registrar_browser.get(page_url(course), {"at": "ayer"}, HTTP_ACCEPT_LANGUAGE="es")
     assert response.status_code == 200 and response["Content-Language"] == "es"
     shown = text(response)
     assert "El curso Legado en un momento dado" in shown
     assert "no está en el registro (se fijó antes de que empezara el registro)" in shown
     assert "fijado por Actualizado" in shown
     assert "difiere" in shown
-    bad = registrar_browser.get(page_url(course), {"at": "ayer"}, HTTP_ACCEPT_LANGUAGE="es")
     assert bad.status_code == 400 and "En el momento:" in text(bad)
