@@ -16,6 +16,7 @@ urlpatterns = [
     path("audit/", views.home, name="home"),
     path("audit/courses/<int:course_id>/", views.course_history, name="course_history"),
     path("audit/courses/<int:course_id>/export/", views.course_export, name="course_export"),
+    path("audit/courses/<int:course_id>/as-of/", views.course_as_of, name="course_as_of"),
     path("audit/accounts/<int:account_id>/", views.account_history, name="account_history"),
     path("audit/accounts/<int:account_id>/export/", views.account_export, name="account_export"),
     path("audit/people/<str:user_id>/", views.person_history, name="person_history"),

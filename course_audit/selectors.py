@@ -45,6 +45,7 @@ from course_audit.models import (
     RoleOverride,
 )
 from course_audit.recording import display_name
+from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
 from course_audit.types import User, UserRequest
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
@@ -321,6 +322,24 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseAsOf]:
+    """The course as its log replays it at each of ``moments`` (``replay.replay``).
+
+    Its events up to the latest moment are read once, oldest first, as values rows (the
+    course's index, read backwards). When there are none, the course's next event says
+    whether it was created later (it did not exist yet) or the log cannot tell.
+    """
+    events = for_reading(CourseEvent.objects.for_course(course.pk)).order_by("created_at", "id")
+    last = seen_by(max(moments))
+    rows = list(events.filter(created_at__lte=last).values(*EVENT_COLUMNS))
+    created_at = None
+    if not rows:
+        following = events.filter(created_at__gt=last).values("created_at", "event_type").first()
+        if following is not None and following["event_type"] == CourseEvent.EventType.CREATED:
+            created_at = following["created_at"]
+    return [replay(rows, at, created_at=created_at) for at in moments]
 
 
 @dataclasses.dataclass

@@ -27,14 +27,19 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import charts, exports, integrity, presentation, selectors
+from course_audit import charts, exports, integrity, presentation, replay, selectors
 from course_audit.conf import conf
+from course_audit.diff import json_value
 from course_audit.filters import CourseEventFilterSet
+from course_audit.forms import AsOfForm
 from course_audit.models import Account, Course, CourseEvent, PageView, Permission
 from course_audit.pagination import (
     Cursor,
@@ -537,6 +542,110 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
             "course_audit/page_view.html",
             {"view": view, "course": course, "events": events, "time_zones": _time_zones()},
         )
+
+
+_EVENT_TYPES = dict(CourseEvent.EventType.choices)
+
+
+@dataclasses.dataclass(frozen=True)
+class AsOfCell:
+    """One field's value at one moment, as the as-of page shows it."""
+
+    moment: dt.datetime
+    setting: replay.Setting
+    shown: SafeString  # the value's HTML
+    link: str  # the event that set it, on the course's history page
+    event_label: str  # its type, translated
+    # The log records the course's creation after this moment: nothing to show.
+    absent: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AsOfRow:
+    name: str
+    label: str
+    cells: list[AsOfCell]
+    differs: bool
+
+
+def _event_link(course: Course, setting: replay.Setting) -> str:
+    """The history page narrowed to the second of the event that set ``setting``, at it."""
+    if setting.event is None:
+        return ""
+    second = json_value(setting.event.created_at)
+    query = QueryDict(mutable=True)
+    query.update({"start_time": second, "end_time": second})
+    url = reverse("course_audit:course_history", args=[course.pk])
+    return f"{url}?{query.urlencode()}#event-{setting.event.uuid}"
+
+
+def _as_of_rows(course: Course, states: list[replay.CourseAsOf]) -> list[AsOfRow]:
+    ids = {
+        state.fields["account_id"].value
+        for state in states
+        if isinstance(state.fields["account_id"].value, int)
+    }
+    names = dict(Account.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    shown = [
+        presentation.value_cells({n: s.value for n, s in state.fields.items()}, names)
+        for state in states
+    ]
+    differing = replay.differences(*states) if len(states) == 2 else set()
+    rows = []
+    for name in states[0].settings:
+        cells = []
+        for state, values in zip(states, shown, strict=True):
+            setting = state.settings[name]
+            if name == "workflow_state":
+                html = escape(Course.WorkflowState(setting.value).label if setting.known else "")
+            else:
+                html = values[name]
+            event_type = setting.event.event_type if setting.event else ""
+            cells.append(
+                AsOfCell(
+                    state.at,
+                    setting,
+                    html,
+                    _event_link(course, setting),
+                    str(_EVENT_TYPES.get(event_type, event_type)),
+                    absent=state.existed is False,
+                )
+            )
+        label = _("state") if name == "workflow_state" else presentation.field_label(name)
+        rows.append(AsOfRow(name, label, cells, name in differing))
+    return rows
+
+
+@require_GET
+@login_required
+def course_as_of(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The course as its log replays it at a moment (``?at=``, now when left out), and
+    beside it at another (``&compare=``), the fields that differ marked."""
+    course = _course(request, course_id)
+    with timezone.override(_viewer_zone(request)):
+        form = AsOfForm(request.GET)
+        context: dict[str, Any] = {"course": course, "form": form, "time_zones": _time_zones()}
+        if not form.is_valid():
+            context["form_errors"] = [
+                (form.fields[field].label, errors) for field, errors in form.errors.items()
+            ]
+            return render(request, "course_audit/as_of.html", context, status=400)
+        at = form.cleaned_data["at"] or timezone.now()
+        compare = form.cleaned_data["compare"]
+        moments = [at] if compare is None else [at, compare]
+        states = selectors.course_as_of(course, moments)
+        context.update(
+            at=at,
+            compare=compare,
+            states=states,
+            rows=_as_of_rows(course, states),
+            inputs={
+                name: timezone.localtime(moment).replace(tzinfo=None).isoformat("T", "seconds")
+                for name, moment in (("at", at), ("compare", compare))
+                if moment is not None
+            },
+        )
+        return render(request, "course_audit/as_of.html", context)
 
 
 # --- exports -------------------------------------------------------------------------------

@@ -671,7 +671,9 @@ def _api_error(status: int) -> Expect:
     return Expect(status, body=API_BODIES[status])
 
 
-def _api_course(permission: str, effect: str | None = None) -> Callable[..., Expect]:
+def _api_course(
+    permission: str, effect: str | None = None, *, listing: bool = True
+) -> Callable[..., Expect]:
     def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
         found = resolve_course(kind, target)
         if found == "ambiguous":
@@ -686,7 +688,7 @@ def _api_course(permission: str, effect: str | None = None) -> Callable[..., Exp
             200,
             visible=kind.visible,
             must_show=(str(COURSES[found].pk),),
-            listed=frozenset({COURSES[found].pk}),
+            listed=frozenset({COURSES[found].pk}) if listing else None,
         )
 
     return oracle
@@ -815,6 +817,8 @@ MIGRATION_TARGETS = (
 )
 # Every event of a listing on its first page, so that the page shows which courses it lists.
 ONE_PAGE = {"per_page": "100"}
+# A moment after the world's history: the as-of answers show the courses as they are.
+AS_OF = {"at": "2999-01-01T00:00:00Z"}
 CREATE_BODY = urlencode({"course[name]": NEW_COURSE_NAME, "course[course_code]": "MX-NEW"})
 
 API_SURFACES = [
@@ -832,6 +836,13 @@ API_SURFACES = [
         SUBTREE_API_TARGETS,
         _api_account("view", listing=True),
         query={"include_subaccounts": "true", **ONE_PAGE},
+    ),
+    _api(
+        "course_as_of",
+        "audit-course-as-of",
+        COURSE_TARGETS,
+        _api_course("view", listing=False),
+        query=AS_OF,
     ),
     _api("get_course", "course", COURSE_TARGETS, _api_course("view")),
     Surface(
@@ -1041,6 +1052,7 @@ SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
 SUBTREE = {"include_subaccounts": "1"}
 COURSE_PAGE = ("page", "course_audit:course_history", PAGE_COURSE_TARGETS, _page_course)
 COURSE_EXPORT = ("page", "course_audit:course_export", PAGE_COURSE_TARGETS, _page_course)
+COURSE_AS_OF = ("page", "course_audit:course_as_of", PAGE_COURSE_TARGETS, _page_course)
 ACCOUNT_PAGE = ("page", "course_audit:account_history", PAGE_ACCOUNT_TARGETS, _page_account)
 ACCOUNT_EXPORT = ("page", "course_audit:account_export", PAGE_ACCOUNT_TARGETS, _page_account)
 SUBTREE_PAGE = ("page", "course_audit:account_history", SUBTREE_TARGETS, _page_account)
@@ -1052,6 +1064,13 @@ PAGE_SURFACES = [
     _view("search", "page", "course_audit:home", ("-",), _home_oracle, query={"q": "SECRET"}),
     _view("course_history", *COURSE_PAGE, _course_pk),
     _view("course_export_csv", *COURSE_EXPORT, _course_pk, query={"format": "csv"}),
+    _view("course_as_of", *COURSE_AS_OF, _course_pk),
+    _view(
+        "course_as_of_compared",
+        *COURSE_AS_OF,
+        _course_pk,
+        query={"at": "2999-01-01T00:00", "compare": "2000-01-01T00:00"},
+    ),
     _view("course_export_jsonl", *COURSE_EXPORT, _course_pk, query={"format": "jsonl"}),
     _view("account_history", *ACCOUNT_PAGE, _account_pk),
     _view("account_history_subaccounts", *SUBTREE_PAGE, _account_pk, query=SUBTREE),

@@ -557,10 +557,15 @@ def test_a_persons_page_through_the_picker_without_javascript(login, new_page, d
     page.wait_for_url(f"**/audit/people/{person['id']}/")
     page.get_by_role("heading", level=1, name=f"Changes made by {person['name']}").wait_for()
     assert len(shown_events(page)) == min(person["events"], 25)
-    results = Axe().run(page)
-    assert not results.violations_count, results.generate_report()
-    screenshot(page, "person-page")
 
+    # axe runs in the page: a page of its own, with JavaScript.
+    audited = login("registrar")
+    audited.goto(f"/audit/people/{person['id']}/")
+    results = Axe().run(audited)
+    assert not results.violations_count, results.generate_report()
+    screenshot(audited, "person-page")
     phone = login("registrar", **PHONE)
     phone.goto(f"/audit/people/{person['id']}/")
     assert overflow(phone) <= 0
+    results = Axe().run(phone)
+    assert not results.violations_count, results.generate_report()
