@@ -20,6 +20,7 @@
 - ``course_audit.E014``: ``COURSE_AUDIT_READ_MAX_LAG`` is neither ``None`` nor a positive
   number of seconds or ``timedelta``.
 - ``course_audit.E015``: ``COURSE_AUDIT_DIRECT_DATABASE`` is not an alias in ``DATABASES``.
+- ``course_audit.E016``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is not a positive integer.
 - ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
   ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
   the primary is away, the pages and listings would answer 503 instead of reading the
@@ -127,7 +128,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E008 to E010, E013: a ``COURSE_AUDIT_*`` setting of the
+    """course_audit.E003 to E006, E008 to E010, E013 to E016: a ``COURSE_AUDIT_*`` setting of the
     wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
@@ -178,6 +179,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "%(value)r."
         )
         errors.append(_setting_error("DIRECT_DATABASE", message, "course_audit.E015"))
+    if not _is_positive_int(setting("EXPORT_BACKGROUND_ROWS")):
+        message = _(
+            "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer; it is %(value)r."
+        )
+        errors.append(_setting_error("EXPORT_BACKGROUND_ROWS", message, "course_audit.E016"))
     read_database = setting("READ_DATABASE")
     if read_database is not None and not (
         isinstance(read_database, str) and read_database in settings.DATABASES

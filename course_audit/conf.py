@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_MAX_EVENTS": 10_000,
     "BACKDATE_TOLERANCE": 600,
     "CHECKPOINT_MAX_AGE": dt.timedelta(hours=1),
+    "EXPORT_BACKGROUND_ROWS": 100_000,
+    "EXPORT_STORAGE": None,
+    "EXPORT_DIR": "course_audit_exports",
 }
 
 
@@ -141,6 +144,24 @@ class Settings:
         seconds (an hour by default)."""
         value = setting("CHECKPOINT_MAX_AGE")
         return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
+
+    @property
+    def EXPORT_BACKGROUND_ROWS(self) -> int:
+        """An export of more events than this becomes a background job (``ExportJob``,
+        run by the task worker) instead of streaming in the request."""
+        return int(setting("EXPORT_BACKGROUND_ROWS"))
+
+    @property
+    def EXPORT_STORAGE(self) -> str | dict[str, Any] | None:
+        """Where background exports and their manifests are written: an alias of
+        ``STORAGES`` or a ``STORAGES`` entry; ``None``: ``EXPORT_DIR`` on disk."""
+        value = setting("EXPORT_STORAGE")
+        return value if value is None or isinstance(value, dict) else str(value)
+
+    @property
+    def EXPORT_DIR(self) -> str:
+        """The local directory of the default export storage."""
+        return str(setting("EXPORT_DIR"))
 
 
 conf = Settings()

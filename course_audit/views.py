@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import re
 import zoneinfo
 from functools import cache
@@ -23,8 +24,16 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -35,12 +44,21 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import charts, exports, integrity, presentation, replay, selectors
+from course_audit import (
+    charts,
+    exports,
+    integrity,
+    presentation,
+    replay,
+    selectors,
+    services,
+    tasks,
+)
 from course_audit.conf import conf
 from course_audit.diff import json_value
 from course_audit.filters import CourseEventFilterSet
 from course_audit.forms import AsOfForm
-from course_audit.models import Account, Course, CourseEvent, PageView, Permission
+from course_audit.models import Account, Course, CourseEvent, ExportJob, PageView, Permission
 from course_audit.pagination import (
     Cursor,
     InvalidCursor,
@@ -59,6 +77,8 @@ CHART_CEILING = dt.date(9998, 12, 30)
 CHART_MAX_EVENTS = 5000
 # Events on the home page's recent activity.
 RECENT_EVENTS = 20
+# A background export's page reloads itself this often until the job finishes.
+JOB_REFRESH_SECONDS = 3
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -506,11 +526,12 @@ def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
         return _history(request, events, None, context)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     person, events = _person_scope(request, user_id)
-    return _export(request, events, None, f"person-{person.pk}-history")
+    scope = ExportScope(ExportJob.Scope.PERSON, person.pk)
+    return _export(request, events, None, f"person-{person.pk}-history", scope)
 
 
 @require_GET
@@ -651,9 +672,25 @@ def course_as_of(request: HttpRequest, course_id: int) -> HttpResponse:
 # --- exports -------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportScope:
+    """What an export reads, as a background job records it (``ExportJob``)."""
+
+    kind: str
+    object_id: Any
+    include_subaccounts: bool = False
+
+
 def _export(
-    request: HttpRequest, events: QuerySet[CourseEvent], partitions: Partitions, name: str
+    request: HttpRequest,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    name: str,
+    scope: ExportScope,
 ) -> HttpResponseBase:
+    """The filtered events as a file: streamed now, or, above
+    ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` events, a page offering a background job (a
+    GET changes nothing); its POST queues the job and leads to its page."""
     kind = request.GET.get("format", "csv")
     if kind not in ("csv", "jsonl"):
         return HttpResponse(
@@ -665,6 +702,26 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
+    if request.method == "POST":
+        job = services.export_job_create(
+            user=request.user,
+            scope=scope.kind,
+            scope_id=scope.object_id,
+            include_subaccounts=scope.include_subaccounts,
+            filters=_filter_data(request.GET),
+            time_zone=str(zone),
+            format=kind,
+        )
+        return redirect("course_audit:export_job", job.pk)
+    # A cheap bound: the count stops one row past the threshold.
+    threshold = conf.EXPORT_BACKGROUND_ROWS
+    bound = filtered.order_by().values("pk")[: threshold + 1].count()
+    if bound > threshold:
+        return render(
+            request,
+            "course_audit/export_background.html",
+            {"threshold": threshold, "format": kind, "subject": name},
+        )
     rows = exports.walk(filtered, partitions)
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
@@ -681,16 +738,100 @@ def _export(
     return response
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
     course = _course(request, course_id)
-    return _export(request, selectors.course_events(course), None, f"course-{course.pk}-history")
+    return _export(
+        request,
+        selectors.course_events(course),
+        None,
+        f"course-{course.pk}-history",
+        ExportScope(ExportJob.Scope.COURSE, course.pk),
+    )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
-    return _export(request, events, partitions, f"account-{account.pk}-history")
+    scope = ExportScope(ExportJob.Scope.ACCOUNT, account.pk, _include_subaccounts(request))
+    return _export(request, events, partitions, f"account-{account.pk}-history", scope)
+
+
+# --- background exports --------------------------------------------------------------------
+# A job is its requester's: anyone else (a superuser excepted) gets the 404 of a job that
+# does not exist, even in the same tenant. Its file is served only while the requester may
+# still see the scope (``selectors.export_job_events`` with their grants of now).
+
+
+def _job(request: HttpRequest, job_id: int) -> ExportJob:
+    job = selectors.export_jobs_of(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404
+    return job
+
+
+def _downloadable(job: ExportJob) -> None:
+    """404 unless the job's file is there and its requester may still see its scope."""
+    if job.state != ExportJob.State.DONE or not job.file_name:
+        raise Http404
+    grants = selectors.load_grants(job.requested_by, Permission.VIEW_COURSE_CHANGES)
+    selectors.export_job_events(job, grants)
+
+
+@require_GET
+@login_required
+def export_jobs(request: HttpRequest) -> HttpResponse:
+    """The viewer's background exports, newest first."""
+    jobs = list(selectors.export_jobs_of(request.user)[:100])
+    with timezone.override(_viewer_zone(request)):
+        return render(request, "course_audit/export_jobs.html", {"jobs": jobs})
+
+
+@require_GET
+@login_required
+def export_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A job's progress (the page refreshes itself, without JavaScript, until it finishes),
+    its cancel button, and once done its download and manifest."""
+    job = _job(request, job_id)
+    context: dict[str, Any] = {"job": job, "refresh_seconds": JOB_REFRESH_SECONDS}
+    if job.state == ExportJob.State.DONE:
+        context["manifest"] = json.dumps(tasks.manifest(job), cls=DjangoJSONEncoder, indent=2)
+    with timezone.override(_viewer_zone(request)):
+        return render(request, "course_audit/export_job.html", context)
+
+
+@require_POST
+@login_required
+def export_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job(request, job_id)
+    services.export_job_cancel(job=job)
+    return redirect("course_audit:export_job", job.pk)
+
+
+@require_GET
+@login_required
+def export_job_download(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    job = _job(request, job_id)
+    _downloadable(job)
+    try:
+        handle = tasks.open_file(job)
+    except OSError as error:
+        raise Http404 from error
+    content_type = "text/csv; charset=utf-8" if job.format == "csv" else "application/x-ndjson"
+    return FileResponse(
+        handle, as_attachment=True, filename=tasks.download_name(job), content_type=content_type
+    )
+
+
+@require_GET
+@login_required
+def export_job_manifest(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    job = _job(request, job_id)
+    _downloadable(job)
+    response = HttpResponse(tasks.manifest_bytes(job), content_type="application/json")
+    name = f"{tasks.download_name(job)}.manifest.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
