@@ -42,7 +42,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from course_audit import services
+from course_audit import services, tasks
 from course_audit.api import authentication
 from course_audit.context import audit_context
 from course_audit.models import (
@@ -51,6 +51,7 @@ from course_audit.models import (
     ApiToken,
     Course,
     CourseEvent,
+    ExportJob,
     PageView,
     Role,
     RoleOverride,
@@ -129,6 +130,11 @@ PAGE_VIEWS = {
     "pv_rival": (uuid.UUID("91300001-0000-4000-8000-00000000a001"), "rival"),
 }
 MISSING_PAGE_VIEW = uuid.UUID("77777777-0000-4000-8000-000000000001")
+# Each tenant's background export: (its pk, whose, of which course).
+EXPORT_JOBS = {
+    HOME: (820_004_271, "dept_admin", "bio101"),
+    RIVAL: (913_004_283, "rival_admin", "rival"),
+}
 REGISTRAR_PK, RIVAL_ADMIN_PK, RIVAL_BATCH_PK = 820_002_221, 913_002_233, 913_003_247
 HOME_BATCH_PK = 820_003_259
 
@@ -285,6 +291,8 @@ class World:
     strings: dict[str, set[str]]  # data group -> strings that identify it
     # (status of an API read, status of a page) for the revoked kinds just before revocation
     before_revocation: dict[str, tuple[int, int]]
+    # "home" / "rival" -> the background export job of that tenant's owner (EXPORT_JOBS)
+    export_jobs: dict[str, int]
 
 
 def _make_user(name: str, **fields: Any) -> Any:
@@ -470,6 +478,21 @@ def build_world() -> World:
         services.legal_hold_place(course=courses["bio101"], reason="HOMEU-SECRET-HOLD"),
         services.legal_hold_place(account=accounts["rival_dept"], reason="RIVAL-SECRET-HOLD"),
     )
+    # A background export of each tenant, written: the department admin's of bio101 and the
+    # rival admin's of their course (EXPORT_JOBS).
+    export_jobs = {}
+    for group, (pk, kind, course_key) in EXPORT_JOBS.items():
+        ExportJob.objects.create(
+            pk=pk,
+            requested_by=users[kind],
+            scope=ExportJob.Scope.COURSE,
+            scope_id=str(COURSES[course_key].pk),
+            format=ExportJob.Format.CSV,
+            filters={"event_type": "updated"},
+        )
+        tasks.export_job_run(pk)
+        assert ExportJob.objects.get(pk=pk).state == ExportJob.State.DONE
+        export_jobs[group] = pk
     event_pks = {
         group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
         for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
@@ -499,6 +522,10 @@ def build_world() -> World:
                 shown="url",
             ),
             "legalhold": _rows(*holds, shown="reason"),
+            "exportjob": _rows(
+                *(ExportJob.objects.get(pk=export_jobs[group]) for group in (HOME, RIVAL)),
+                shown="scope_id",
+            ),
             "apitoken": _rows(
                 ApiToken.objects.filter(user=users["registrar"]).earliest("pk"),
                 ApiToken.objects.filter(user=users["rival_admin"]).earliest("pk"),
@@ -510,6 +537,7 @@ def build_world() -> World:
         ).page_view_id,
         strings=_identifying_strings(users),
         before_revocation=before,
+        export_jobs=export_jobs,
     )
 
 
@@ -648,6 +676,8 @@ class Expect:
     # What an allowed write must have done: (action, course key, other course key)
     effect: tuple[str, str | None, str | None] | None = None
     must_show: tuple[str, ...] = ()  # strings a 200 must hold
+    must_hide: tuple[str, ...] = ()  # strings the answer must not hold
+    jobs_added: int = 0  # background export jobs the request queued
     listed: frozenset[int] | None = None  # the courses an audit listing's events are of
 
 
@@ -1046,6 +1076,58 @@ def _page_person(world: World, kind: Kind, target: str, request: Request) -> Exp
     return Expect(200, visible=kind.visible)
 
 
+def _export_post(oracle: Callable[..., Expect]) -> Callable[..., Expect]:
+    """An export's POST (its background job): the page's access rule, then a job queued and
+    a redirect to its page."""
+
+    def post(world: World, kind: Kind, target: str, request: Request) -> Expect:
+        page = oracle(world, kind, target, request)
+        if page.status != 200:
+            return page
+        return Expect(302, jobs_added=1)
+
+    return post
+
+
+def _job_url(world: World, group: str, name: str = "export_job") -> str:
+    return reverse(f"course_audit:{name}", args=[world.export_jobs[group]])
+
+
+def _owns(kind: Kind, group: str) -> bool:
+    return kind.superuser or KINDS[EXPORT_JOBS[group][1]] is kind
+
+
+def _export_jobs_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    """The viewer's own jobs (every one for a superuser), no one else's, even in the tenant."""
+    mine = tuple(_job_url(world, group) for group in EXPORT_JOBS if _owns(kind, group))
+    others = tuple(_job_url(world, group) for group in EXPORT_JOBS if not _owns(kind, group))
+    return Expect(200, visible=kind.visible, must_show=mine, must_hide=others)
+
+
+def _export_job_pk(world: World, target: str) -> int:
+    return world.export_jobs[target] if target != "missing" else MISSING_ID
+
+
+def _export_job_oracle(name: str) -> Callable[..., Expect]:
+    """A job's page, file, manifest and cancel button: its requester's (and a superuser's);
+    anyone else, even of its tenant, gets the 404 of a missing job. The file and manifest
+    are served while the requester may still see the course (both still may here)."""
+
+    def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+        if target == "missing" or not _owns(kind, target):
+            return Expect(404)
+        if name == "export_job_cancel":
+            return Expect(302, location=_job_url(world, target))
+        shown = {
+            "export_job": str(COURSES[EXPORT_JOBS[target][2]].pk),
+            "export_job_download": "id,created_at,course_id",
+            "export_job_manifest": '"sha256"',
+        }[name]
+        return Expect(200, visible=kind.visible, must_show=(shown,))
+
+    return oracle
+
+
 PAGE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing")
 PAGE_ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing")
 SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
@@ -1093,6 +1175,44 @@ PAGE_SURFACES = [
         )
     ),
     _view(
+        "course_export_background",
+        "page",
+        "course_audit:course_export",
+        PAGE_COURSE_TARGETS,
+        _export_post(_page_course),
+        _course_pk,
+        method="post",
+        query={"format": "csv"},
+    ),
+    _view(
+        "account_export_background",
+        "page",
+        "course_audit:account_export",
+        SUBTREE_TARGETS,
+        _export_post(_page_account),
+        _account_pk,
+        method="post",
+        query={"format": "jsonl", **SUBTREE},
+    ),
+    _view("export_jobs", "page", "course_audit:export_jobs", ("-",), _export_jobs_oracle),
+    *(
+        _view(
+            name,
+            "page",
+            f"course_audit:{name}",
+            (HOME, RIVAL, "missing"),
+            _export_job_oracle(name),
+            _export_job_pk,
+            method="post" if name == "export_job_cancel" else "get",
+        )
+        for name in (
+            "export_job",
+            "export_job_download",
+            "export_job_manifest",
+            "export_job_cancel",
+        )
+    ),
+    _view(
         "page_view",
         "page",
         "course_audit:page_view",
@@ -1131,6 +1251,7 @@ ADMIN_ROW_MODELS = (
     "pageview",
     "apitoken",
     "legalhold",
+    "exportjob",
 )
 ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint", "prunenote")
 
