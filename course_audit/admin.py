@@ -853,7 +853,16 @@ class ExportJobAdmin(ReadOnlyAdmin):
     """Background exports, read-only: a job is its requester's, so outside superusers only
     the jobs of users who belong to the viewer's tenants alone (as the API tokens)."""
 
-    list_display = ("pk", "requested_by", "scope", "scope_id", "format", "state", "created_at")
+    list_display = (
+        "pk",
+        "requested_by",
+        "subject_name",
+        "scope",
+        "scope_id",
+        "format",
+        "state",
+        "created_at",
+    )
     list_filter = ("state", "format")
     list_select_related = ("requested_by",)
     show_facets = admin.ShowFacets.NEVER

@@ -843,6 +843,9 @@ class ExportJob(models.Model):
     # The course's or account's id, or the person's (a user model's key, as text).
     scope_id = models.CharField(_("scope id"), max_length=64)
     include_subaccounts = models.BooleanField(_("with sub-accounts"), default=False)
+    # The course's, account's or person's name when the job was asked for (as the events keep
+    # their actor's): what the job's pages call it.
+    subject_name = models.CharField(_("name"), max_length=255, blank=True)
     # The page's filters, as the API's parameters (``CourseEventFilterSet``'s data).
     filters = models.JSONField(_("filters"), default=dict, encoder=DjangoJSONEncoder, blank=True)
     # The viewer's time zone: dates in the filters and in the file are read and written in it.

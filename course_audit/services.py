@@ -318,6 +318,7 @@ def export_job_create(
     user: User,
     scope: str,
     scope_id: Any,
+    subject_name: str = "",
     include_subaccounts: bool = False,
     filters: dict[str, str],
     time_zone: str,
@@ -331,6 +332,7 @@ def export_job_create(
             requested_by=user,  # type: ignore[misc]  # the host's user model
             scope=ExportJob.Scope(scope),
             scope_id=str(scope_id),
+            subject_name=subject_name[:255],
             include_subaccounts=include_subaccounts,
             filters=filters,
             time_zone=time_zone,

@@ -180,6 +180,7 @@ def manifest(job: ExportJob) -> dict[str, Any]:
         "format": job.format,
         "scope": job.scope,
         "scope_id": job.scope_id,
+        "subject": job.subject_name,
         "include_subaccounts": job.include_subaccounts,
         "filters": job.filters,
         "time_zone": job.time_zone,

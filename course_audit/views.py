@@ -530,7 +530,7 @@ def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
 @login_required
 def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     person, events = _person_scope(request, user_id)
-    scope = ExportScope(ExportJob.Scope.PERSON, person.pk)
+    scope = ExportScope(ExportJob.Scope.PERSON, person.pk, person.name)
     return _export(request, events, None, f"person-{person.pk}-history", scope)
 
 
@@ -678,6 +678,7 @@ class ExportScope:
 
     kind: str
     object_id: Any
+    name: str
     include_subaccounts: bool = False
 
 
@@ -707,6 +708,7 @@ def _export(
             user=request.user,
             scope=scope.kind,
             scope_id=scope.object_id,
+            subject_name=scope.name,
             include_subaccounts=scope.include_subaccounts,
             filters=_filter_data(request.GET),
             time_zone=str(zone),
@@ -747,7 +749,7 @@ def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
         selectors.course_events(course),
         None,
         f"course-{course.pk}-history",
-        ExportScope(ExportJob.Scope.COURSE, course.pk),
+        ExportScope(ExportJob.Scope.COURSE, course.pk, course.name),
     )
 
 
@@ -756,7 +758,9 @@ def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
 def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
-    scope = ExportScope(ExportJob.Scope.ACCOUNT, account.pk, _include_subaccounts(request))
+    scope = ExportScope(
+        ExportJob.Scope.ACCOUNT, account.pk, account.name, _include_subaccounts(request)
+    )
     return _export(request, events, partitions, f"account-{account.pk}-history", scope)
 
 

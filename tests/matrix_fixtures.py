@@ -487,6 +487,7 @@ def build_world() -> World:
             requested_by=users[kind],
             scope=ExportJob.Scope.COURSE,
             scope_id=str(COURSES[course_key].pk),
+            subject_name=COURSES[course_key].name,
             format=ExportJob.Format.CSV,
             filters={"event_type": "updated"},
         )

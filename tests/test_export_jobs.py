@@ -113,6 +113,7 @@ def test_the_job_writes_the_filtered_file_and_its_manifest(
 
     assert job.state == ExportJob.State.DONE, job.error
     assert (job.scope, job.scope_id, job.format) == ("course", str(history.pk), "csv")
+    assert job.subject_name == "Biology 101"
     assert job.filters == {"event_type": "updated"}
     assert job.rows_written == job.rows_total == 12
     assert job.requested_by == dept_admin_browser.user
@@ -125,12 +126,14 @@ def test_the_job_writes_the_filtered_file_and_its_manifest(
     assert manifest["filters"] == {"event_type": "updated"}
     assert manifest["columns"] == exports.EXPORT_COLUMNS
     assert manifest["scope"] == "course" and manifest["scope_id"] == str(history.pk)
+    assert manifest["subject"] == "Biology 101"
     assert manifest["requested_by"]["id"] == dept_admin_browser.user.pk
 
     page = dept_admin_browser.get(reverse("course_audit:export_job", args=[job.pk]))
     html = page.content.decode()
     assert page.status_code == 200
     assert job.sha256 in html and "Download the file" in html
+    assert f"Biology 101 (course {history.pk}), CSV" in html
     assert 'http-equiv="refresh"' not in html  # finished: no more refreshing
     download = dept_admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
     assert download.status_code == 200
