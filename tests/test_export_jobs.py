@@ -20,6 +20,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
@@ -401,3 +402,61 @@ def test_queued_and_interrupted_jobs_outlive_a_restart_with_the_database_worker(
         assert hashlib.sha256(data).hexdigest() == job.sha256
     assert FileSystemStorage(location=export_dir).exists(jobs[1].manifest_name)
     assert CourseEvent.objects.count() == 13
+
+
+# --- more scopes, formats and pages ----------------------------------------------------------
+
+
+def test_the_bound_is_a_count_that_stops_one_past_the_threshold(
+    dept_admin_browser: Any, history: Any, settings: Any
+) -> None:
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = 5
+    with CaptureQueriesContext(connection) as queries:
+        response = dept_admin_browser.get(export_url(history))
+    assert response.status_code == 200 and b"more than 5 events" in response.content
+    counts = [query["sql"] for query in queries if "COUNT(" in query["sql"].upper()]
+    assert len(counts) == 1 and "LIMIT 6" in counts[0]
+
+
+def test_a_persons_export_as_a_job(
+    dept_admin_browser: Any,
+    course: Any,
+    make_user: Any,
+    immediate: None,
+    export_dir: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    priya = make_user("praman", first_name="Priya", last_name="Raman")
+    services.course_update(course=course, name="Renamed by Priya", user=priya)
+    services.course_publish(course=course, user=priya)
+    url = reverse("course_audit:person_export", args=[priya.pk]) + "?format=jsonl"
+    job = queue(dept_admin_browser, url, django_capture_on_commit_callbacks)
+    assert (job.state, job.scope, job.subject_name) == ("done", "person", "Priya Raman")
+    lines = (export_dir / job.file_name).read_text().splitlines()
+    assert len(lines) == job.rows_written == 2
+    assert {json.loads(line)["user_id"] for line in lines} == {priya.pk}
+    download = dept_admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
+    assert download["Content-Type"] == "application/x-ndjson"
+    assert streamed(download).decode().splitlines() == lines
+
+
+def test_a_running_job_shows_how_far_it_got(
+    dept_admin_browser: Any, history: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
+    ExportJob.objects.filter(pk=job.pk).update(state="running", rows_written=500, rows_total=2000)
+    html = dept_admin_browser.get(reverse("course_audit:export_job", args=[job.pk])).content
+    assert b'<progress max="2000" value="500"' in html and b"500 of 2000 rows" in html
+    assert b'http-equiv="refresh"' in html and b"Cancel this export" in html
+
+
+def test_bad_filters_or_format_queue_nothing(dept_admin_browser: Any, history: Any) -> None:
+    assert dept_admin_browser.post(export_url(history, start_time="someday")).status_code == 400
+    assert dept_admin_browser.post(export_url(history, format="xlsx")).status_code == 400
+    assert not ExportJob.objects.exists()
+
+
+def test_the_jobs_pages_need_a_login(client: Any, history: Any) -> None:
+    for url in (reverse("course_audit:export_jobs"), reverse("course_audit:export_job", args=[1])):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login" in response["Location"]
