@@ -20,7 +20,8 @@
 - ``course_audit.E014``: ``COURSE_AUDIT_READ_MAX_LAG`` is neither ``None`` nor a positive
   number of seconds or ``timedelta``.
 - ``course_audit.E015``: ``COURSE_AUDIT_DIRECT_DATABASE`` is not an alias in ``DATABASES``.
-- ``course_audit.E016``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is not a positive integer.
+- ``course_audit.E016``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is neither ``None`` nor a
+  positive integer.
 - ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
   ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
   the primary is away, the pages and listings would answer 503 instead of reading the
@@ -179,9 +180,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "%(value)r."
         )
         errors.append(_setting_error("DIRECT_DATABASE", message, "course_audit.E015"))
-    if not _is_positive_int(setting("EXPORT_BACKGROUND_ROWS")):
+    background_rows = setting("EXPORT_BACKGROUND_ROWS")
+    if background_rows is not None and not _is_positive_int(background_rows):
         message = _(
-            "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer; it is %(value)r."
+            "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
+            "background exports; it is %(value)r."
         )
         errors.append(_setting_error("EXPORT_BACKGROUND_ROWS", message, "course_audit.E016"))
     read_database = setting("READ_DATABASE")

@@ -146,10 +146,12 @@ class Settings:
         return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
 
     @property
-    def EXPORT_BACKGROUND_ROWS(self) -> int:
+    def EXPORT_BACKGROUND_ROWS(self) -> int | None:
         """An export of more events than this becomes a background job (``ExportJob``,
-        run by the task worker) instead of streaming in the request."""
-        return int(setting("EXPORT_BACKGROUND_ROWS"))
+        run by the task worker) instead of streaming in the request; ``None``: every
+        export streams (and none is counted first)."""
+        value = setting("EXPORT_BACKGROUND_ROWS")
+        return None if value is None else int(value)
 
     @property
     def EXPORT_STORAGE(self) -> str | dict[str, Any] | None:

@@ -296,12 +296,19 @@ def test_a_stale_newest_checkpoint_with_events_waiting_is_w005(settings, tmp_pat
     assert w005() == []
 
 
-@pytest.mark.parametrize("value", [0, -5, "1000", 2.5, True, None])
+@pytest.mark.parametrize("value", [0, -5, "1000", 2.5, True])
 def test_a_bad_export_background_threshold_is_e016(settings, value):
     settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
     [message] = _messages()
     assert message.id == "course_audit.E016"
     assert message.msg == (
-        f"COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer; it is {value!r}."
+        "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
+        f"background exports; it is {value!r}."
     )
     assert message.hint == "Remove it to use the default, 100000."
+
+
+@pytest.mark.parametrize("value", [None, 1, 100_000])
+def test_a_background_threshold_or_none_passes(settings, value):
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
+    assert _ids() == set()

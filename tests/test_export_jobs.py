@@ -86,6 +86,16 @@ def test_a_small_export_still_streams(dept_admin_browser: Any, history: Any, set
     assert not ExportJob.objects.exists()
 
 
+def test_with_no_threshold_every_export_streams_uncounted(
+    dept_admin_browser: Any, history: Any, settings: Any
+) -> None:
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = None
+    with CaptureQueriesContext(connection) as queries:
+        response = dept_admin_browser.get(export_url(history, format="csv"))
+        assert len(streamed(response).decode().splitlines()) == 14
+    assert not [query for query in queries if "COUNT(" in query["sql"].upper()]
+
+
 def test_a_big_export_offers_a_job_and_a_get_changes_nothing(
     dept_admin_browser: Any, history: Any, settings: Any
 ) -> None:
