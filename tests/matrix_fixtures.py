@@ -7,9 +7,10 @@ Two tenants, built once per module inside a transaction that is rolled back at i
   (course chem);
 - rival: ``RIVAL-SECRET-ROOT`` (course rival2) > ``DEPT`` (course rival).
 
-Each tenant also has a role of its own, a role override, a SIS batch, a legal hold and a
-registrar whose API token is named for it: a row of each model for the admin's cells
-(``World.admin_rows``).
+Each tenant also has a role of its own, a role override, a SIS batch, a legal hold, a
+registrar whose API token is named for it and a background export written for its admin (the
+department admin's, at home; ``EXPORT_JOBS``): a row of each model for the admin's cells
+(``World.admin_rows``). A job is its requester's: the registrar of the same tenant gets 404.
 
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
