@@ -10,7 +10,9 @@ Two tenants, built once per module inside a transaction that is rolled back at i
 Each tenant also has a role of its own, a role override, a SIS batch, a legal hold, a
 registrar whose API token is named for it and a background export written for its admin (the
 department admin's, at home; ``EXPORT_JOBS``): a row of each model for the admin's cells
-(``World.admin_rows``). A job is its requester's: the registrar of the same tenant gets 404.
+(``World.admin_rows``). The registrar also exported the chemistry course. A job is its
+requester's: the registrar gets 404 on the department admin's, and the department admin
+on the registrar's chemistry export.
 
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
@@ -134,6 +136,7 @@ MISSING_PAGE_VIEW = uuid.UUID("77777777-0000-4000-8000-000000000001")
 # Each tenant's background export: (its pk, whose, of which course).
 EXPORT_JOBS = {
     HOME: (820_004_271, "dept_admin", "bio101"),
+    CHEM: (820_004_293, "registrar", "chem"),
     RIVAL: (913_004_283, "rival_admin", "rival"),
 }
 REGISTRAR_PK, RIVAL_ADMIN_PK, RIVAL_BATCH_PK = 820_002_221, 913_002_233, 913_003_247
@@ -292,7 +295,7 @@ class World:
     strings: dict[str, set[str]]  # data group -> strings that identify it
     # (status of an API read, status of a page) for the revoked kinds just before revocation
     before_revocation: dict[str, tuple[int, int]]
-    # "home" / "rival" -> the background export job of that tenant's owner (EXPORT_JOBS)
+    # "home" / "chem" / "rival" -> the background export job of that group (EXPORT_JOBS)
     export_jobs: dict[str, int]
 
 
@@ -1202,7 +1205,7 @@ PAGE_SURFACES = [
             name,
             "page",
             f"course_audit:{name}",
-            (HOME, RIVAL, "missing"),
+            (HOME, CHEM, RIVAL, "missing"),
             _export_job_oracle(name),
             _export_job_pk,
             method="post" if name == "export_job_cancel" else "get",
