@@ -448,7 +448,7 @@ def test_landmarks_labels_and_the_keyboard(login, demo):
     expected = [
         "f-start",
         "f-end",
-        "f-user",
+        "f-person",
         "f-per-page",
         "f-type-created",
         "f-source-manual",
