@@ -972,10 +972,12 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
     current: _Range | None = None
     outside: Counter[int] = Counter()
     references = backdate_references(checkpoints)
-    for row in stream_events(using, after=after):
+    intact = _intact_ranges(using, ranges, references, tolerance, report)
+    for row in _events_left(using, after, ranges, intact):
         event_id = row[0]
         while index < len(ranges) and event_id > ranges[index].last_id:
-            _close_range(current or _open_range(using, ranges[index], report), report)
+            if ranges[index].sequence not in intact:
+                _close_range(current or _open_range(using, ranges[index], report), report)
             current = None
             index += 1
         report.events += 1
@@ -1012,7 +1014,8 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
         _meet(current, event_id, fields, hashed, report)
         _check_date(row[2], fields, checkpoint, references, tolerance, report)
     while index < len(ranges):
-        _close_range(current or _open_range(using, ranges[index], report), report)
+        if ranges[index].sequence not in intact:
+            _close_range(current or _open_range(using, ranges[index], report), report)
         current = None
         index += 1
     for sequence, count in sorted(outside.items()):
@@ -1023,6 +1026,71 @@ def _check_events(using: str, checkpoints: list[Checkpoint], start: int, report:
             checkpoint=sequence,
             events=0,
         )
+
+
+def _intact_ranges(
+    using: str,
+    ranges: list[Checkpoint],
+    references: dict[int, tuple[int, dt.datetime]],
+    tolerance: dt.timedelta,
+    report: Report,
+) -> set[int]:
+    """The sequences of the checkpoints whose events are, in bulk, exactly what they
+    sealed: read as sealed entries (``sealed_entries``), the events of the checkpoint's
+    range are its sealed list byte for byte, that list leads to its signed root, and no
+    event is dated before the run before it. Their events are counted as checked.
+
+    This is the verifier's fast path; the other checkpoints, and the events outside every
+    range, are checked event by event, which names what differs. Only a checkpoint whose
+    range starts at or above the ranges before it is taken, so that it holds the same
+    events here as there.
+    """
+    intact: set[int] = set()
+    floor = MIN_ID
+    for checkpoint in ranges:
+        if checkpoint.after_id < floor or checkpoint.last_id < checkpoint.after_id:
+            floor = max(floor, checkpoint.last_id)
+            continue
+        floor = checkpoint.last_id
+        entries, hashes = sealed_entries(
+            using, after=checkpoint.after_id, through=checkpoint.last_id
+        )
+        sealed = (
+            Checkpoint.objects.using(using)
+            .filter(pk=checkpoint.pk)
+            .values_list("leaves", flat=True)
+            .get()
+        )
+        if entries != bytes(sealed) or merkle.merkle_root(hashes) != checkpoint.root:
+            continue
+        reference = references.get(checkpoint.sequence)
+        if (
+            reference is not None
+            and CourseEvent.objects.using(using)
+            .filter(
+                id__gt=checkpoint.after_id,
+                id__lte=checkpoint.last_id,
+                created_at__lt=reference[1] - tolerance,
+            )
+            .exists()
+        ):
+            continue
+        intact.add(checkpoint.sequence)
+        report.events += len(hashes)
+    return intact
+
+
+def _events_left(
+    using: str, after: int, ranges: list[Checkpoint], intact: set[int]
+) -> Iterator[tuple[Any, ...]]:
+    """The events above ``after`` that ``_intact_ranges`` did not check, in id order
+    (``stream_events`` rows): those of the other ranges, of the gaps, and not sealed yet."""
+    for checkpoint in ranges:
+        if checkpoint.sequence in intact:
+            if checkpoint.after_id > after:
+                yield from stream_events(using, after=after, through=checkpoint.after_id)
+            after = checkpoint.last_id
+    yield from stream_events(using, after=after)
 
 
 def backdate_references(checkpoints: list[Checkpoint]) -> dict[int, tuple[int, dt.datetime]]:
