@@ -21,6 +21,7 @@ database is left as it was loaded.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 import time
@@ -78,9 +79,13 @@ def _measure(run: Any) -> Section:
         "verify": {**verifying, "events_per_second": events / verifying["seconds"]},
         "proof": proof,
     }
+    command = os.environ.get("BENCH_COMMAND") or "python -m bench.suite"
     section = Section(
         "integrity",
         "Tamper evidence: sealing, verifying, proofs",
+        f"Measured by `{command}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, load "
+        f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at its end (wall time "
+        "counts the other jobs' share of the cores, CPU time does not). "
         f"`integrity.seal` (what `course_audit_checkpoint` runs) over all {events:,} events "
         f"of the run, none sealed before, into {len(made)} checkpoints of at most "
         f"{conf.CHECKPOINT_MAX_EVENTS:,} events; then `integrity.verify(digests=True)` (what "
