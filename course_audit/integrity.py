@@ -312,7 +312,7 @@ _TEXT_KEYS = frozenset({"UUIDField", "CharField", "TextField"})
 # PostgreSQL and Python write it together: the database the numbers, times and ids (their
 # text is already their JSON), Python the strings (``json``'s escaping), the data's
 # canonical JSON and the name's digest. The database's share costs it about as much as
-# printing the plain columns, Python's a third of ``leaf_fields`` and ``leaf_bytes``.
+# printing the plain columns; Python's about a fifth of ``leaf_fields`` and ``leaf_bytes``.
 # Each row: the entry's first 24 bytes (id and UUID, as ``pack_leaf``); the JSON up to the
 # time; the strings and the data, raw; the JSON from the id to the user id; the UUID; the
 # stored digest of an erased name (else NULL: Python hashes the name) and the name.
