@@ -42,6 +42,7 @@ from course_audit.models import (
     Permission,
     Role,
     RoleOverride,
+    SisBatch,
 )
 from course_audit.types import User, UserRequest
 
@@ -284,6 +285,28 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+def sis_batch_events(request: UserRequest, batch: SisBatch) -> QuerySet[CourseEvent]:
+    """The events a SIS import recorded that the request's user may see, newest first.
+
+    The access rule on the batch's root account: not found outside the user's tenants,
+    forbidden when they may audit none of its accounts; else the batch's events in the
+    accounts where they hold ``view_course_changes`` (all of them for a root's auditor).
+    """
+    root = batch.root_account
+    grants = request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    if not grants.is_member(root.resolved_root_id):
+        raise Http404
+    events = CourseEvent.objects.filter(sis_batch_id=batch.pk)
+    if not grants.superuser:
+        accounts = subtree_accounts(root)
+        allowed = [account.pk for account in accounts if grants.allows(account)]
+        if not allowed:
+            raise PermissionDenied
+        if len(allowed) < len(accounts):
+            events = events.filter(account_id__in=allowed)
+    return for_reading(events.with_links().newest_first())
 
 
 @dataclasses.dataclass

@@ -34,8 +34,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from course_audit import charts, exports, integrity, presentation, selectors
 from course_audit.conf import conf
+from course_audit.diff import TRACKED_FIELDS
 from course_audit.filters import CourseEventFilterSet
-from course_audit.models import Account, Course, CourseEvent, PageView
+from course_audit.models import Account, Course, CourseEvent, PageView, SisBatch
 from course_audit.pagination import (
     Cursor,
     InvalidCursor,
@@ -55,7 +56,7 @@ CHART_MAX_EVENTS = 5000
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_LIST_PARAMS = ("event_type", "event_source")
+_LIST_PARAMS = ("event_type", "event_source", "field")
 
 
 # --- access --------------------------------------------------------------------------------
@@ -86,6 +87,13 @@ def _account_scope(
         return selectors.account_events([account.pk]), None
     account_ids = selectors.auditable_subtree(request, account)
     return selectors.account_events(account_ids), ("account_id", account_ids)
+
+
+def _sis_batch(request: HttpRequest, batch_id: int) -> tuple[SisBatch, QuerySet[CourseEvent]]:
+    batch = SisBatch.objects.select_related("root_account", "user").filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404
+    return batch, selectors.sis_batch_events(request, batch)
 
 
 def _include_subaccounts(request: HttpRequest) -> bool:
@@ -138,7 +146,10 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 def _filter_data(params: QueryDict) -> dict[str, str]:
     """The page's GET form as the API's parameters: checkboxes become comma lists and an
     end date means the end of that day."""
-    data = {key: params.get(key, "").strip() for key in ("start_time", "end_time", "user_id")}
+    data = {
+        key: params.get(key, "").strip()
+        for key in ("start_time", "end_time", "user_id", "sis_batch_id")
+    }
     for key in _LIST_PARAMS:
         data[key] = ",".join(value for value in params.getlist(key) if value)
     if _DATE.match(data["end_time"]):
@@ -153,6 +164,8 @@ def _filter_label(field: str) -> str:
         "user_id": _("User id"),
         "event_type": _("Event types"),
         "event_source": _("Sources"),
+        "field": _("Changed fields"),
+        "sis_batch_id": _("SIS import"),
     }
     return labels.get(field, field)
 
@@ -197,6 +210,8 @@ def _history(
     context["event_sources"] = CourseEvent.EventSource.choices
     context["selected_types"] = request.GET.getlist("event_type")
     context["selected_sources"] = request.GET.getlist("event_source")
+    context["tracked_fields"] = [(name, presentation.field_label(name)) for name in TRACKED_FIELDS]
+    context["selected_fields"] = request.GET.getlist("field")
     filterset, filtered = _filtered(request, events)
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()
@@ -212,7 +227,13 @@ def _history(
         return render(request, "course_audit/history.html", context, status=400)
     per_page = _per_page(request)
     page = keyset_page(
-        filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
+        filtered,
+        cursor,
+        limit=per_page,
+        after=after,
+        before=before,
+        partitions=partitions,
+        branches=filterset.branches(),
     )
     context.update(
         per_page=per_page,
@@ -385,6 +406,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         "subject": account,
         "export_url_name": "course_audit:account_export",
         "include_subaccounts": _include_subaccounts(request),
+        "show_course": True,
         "check_events": integrity.PAGE_CHECK_EVENTS,
         "check_checkpoints": integrity.PAGE_CHECK_CHECKPOINTS,
     }
@@ -392,6 +414,22 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
         return _history(request, events, partitions, context)
+
+
+@require_GET
+@login_required
+def sis_batch_history(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """A SIS import's changes, in the accounts the viewer may audit (the access rule on its
+    root account: ``selectors.sis_batch_events``)."""
+    batch, events = _sis_batch(request, batch_id)
+    context: dict[str, Any] = {
+        "batch": batch,
+        "subject": batch,
+        "export_url_name": "course_audit:sis_batch_export",
+        "show_course": True,
+    }
+    with timezone.override(_viewer_zone(request)):
+        return _history(request, events, None, context)
 
 
 @require_GET
@@ -442,7 +480,7 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
-    rows = exports.walk(filtered, partitions)
+    rows = exports.walk(filtered, partitions, filterset.branches())
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)
@@ -471,3 +509,10 @@ def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
     return _export(request, events, partitions, f"account-{account.pk}-history")
+
+
+@require_GET
+@login_required
+def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
+    batch, events = _sis_batch(request, batch_id)
+    return _export(request, events, None, f"sis-batch-{batch.pk}-changes")
