@@ -195,12 +195,24 @@ class CourseEventFilterSet(django_filters.FilterSet):
     ) -> QuerySet[CourseEvent]:
         return queryset.filter(changed_fields_q(value)) if value else queryset
 
-    def branches(self) -> list[Q] | None:
-        """The filtered rows as the union of one index range per requested field (each
-        field's changes have an index of their own), for ``pagination.fetch_ordered``; None
-        when one range serves them. Only after ``is_valid()``."""
-        fields = list(dict.fromkeys(self.form.cleaned_data.get("field") or ()))
-        return [changed_field_q(field) for field in fields] if len(fields) > 1 else None
+    def ranges(
+        self, partitions: tuple[str, list[int]] | None
+    ) -> tuple[tuple[str, list[int]] | None, list[Q] | None]:
+        """How the keyset reads the filtered rows of a listing read as ``partitions``: the
+        ``partitions`` and ``branches`` of ``pagination.fetch_ordered``. Only after
+        ``is_valid()``.
+
+        One SIS batch's events are one range of its own index, whichever accounts the
+        listing covers (they stay in its filter): read across the accounts, a subtree's
+        each range would be scanned for a batch that may have left nothing there. Several
+        changed fields are one range per field (each field's changes have an index).
+        """
+        data = self.form.cleaned_data
+        if data.get("sis_batch_id") is not None:
+            partitions = None
+        fields = list(dict.fromkeys(data.get("field") or ()))
+        branches = [changed_field_q(field) for field in fields] if len(fields) > 1 else None
+        return partitions, branches
 
     def is_valid(self) -> bool:
         valid = super().is_valid()

@@ -226,6 +226,7 @@ def _history(
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
     per_page = _per_page(request)
+    partitions, branches = filterset.ranges(partitions)
     page = keyset_page(
         filtered,
         cursor,
@@ -233,7 +234,7 @@ def _history(
         after=after,
         before=before,
         partitions=partitions,
-        branches=filterset.branches(),
+        branches=branches,
     )
     context.update(
         per_page=per_page,
@@ -480,7 +481,7 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
-    rows = exports.walk(filtered, partitions, filterset.branches())
+    rows = exports.walk(filtered, *filterset.ranges(partitions))
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)

@@ -193,14 +193,22 @@ def batches(course, add_events, root_account):
     return first, second
 
 
-def test_the_api_filters_on_the_sis_batch(registrar, course, batches):
+@pytest.mark.parametrize("listing", ["course", "subtree"])
+def test_the_api_filters_on_the_sis_batch(
+    registrar, course, college, make_course, batches, listing
+):
     first, _second = batches
-    path = f"/api/v1/audit/course/courses/{course.pk}"
-    events = registrar.get(path, sis_batch_id=first.pk).json()["events"]
+    path, extra = {
+        "course": (f"/api/v1/audit/course/courses/{course.pk}", {}),
+        "subtree": (f"/api/v1/audit/course/accounts/{college.pk}", {"include_subaccounts": "true"}),
+    }[listing]
+    expected = CourseEvent.objects.filter(sis_batch=first).order_by("-created_at", "-id")
+    events = api_walk(registrar, path, sis_batch_id=first.pk, per_page=2, **extra)
+    assert [event["id"] for event in events] == uuids(expected)
     assert len(events) == 3
     assert {event["links"]["sis_batch"] for event in events} == {str(first.pk)}
-    assert registrar.get(path, sis_batch_id=10**9).json()["events"] == []
-    response = registrar.get(path, sis_batch_id="fall")
+    assert registrar.get(path, sis_batch_id=10**9, **extra).json()["events"] == []
+    response = registrar.get(path, sis_batch_id="fall", **extra)
     assert response.status_code == 400
     assert response.json()["errors"][0]["message"].startswith("sis_batch_id: ")
 

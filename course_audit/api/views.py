@@ -296,9 +296,9 @@ class CourseAuditViewSet(BaseAPIViewSet):
         return super().filter_queryset(queryset)
 
     def on_filterset(self, filterset: CourseEventFilterSet) -> None:
-        """Called by ``ListingFilterBackend`` with the valid filter form: several changed
-        fields are read one index range each (``pagination.fetch_ordered``)."""
-        self.keyset_branches = filterset.branches()
+        """Called by ``ListingFilterBackend`` with the valid filter form: how the page's
+        rows are read (``CourseEventFilterSet.ranges``)."""
+        self.keyset_partitions, self.keyset_branches = filterset.ranges(self.keyset_partitions)
 
     def _page(self, events: QuerySet[CourseEvent], *, course: Course | None = None) -> Response:
         """A page of ``events`` as the compound document, read as values: one query joins
