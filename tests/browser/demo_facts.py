@@ -35,10 +35,10 @@ def course_facts(course: Any, events: Any) -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
-    from django.db.models import Count
+    from django.db.models import Count, Q
 
     from auditlog_project.demo.catalogue import DEPT_ADMIN_DEPARTMENT, ROOT_SIS_ID
-    from course_audit.models import Account, Course, CourseEvent, PageView
+    from course_audit.models import Account, Course, CourseEvent, PageView, SisBatch
 
     events = CourseEvent.objects.all()
     root = Account.objects.get(parent__isnull=True, sis_account_id=ROOT_SIS_ID)
@@ -85,6 +85,24 @@ def collect() -> dict[str, Any]:
     )
     if page_view is None:
         raise LookupError("seed_demo no longer seeds a page view with events")
+    # The SIS import that changed courses most, and the fields its updates changed.
+    batch = first(
+        SisBatch.objects.annotate(
+            n=Count("events"), updates=Count("events", filter=Q(events__event_type="updated"))
+        )
+        .filter(updates__gt=0)
+        .order_by("-updates", "pk"),
+        "a SIS import that changed courses",
+    )
+    batch_fields = sorted(
+        {
+            field
+            for data in events.filter(sis_batch=batch, event_type="updated").values_list(
+                "event_data", flat=True
+            )
+            for field in data
+        }
+    )
     return {
         "course": course_facts(course, events),
         "outside": course_facts(outside, events),
@@ -99,6 +117,17 @@ def collect() -> dict[str, Any]:
             "subaccount_courses": sorted(set(below.values_list("course", flat=True))),
         },
         "page_view": str(page_view.pk),
+        "sis_batch": {
+            "id": batch.pk,
+            "events": batch.n,
+            "fields": batch_fields,
+            "updated_of": {
+                field: events.filter(
+                    sis_batch=batch, event_type="updated", event_data__has_key=field
+                ).count()
+                for field in batch_fields
+            },
+        },
         # The admin changelist's first two pages, in its order.
         "newest_events": list(
             events.order_by("-created_at", "-id").values_list("pk", flat=True)[:200]
