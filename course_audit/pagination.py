@@ -177,9 +177,10 @@ def _winners(
             .query.get_compiler(using=ordered.db)
             .as_sql()
         )
-        parts.append(f"({sql})")
+        parts.append(sql)
         params.extend(arm_params)
-    union = " UNION ALL ".join(parts)
+    # Each branch with its own ORDER BY and LIMIT, hence in parentheses.
+    union = " UNION ALL ".join(f"({sql})" for sql in parts) if arms else parts[0]
     if partitions is not None:
         source = f"unnest(%s::bigint[]) AS fan(key) CROSS JOIN LATERAL ({union}) AS top"
         params = [list(partitions[1]), *params]

@@ -7,8 +7,8 @@ and one of the events of each SIS batch, newest first.
 
 On PostgreSQL the events table is partitioned by month: an index made on the partitioned
 parent is made on every partition, existing and future (``CREATE INDEX`` on the parent
-cannot be ``CONCURRENTLY``: it holds off writes to the events while it is built, about a
-minute a few million events on modest hardware).
+cannot be ``CONCURRENTLY``: it holds off writes to the events while it is built; 16 s for
+a million events on 2 busy cores, the indexes 44 MB beside the table's 623 MB).
 """
 
 from django.conf import settings
