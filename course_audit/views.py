@@ -23,6 +23,7 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -38,6 +39,7 @@ from course_audit.diff import TRACKED_FIELDS
 from course_audit.filters import CourseEventFilterSet
 from course_audit.models import Account, Course, CourseEvent, PageView, SisBatch
 from course_audit.pagination import (
+    Branches,
     Cursor,
     InvalidCursor,
     Partitions,
@@ -245,7 +247,7 @@ def _history(
         newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
-        chart=_chart(filterset, filtered, partitions),
+        chart=_chart(filterset, filtered, partitions, branches),
     )
     return render(request, "course_audit/history.html", context)
 
@@ -316,7 +318,10 @@ def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Ve
 
 
 def _chart(
-    filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
+    filterset: CourseEventFilterSet,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    branches: Branches,
 ) -> charts.Chart:
     """The filtered range, per day or week, bounded in the work it costs.
 
@@ -332,23 +337,35 @@ def _chart(
     # The ends of the range: one LIMIT 1 index read each way (per partition), no joins.
     times = events.values_list("created_at", flat=True)
     if end_time is None:
-        newest = fetch_ordered(times, 1, partitions)
+        newest = fetch_ordered(times, 1, partitions, branches=branches)
         end_time = newest[0] if newest else timezone.now()
     # Clamped away from the ends of the calendar, where the day arithmetic overflows.
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
     window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     in_window = events.filter(created_at__lt=window_end)
-    beyond_cap = list(
-        in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
-            CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+    if branches and connections[events.db].vendor == "postgresql":
+        # Several changed fields: the union of each one's newest, read on its own index (an
+        # OFFSET over the OR of them would sort every matching event of the range).
+        newest = [
+            in_window.filter(branch)
+            .order_by("-created_at", "-id")
+            .values_list("created_at", "id")[: CHART_MAX_EVENTS + 1]
+            for branch in branches
         ]
-    )
+        union = newest[0].union(*newest[1:]).order_by("-created_at", "-id")
+        beyond_cap = [when for when, _ in union[CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1]]
+    else:
+        beyond_cap = list(
+            in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+                CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+            ]
+        )
     capped = bool(beyond_cap)
     if capped:
         wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
     else:
         if start_time is None:
-            oldest = fetch_ordered(times, 1, partitions, ascending=True)
+            oldest = fetch_ordered(times, 1, partitions, ascending=True, branches=branches)
             start_time = oldest[0] if oldest else end_time
         wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
     start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))

@@ -401,3 +401,26 @@ def test_the_account_listing_of_a_changed_field_reads_its_index(course, changes)
         indexes = [row[0] for row in cursor.fetchall()]
     assert any(f" using {index} on " in plan.lower() for index in indexes), plan
     assert not re.search(r"^\s*(->\s*)?Sort\s+\(", plan, re.MULTILINE), plan
+
+
+@pytest.mark.parametrize("fields", [["start_at"], ["start_at", "conclude_at"]])
+def test_the_chart_of_changed_fields_is_bounded_too(
+    registrar_browser, course, add_events, monkeypatch, fields
+):
+    from course_audit import views
+
+    monkeypatch.setattr(views, "CHART_MAX_EVENTS", 2)
+    days = [T0 + dt.timedelta(days=index) for index in range(5)]
+    both = {"start_at": [None, "x"], "conclude_at": [None, "y"]}
+    for index, when in enumerate(days):
+        data = [{"start_at": [None, "x"]}, {"conclude_at": [None, "y"]}, both][index % 3]
+        add_events(course, 1, when=when, event_data=data)
+    url = reverse("course_audit:course_history", args=[course.pk])
+    html = registrar_browser.get(url, {"field": fields}).content.decode()
+    # Matching, newest first: March 7 (start_at), 6 (both), 5 (conclude_at), 4 (start_at),
+    # 3 (both); the third newest decides where the chart starts, the day after it.
+    third = "March 5, 2025" if len(fields) == 2 else "March 3, 2025"
+    start = "March 6, 2025" if len(fields) == 2 else "March 4, 2025"
+    assert "The chart covers the days of the newest 2 events" in html
+    assert f"2 events from {start}" in html, third
+    assert html.count('data-event="') == (5 if len(fields) == 2 else 3)
