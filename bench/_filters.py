@@ -10,7 +10,8 @@ its sub-accounts (every event), and the big course, at per_page 100, page one an
 which must read the whole range to find nothing), and a SIS batch.
 
 Every page is checked once against the ORM's answer (its first event, or that it is
-empty) before it is timed.
+empty) before it is timed. Beside them, the registrar's pages with the same filters
+(``page_cases``): an account's history, the root's with its sub-accounts, a SIS batch's.
 """
 
 from __future__ import annotations
@@ -122,3 +123,35 @@ def matching(case: Case, cap: int) -> str:
     """How many events the filter matches, counted up to ``cap``."""
     count = case.events.order_by()[:cap].count()
     return f"{count:,}" if count < cap else f"≥ {cap:,}"
+
+
+def page_cases(dataset: Any) -> list[Any]:
+    """History pages with the filters, and a SIS batch's page (``bench.pages.Case``)."""
+    from django.urls import reverse
+
+    from bench.pages import Case as PageCase
+    from course_audit.models import SisBatch
+
+    department, root = dataset.department, dataset.root
+    batch = (
+        SisBatch.objects.filter(root_account=root).order_by("id").values_list("pk", flat=True)[0]
+    )
+    account = reverse("course_audit:account_history", args=[department.pk])
+    subtree = reverse("course_audit:account_history", args=[root.pk])
+    dates = {"field": ["start_at", "conclude_at"]}
+    return [
+        PageCase("page: department, field=start_at,conclude_at", account, dates),  # type: ignore[arg-type]
+        PageCase(
+            "page: root+subaccounts, field=start_at",
+            subtree,
+            {"field": "start_at", "include_subaccounts": "1"},
+        ),
+        PageCase(
+            "page: root+subaccounts, field=start_at,conclude_at",
+            subtree,
+            {**dates, "include_subaccounts": "1"},  # type: ignore[dict-item]
+        ),
+        PageCase(
+            f"page: SIS batch {batch}", reverse("course_audit:sis_batch_history", args=[batch]), {}
+        ),
+    ]

@@ -646,7 +646,14 @@ def filters_section(run: Run) -> Section:
         if timed is not None:
             timed.repeat, timed.max_seconds = args.repeat, args.max_seconds
             figures.append((case, timed))
-    measure_in_rounds([timed for _, timed in figures], warmup=5)
+    from bench import pages
+
+    page_client = pages.superuser_client()
+    page_figures = [
+        (case, pages.timed(case, page_client, repeat=min(args.repeat, 30)))
+        for case in _filters.page_cases(run.dataset)
+    ]
+    measure_in_rounds([timed for _, timed in [*figures, *page_figures]], warmup=5)
     results = [
         {
             "case": case.name,
@@ -658,6 +665,18 @@ def filters_section(run: Run) -> Section:
         }
         for case, timed in figures
     ]
+    results += [
+        {
+            "case": case.name,
+            "listing": "page",
+            "filter": case.name.split(", ", 1)[-1],
+            "depth": 0,
+            "matching": "",
+            "queries": case.queries,
+            **timed.summary(),
+        }
+        for case, timed in page_figures
+    ]
     section = Section(
         "filters",
         "Filtered listings: changed fields and SIS batch",
@@ -665,7 +684,9 @@ def filters_section(run: Run) -> Section:
         f"in-process (Django's test client, bearer token), per_page 100, p50 over "
         f"{args.repeat} timed requests per figure after 5 untimed, interleaved; a deep page "
         "is that many matching events in. `matching` counts the listing's events the filter "
-        "keeps (up to a million). See bench/_filters.py.",
+        "keeps (up to a million). The pages (`page:`): server time of the registrar's "
+        "pages with the same filters, a logged-in superuser, at most 30 requests each. See "
+        "bench/_filters.py.",
         raw=results,
     )
     for result in results:

@@ -343,9 +343,11 @@ def _chart(
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
     window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     in_window = events.filter(created_at__lt=window_end)
-    if branches and connections[events.db].vendor == "postgresql":
-        # Several changed fields: the union of each one's newest, read on its own index (an
-        # OFFSET over the OR of them would sort every matching event of the range).
+    if branches and partitions is None and connections[events.db].vendor == "postgresql":
+        # Several changed fields of one range (a course, an account): the union of each
+        # one's newest, read on its own index; an OFFSET over the OR of them would sort
+        # every matching event of the range (90 ms against 15 for an account of 280,000
+        # events). A subtree's OFFSET reads the time index, where its events are dense.
         newest = [
             in_window.filter(branch)
             .order_by("-created_at", "-id")
