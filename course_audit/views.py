@@ -213,7 +213,10 @@ def _history(
     context["selected_types"] = request.GET.getlist("event_type")
     context["selected_sources"] = request.GET.getlist("event_source")
     context["tracked_fields"] = [(name, presentation.field_label(name)) for name in TRACKED_FIELDS]
-    context["selected_fields"] = request.GET.getlist("field")
+    # Checked whether they came as checkboxes or as the API's comma list.
+    context["selected_fields"] = [
+        name for value in request.GET.getlist("field") for name in value.split(",")
+    ]
     filterset, filtered = _filtered(request, events)
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()

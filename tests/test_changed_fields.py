@@ -236,6 +236,11 @@ def test_the_history_page_filters_on_changed_fields(registrar_browser, course, c
     # The choice stays in the form.
     assert 'name="field" value="start_at" checked' in html
     assert 'name="field" value="name">' in html
+    # The API's comma list works on the pages too.
+    same = registrar_browser.get(url, {"field": "start_at,conclude_at", "per_page": 10})
+    html = same.content.decode()
+    assert [part.split('"')[0] for part in html.split('data-event="')[1:]] == shown
+    assert 'name="field" value="conclude_at" checked' in html
 
 
 def test_an_unknown_field_is_a_form_error(registrar_browser, course):
