@@ -21,6 +21,12 @@ urlpatterns = [
     path("audit/accounts/<int:account_id>/export/", views.account_export, name="account_export"),
     path("audit/people/<str:user_id>/", views.person_history, name="person_history"),
     path("audit/people/<str:user_id>/export/", views.person_export, name="person_export"),
+    path("audit/sis-batches/<int:batch_id>/", views.sis_batch_history, name="sis_batch_history"),
+    path(
+        "audit/sis-batches/<int:batch_id>/export/",
+        views.sis_batch_export,
+        name="sis_batch_export",
+    ),
     path("audit/page-views/<uuid:request_id>/", views.page_view, name="page_view"),
     path("audit/exports/", views.export_jobs, name="export_jobs"),
     path("audit/exports/<int:job_id>/", views.export_job, name="export_job"),

@@ -44,6 +44,7 @@ from course_audit.models import (
     Permission,
     Role,
     RoleOverride,
+    SisBatch,
 )
 from course_audit.recording import display_name
 from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
@@ -336,7 +337,7 @@ def export_job_events(
     its partitions, by the access rule with ``grants`` (its requester's, loaded now: a grant
     revoked since the job was queued stops it): ``Http404`` or ``PermissionDenied`` as the
     pages answer. The pages' scopes: a course, an account (with the auditable accounts below
-    it), a person's events in what the requester may audit."""
+    it), a person's events in what the requester may audit, a SIS import's."""
     if job.scope == ExportJob.Scope.PERSON:
         user = job.requested_by
         allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
@@ -346,6 +347,11 @@ def export_job_events(
         if person is None:
             raise Http404
         return person_events(person.pk, allowed), None
+    if job.scope == ExportJob.Scope.SIS_BATCH:
+        batch = SisBatch.objects.select_related("root_account").filter(pk=job.scope_id).first()
+        if batch is None:
+            raise Http404
+        return batch_events(grants, batch), None
     if job.scope == ExportJob.Scope.COURSE:
         course = Course.objects.select_related("account").filter(pk=job.scope_id).first()
         if course is None:
@@ -386,6 +392,32 @@ def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseA
         if following is not None and following["event_type"] == CourseEvent.EventType.CREATED:
             created_at = following["created_at"]
     return [replay(rows, at, created_at=created_at) for at in moments]
+
+
+def sis_batch_events(request: UserRequest, batch: SisBatch) -> QuerySet[CourseEvent]:
+    """The events a SIS import recorded that the request's user may see, newest first.
+
+    The access rule on the batch's root account: not found outside the user's tenants,
+    forbidden when they may audit none of its accounts; else the batch's events in the
+    accounts where they hold ``view_course_changes`` (all of them for a root's auditor).
+    """
+    return batch_events(request_grants(request, Permission.VIEW_COURSE_CHANGES), batch)
+
+
+def batch_events(grants: Grants, batch: SisBatch) -> QuerySet[CourseEvent]:
+    """``sis_batch_events`` with ``grants`` (a background export's requester's)."""
+    root = batch.root_account
+    if not grants.is_member(root.resolved_root_id):
+        raise Http404
+    events = CourseEvent.objects.filter(sis_batch_id=batch.pk)
+    if not grants.superuser:
+        accounts = subtree_accounts(root)
+        allowed = [account.pk for account in accounts if grants.allows(account)]
+        if not allowed:
+            raise PermissionDenied
+        if len(allowed) < len(accounts):
+            events = events.filter(account_id__in=allowed)
+    return for_reading(events.with_links().newest_first())
 
 
 @dataclasses.dataclass

@@ -118,7 +118,7 @@ def _write(job: ExportJob) -> None:
         filtered = filterset.qs
     total = filtered.order_by().count()
     ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
-    rows = _counted(job, exports.walk(filtered, partitions))
+    rows = _counted(job, exports.walk(filtered, *filterset.ranges(partitions)))
     lines = (
         exports.csv_lines(rows, zone)
         if job.format == ExportJob.Format.CSV

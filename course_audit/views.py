@@ -25,6 +25,7 @@ from uuid import UUID
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connections
 from django.db.models import QuerySet
 from django.http import (
     FileResponse,
@@ -55,11 +56,20 @@ from course_audit import (
     tasks,
 )
 from course_audit.conf import conf
-from course_audit.diff import json_value
+from course_audit.diff import TRACKED_FIELDS, json_value
 from course_audit.filters import CourseEventFilterSet
 from course_audit.forms import AsOfForm
-from course_audit.models import Account, Course, CourseEvent, ExportJob, PageView, Permission
+from course_audit.models import (
+    Account,
+    Course,
+    CourseEvent,
+    ExportJob,
+    PageView,
+    Permission,
+    SisBatch,
+)
 from course_audit.pagination import (
+    Branches,
     Cursor,
     InvalidCursor,
     Partitions,
@@ -82,7 +92,7 @@ JOB_REFRESH_SECONDS = 3
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_LIST_PARAMS = ("event_type", "event_source")
+_LIST_PARAMS = ("event_type", "event_source", "field")
 
 
 # --- access --------------------------------------------------------------------------------
@@ -113,6 +123,13 @@ def _account_scope(
         return selectors.account_events([account.pk]), None
     account_ids = selectors.auditable_subtree(request, account)
     return selectors.account_events(account_ids), ("account_id", account_ids)
+
+
+def _sis_batch(request: HttpRequest, batch_id: int) -> tuple[SisBatch, QuerySet[CourseEvent]]:
+    batch = SisBatch.objects.select_related("root_account", "user").filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404
+    return batch, selectors.sis_batch_events(request, batch)
 
 
 def _include_subaccounts(request: HttpRequest) -> bool:
@@ -165,7 +182,10 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 def _filter_data(params: QueryDict) -> dict[str, str]:
     """The page's GET form as the API's parameters: checkboxes become comma lists and an
     end date means the end of that day."""
-    data = {key: params.get(key, "").strip() for key in ("start_time", "end_time", "user_id")}
+    data = {
+        key: params.get(key, "").strip()
+        for key in ("start_time", "end_time", "user_id", "sis_batch_id")
+    }
     for key in _LIST_PARAMS:
         data[key] = ",".join(value for value in params.getlist(key) if value)
     if _DATE.match(data["end_time"]):
@@ -180,6 +200,8 @@ def _filter_label(field: str) -> str:
         "user_id": _("User id"),
         "event_type": _("Event types"),
         "event_source": _("Sources"),
+        "field": _("Changed fields"),
+        "sis_batch_id": _("SIS import"),
     }
     return labels.get(field, field)
 
@@ -265,6 +287,11 @@ def _history(
     context["event_sources"] = CourseEvent.EventSource.choices
     context["selected_types"] = request.GET.getlist("event_type")
     context["selected_sources"] = request.GET.getlist("event_source")
+    context["tracked_fields"] = [(name, presentation.field_label(name)) for name in TRACKED_FIELDS]
+    # Checked whether they came as checkboxes or as the API's comma list.
+    context["selected_fields"] = [
+        name for value in request.GET.getlist("field") for name in value.split(",")
+    ]
     filterset, filtered = _filtered(request, events)
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()
@@ -282,8 +309,15 @@ def _history(
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
     per_page = _per_page(request)
+    partitions, branches = filterset.ranges(partitions)
     page = keyset_page(
-        filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
+        filtered,
+        cursor,
+        limit=per_page,
+        after=after,
+        before=before,
+        partitions=partitions,
+        branches=branches,
     )
     context.update(
         per_page=per_page,
@@ -294,7 +328,7 @@ def _history(
         newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
-        chart=_chart(filterset, filtered, partitions),
+        chart=_chart(filterset, filtered, partitions, branches),
     )
     return render(request, "course_audit/history.html", context)
 
@@ -365,7 +399,10 @@ def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Ve
 
 
 def _chart(
-    filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
+    filterset: CourseEventFilterSet,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    branches: Branches,
 ) -> charts.Chart:
     """The filtered range, per day or week, bounded in the work it costs.
 
@@ -381,23 +418,37 @@ def _chart(
     # The ends of the range: one LIMIT 1 index read each way (per partition), no joins.
     times = events.values_list("created_at", flat=True)
     if end_time is None:
-        newest = fetch_ordered(times, 1, partitions)
+        newest = fetch_ordered(times, 1, partitions, branches=branches)
         end_time = newest[0] if newest else timezone.now()
     # Clamped away from the ends of the calendar, where the day arithmetic overflows.
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
     window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     in_window = events.filter(created_at__lt=window_end)
-    beyond_cap = list(
-        in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
-            CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+    if branches and partitions is None and connections[events.db].vendor == "postgresql":
+        # Several changed fields of one range (a course, an account): the union of each
+        # one's newest, read on its own index; an OFFSET over the OR of them would sort
+        # every matching event of the range (90 ms against 15 for an account of 280,000
+        # events). A subtree's OFFSET reads the time index, where its events are dense.
+        newest = [
+            in_window.filter(branch)
+            .order_by("-created_at", "-id")
+            .values_list("created_at", "id")[: CHART_MAX_EVENTS + 1]
+            for branch in branches
         ]
-    )
+        union = newest[0].union(*newest[1:]).order_by("-created_at", "-id")
+        beyond_cap = [when for when, _ in union[CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1]]
+    else:
+        beyond_cap = list(
+            in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+                CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+            ]
+        )
     capped = bool(beyond_cap)
     if capped:
         wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
     else:
         if start_time is None:
-            oldest = fetch_ordered(times, 1, partitions, ascending=True)
+            oldest = fetch_ordered(times, 1, partitions, ascending=True, branches=branches)
             start_time = oldest[0] if oldest else end_time
         wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
     start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))
@@ -532,6 +583,22 @@ def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     person, events = _person_scope(request, user_id)
     scope = ExportScope(ExportJob.Scope.PERSON, person.pk, person.name)
     return _export(request, events, None, f"person-{person.pk}-history", scope)
+
+
+@require_GET
+@login_required
+def sis_batch_history(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """A SIS import's changes, in the accounts the viewer may audit (the access rule on its
+    root account: ``selectors.sis_batch_events``)."""
+    batch, events = _sis_batch(request, batch_id)
+    context: dict[str, Any] = {
+        "batch": batch,
+        "subject": batch,
+        "export_url_name": "course_audit:sis_batch_export",
+        "show_course": True,
+    }
+    with timezone.override(_viewer_zone(request)):
+        return _history(request, events, None, context)
 
 
 @require_GET
@@ -722,7 +789,7 @@ def _export(
             "course_audit/export_background.html",
             {"threshold": threshold, "format": kind, "subject": name},
         )
-    rows = exports.walk(filtered, partitions)
+    rows = exports.walk(filtered, *filterset.ranges(partitions))
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)
@@ -766,6 +833,14 @@ def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
         ExportJob.Scope.ACCOUNT, account.pk, account.name, _include_subaccounts(request)
     )
     return _export(request, events, partitions, f"account-{account.pk}-history", scope)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
+    batch, events = _sis_batch(request, batch_id)
+    scope = ExportScope(ExportJob.Scope.SIS_BATCH, batch.pk, batch.filename or str(batch.pk))
+    return _export(request, events, None, f"sis-batch-{batch.pk}-changes", scope)
 
 
 # --- background exports --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from course_audit import exports, services, tasks
-from course_audit.models import AccountMembership, CourseEvent, ExportJob
+from course_audit.models import AccountMembership, CourseEvent, ExportJob, SisBatch
 
 pytestmark = pytest.mark.django_db
 
@@ -470,3 +470,21 @@ def test_the_jobs_pages_need_a_login(client: Any, history: Any) -> None:
     for url in (reverse("course_audit:export_jobs"), reverse("course_audit:export_job", args=[1])):
         response = client.get(url)
         assert response.status_code == 302 and "/login" in response["Location"]
+
+
+def test_a_sis_imports_export_as_a_job(
+    registrar_browser: Any,
+    history: Any,
+    add_events: Any,
+    root_account: Any,
+    immediate: None,
+    export_dir: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    batch = SisBatch.objects.create(root_account=root_account, filename="fall.csv")
+    imported = add_events(history, 4, when=T0 + dt.timedelta(days=1), sis_batch=batch)
+    url = reverse("course_audit:sis_batch_export", args=[batch.pk]) + "?format=jsonl"
+    job = queue(registrar_browser, url, django_capture_on_commit_callbacks)
+    assert (job.state, job.scope, job.subject_name) == ("done", "sis_batch", "fall.csv")
+    lines = (export_dir / job.file_name).read_text().splitlines()
+    assert {json.loads(line)["id"] for line in lines} == {str(event.uuid) for event in imported}
