@@ -393,9 +393,6 @@ def build_world() -> World:
     batch = SisBatch.objects.create(
         pk=RIVAL_BATCH_PK, root_account=accounts["rival_root"], filename="RIVAL-SECRET-courses.csv"
     )
-    home_batch = SisBatch.objects.create(
-        pk=HOME_BATCH_PK, root_account=accounts["home_root"], filename="HOMEU-SECRET-courses.csv"
-    )
     courses: dict[str, Course] = {}
     for key, spec in COURSES.items():
         actor = users["rival_admin" if spec.group == RIVAL else "registrar"]
