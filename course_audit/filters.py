@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.utils import dateparse, timezone
 from django.utils.translation import gettext as _
 
-from course_audit.models import CourseEvent
+from course_audit.models import AccessRecord, CourseEvent
 
 ONE_SECOND = dt.timedelta(seconds=1)
 MAX_BIGINT = 2**63 - 1
@@ -147,29 +147,20 @@ class IntegerFilter(django_filters.Filter):
     field_class = BoundedIntegerField
 
 
-class CourseEventFilterSet(django_filters.FilterSet):
+class TimeRangeFilterSet(django_filters.FilterSet):
+    """``start_time`` and ``end_time`` on ``created_at``, inclusive to the second."""
+
     start_time = TimestampFilter(method="filter_start_time")
     end_time = TimestampFilter(method="filter_end_time")
-    event_type = CommaListFilter(
-        field_name="event_type", choices=[choice.value for choice in CourseEvent.EventType]
-    )
-    event_source = CommaListFilter(
-        field_name="event_source", choices=[choice.value for choice in CourseEvent.EventSource]
-    )
-    user_id = IntegerFilter(field_name="user_id", min_value=1, max_value=MAX_BIGINT)
-
-    class Meta:
-        model = CourseEvent
-        fields = ["start_time", "end_time", "event_type", "event_source", "user_id"]
 
     def filter_start_time(
-        self, queryset: QuerySet[CourseEvent], name: str, value: dt.datetime
-    ) -> QuerySet[CourseEvent]:
+        self, queryset: QuerySet[Any], name: str, value: dt.datetime
+    ) -> QuerySet[Any]:
         return queryset.filter(created_at__gte=whole_second(value))
 
     def filter_end_time(
-        self, queryset: QuerySet[CourseEvent], name: str, value: dt.datetime
-    ) -> QuerySet[CourseEvent]:
+        self, queryset: QuerySet[Any], name: str, value: dt.datetime
+    ) -> QuerySet[Any]:
         bound = whole_second(value)
         try:
             return queryset.filter(created_at__lt=bound + ONE_SECOND)
@@ -186,3 +177,38 @@ class CourseEventFilterSet(django_filters.FilterSet):
                 self.form.add_error("start_time", _("start_time must not be after end_time"))
                 return False
         return valid
+
+
+class CourseEventFilterSet(TimeRangeFilterSet):
+    event_type = CommaListFilter(
+        field_name="event_type", choices=[choice.value for choice in CourseEvent.EventType]
+    )
+    event_source = CommaListFilter(
+        field_name="event_source", choices=[choice.value for choice in CourseEvent.EventSource]
+    )
+    user_id = IntegerFilter(field_name="user_id", min_value=1, max_value=MAX_BIGINT)
+
+    class Meta:
+        model = CourseEvent
+        fields = ["start_time", "end_time", "event_type", "event_source", "user_id"]
+
+
+class BoundedCharField(BoundedField, forms.CharField):
+    pass
+
+
+class TextFilter(django_filters.Filter):
+    field_class = BoundedCharField
+
+
+class AccessRecordFilterSet(TimeRangeFilterSet):
+    """The access log page's filters: who read (the user name, exactly), where, when."""
+
+    who = TextFilter(field_name="user_name")
+    surface = CommaListFilter(
+        field_name="surface", choices=[choice.value for choice in AccessRecord.Surface]
+    )
+
+    class Meta:
+        model = AccessRecord
+        fields = ["start_time", "end_time", "who", "surface"]

@@ -19,6 +19,7 @@ urlpatterns = [
     path("audit/accounts/<int:account_id>/", views.account_history, name="account_history"),
     path("audit/accounts/<int:account_id>/export/", views.account_export, name="account_export"),
     path("audit/page-views/<uuid:request_id>/", views.page_view, name="page_view"),
+    path("audit/accounts/<int:account_id>/access-log/", views.access_log_page, name="access_log"),
     path("audit/timezone/", views.set_timezone, name="set_timezone"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),

@@ -35,6 +35,7 @@ from django.http import Http404
 
 from course_audit.conf import conf
 from course_audit.models import (
+    AccessRecord,
     Account,
     AccountMembership,
     Course,
@@ -284,6 +285,12 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+def access_records(root: Account) -> QuerySet[AccessRecord]:
+    """A tenant's access records (``course_audit.access_log``), newest first."""
+    records = AccessRecord.objects.filter(root_account_id=root.pk).order_by("-created_at", "-id")
+    return for_reading(records)
 
 
 @dataclasses.dataclass

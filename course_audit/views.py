@@ -27,15 +27,17 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import charts, exports, integrity, presentation, selectors
+from course_audit import access_log, charts, exports, integrity, presentation, selectors
+from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
-from course_audit.filters import CourseEventFilterSet
-from course_audit.models import Account, Course, CourseEvent, PageView
+from course_audit.filters import AccessRecordFilterSet, CourseEventFilterSet
+from course_audit.models import AccessRecord, Account, Course, CourseEvent, PageView
 from course_audit.pagination import (
     Cursor,
     InvalidCursor,
@@ -77,6 +79,14 @@ def _account(request: HttpRequest, account_id: int) -> Account:
         raise Http404
     selectors.authorize_account(request, account)
     return account
+
+
+def _course_target(course: Course) -> Target:
+    return Target(Scope.COURSE, course.pk, course.root_account_id)
+
+
+def _account_target(account: Account) -> Target:
+    return Target(Scope.ACCOUNT, account.pk, account.resolved_root_id)
 
 
 def _account_scope(
@@ -135,11 +145,15 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 # --- filters and paging --------------------------------------------------------------------
 
 
-def _filter_data(params: QueryDict) -> dict[str, str]:
+def _filter_data(
+    params: QueryDict,
+    fields: tuple[str, ...] = ("start_time", "end_time", "user_id"),
+    lists: tuple[str, ...] = _LIST_PARAMS,
+) -> dict[str, str]:
     """The page's GET form as the API's parameters: checkboxes become comma lists and an
     end date means the end of that day."""
-    data = {key: params.get(key, "").strip() for key in ("start_time", "end_time", "user_id")}
-    for key in _LIST_PARAMS:
+    data = {key: params.get(key, "").strip() for key in fields}
+    for key in lists:
         data[key] = ",".join(value for value in params.getlist(key) if value)
     if _DATE.match(data["end_time"]):
         data["end_time"] += "T23:59:59"
@@ -153,6 +167,8 @@ def _filter_label(field: str) -> str:
         "user_id": _("User id"),
         "event_type": _("Event types"),
         "event_source": _("Sources"),
+        "who": _("Who"),
+        "surface": _("Where"),
     }
     return labels.get(field, field)
 
@@ -191,6 +207,7 @@ def _history(
     events: QuerySet[CourseEvent],
     partitions: Partitions,
     context: dict[str, Any],
+    target: Target,
 ) -> HttpResponse:
     context["time_zones"] = _time_zones()
     context["event_types"] = CourseEvent.EventType.choices
@@ -214,6 +231,7 @@ def _history(
     page = keyset_page(
         filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
     )
+    access_log.record(request, surface=Surface.PAGE, target=target, count=len(page.rows))
     context.update(
         per_page=per_page,
         per_page_choices=PER_PAGE_CHOICES,
@@ -370,6 +388,7 @@ def course_history(request: HttpRequest, course_id: int) -> HttpResponse:
             selectors.course_events(course),
             None,
             {"course": course, "export_url_name": "course_audit:course_export", "subject": course},
+            _course_target(course),
         )
 
 
@@ -391,7 +410,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
     if request.method == "POST":
         context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
-        return _history(request, events, partitions, context)
+        return _history(request, events, partitions, context, _account_target(account))
 
 
 @require_GET
@@ -417,6 +436,13 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
         events = presentation.present_all(
             list(selectors.course_events(course).filter(page_view_id=view.pk)[:100])
         )
+    root_id = account.resolved_root_id if account is not None else None
+    access_log.record(
+        request,
+        surface=Surface.PAGE,
+        target=Target(Scope.REQUEST, view.pk, root_id),
+        count=len(events),
+    )
     with timezone.override(_viewer_zone(request)):
         return render(
             request,
@@ -429,7 +455,11 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
 
 
 def _export(
-    request: HttpRequest, events: QuerySet[CourseEvent], partitions: Partitions, name: str
+    request: HttpRequest,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    name: str,
+    target: Target,
 ) -> HttpResponseBase:
     kind = request.GET.get("format", "csv")
     if kind not in ("csv", "jsonl"):
@@ -446,14 +476,18 @@ def _export(
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)
-    if kind == "csv":
-        response = StreamingHttpResponse(
-            exports.csv_lines(rows, zone), content_type="text/csv; charset=utf-8"
-        )
-    else:
-        response = StreamingHttpResponse(
-            exports.jsonl_lines(rows, zone), content_type="application/x-ndjson"
-        )
+    render_lines = exports.csv_lines if kind == "csv" else exports.jsonl_lines
+    response = StreamingHttpResponse(
+        # The access record is written when the stream ends (see ``access_log``).
+        access_log.recorded_stream(
+            request,
+            rows,
+            lambda counted: render_lines(counted, zone),
+            surface=Surface.EXPORT,
+            target=target,
+        ),
+        content_type="text/csv; charset=utf-8" if kind == "csv" else "application/x-ndjson",
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
     return response
 
@@ -462,7 +496,13 @@ def _export(
 @login_required
 def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
     course = _course(request, course_id)
-    return _export(request, selectors.course_events(course), None, f"course-{course.pk}-history")
+    return _export(
+        request,
+        selectors.course_events(course),
+        None,
+        f"course-{course.pk}-history",
+        _course_target(course),
+    )
 
 
 @require_GET
@@ -470,4 +510,89 @@ def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
 def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
-    return _export(request, events, partitions, f"account-{account.pk}-history")
+    return _export(
+        request, events, partitions, f"account-{account.pk}-history", _account_target(account)
+    )
+
+
+# --- the access log ------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def access_log_page(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Who read a tenant's audit data: its access records, newest first, filtered by who,
+    where and when. For the tenant's root admins (a grant with ``view_course_changes`` on
+    the root account) and superusers; the access rule answers anyone else (404 outside the
+    tenant, 403 inside it). Reading it is recorded too."""
+    root = Account.objects.filter(pk=account_id, parent__isnull=True).first()
+    if root is None:
+        raise Http404
+    selectors.authorize_account(request, root)
+    context: dict[str, Any] = {
+        "account": root,
+        "time_zones": _time_zones(),
+        "surfaces": AccessRecord.Surface.choices,
+        "selected_surfaces": request.GET.getlist("surface"),
+        "per_page_choices": PER_PAGE_CHOICES,
+    }
+    with timezone.override(_viewer_zone(request)):
+        data = _filter_data(request.GET, ("start_time", "end_time", "who"), ("surface",))
+        filterset = AccessRecordFilterSet(data, queryset=selectors.access_records(root))
+        valid = filterset.is_valid()
+        context["filter_errors"] = [
+            (_filter_label(field), errors) for field, errors in filterset.errors.items()
+        ]
+        if not valid:
+            return render(request, "course_audit/access_log.html", context, status=400)
+        cursor = Cursor(request.path.rstrip("/"))
+        try:
+            after = _position(request, cursor, "after")
+            before = _position(request, cursor, "before")
+        except InvalidCursor:
+            context["page_error"] = _("This page link is out of date; start again from the newest.")
+            return render(request, "course_audit/access_log.html", context, status=400)
+        per_page = _per_page(request)
+        page = keyset_page(filterset.qs, cursor, limit=per_page, after=after, before=before)
+        access_log.record(
+            request,
+            surface=Surface.PAGE,
+            target=Target(Scope.ACCESS_LOG, root.pk, root.pk),
+            count=len(page.rows),
+        )
+        context.update(
+            per_page=per_page,
+            records=[_present_record(record) for record in page.rows],
+            older_query=_query(request, after=page.older, before=None) if page.older else None,
+            newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
+            first_query=_query(request, after=None, before=None) if before or after else None,
+        )
+        return render(request, "course_audit/access_log.html", context)
+
+
+_SCOPE_PAGES = {
+    AccessRecord.Scope.COURSE.value: "course_audit:course_history",
+    AccessRecord.Scope.ACCOUNT.value: "course_audit:account_history",
+    AccessRecord.Scope.REQUEST.value: "course_audit:page_view",
+}
+
+
+def _present_record(record: AccessRecord) -> dict[str, Any]:
+    """A record as the page shows it: its filters as pairs (a template would read a
+    parameter named "items" as the dict's method) and the page of its scope, if any."""
+    url_name = _SCOPE_PAGES.get(record.scope)
+    scope_url = None
+    if url_name is not None and record.scope_id:
+        try:
+            scope_url = reverse(url_name, args=[record.scope_id])
+        except NoReverseMatch:
+            scope_url = None
+    filters = record.filters if isinstance(record.filters, dict) else {}
+    return {
+        "record": record,
+        "filters": [
+            (key, ", ".join(map(str, value)) if isinstance(value, list) else value)
+            for key, value in filters.items()
+        ],
+        "scope_url": scope_url,
+    }
