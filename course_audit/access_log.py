@@ -122,10 +122,12 @@ def recorded_stream(
     sent = 0
 
     def counted() -> Iterator[_Row]:
+        # Counted as handed over: the renderers yield a row's line as soon as they have it,
+        # so a stream cut short stops at a line, and every row counted went out.
         nonlocal sent
         for row in rows:
-            yield row
             sent += 1
+            yield row
 
     complete = False
     try:
