@@ -403,6 +403,12 @@ def build_world() -> World:
     sessions = {kind: _session_key(user) for kind, user in users.items()}
 
     # "A moment ago": the grant works, then it is revoked, as an admin revokes one.
+    # A read in each tenant (the revoked kinds' below are the home tenant's): the access
+    # logs have something of their own to show, and to keep from the other tenant.
+    Client().get(
+        reverse("course_audit_api:audit-course", kwargs={"course_id": COURSES["rival"].pk}),
+        HTTP_AUTHORIZATION=f"Bearer {tokens['rival_admin/token']}",
+    )
     before = {}
     for kind in ("revoked_membership", "revoked_override", "deactivated"):
         api = Client().get(
@@ -911,6 +917,20 @@ def _home_oracle(world: World, kind: Kind, target: str, request: Request) -> Exp
     return Expect(200, visible=kind.visible, must_show=shown)
 
 
+def _access_log_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    # Only a root account has an access log; its root admins (the view permission on the
+    # root) read it, and see only their tenant's reads.
+    if target not in ("home_root", "rival_root"):
+        return Expect(404)
+    status = access(kind, target, "view")
+    if status != 200:
+        return Expect(status)
+    # Whose reads the world made (build_world): the rival admin's of its course; the
+    # revoked kinds' of bio101, before their revocation.
+    shows = str(COURSES["rival" if target == "rival_root" else "bio101"].pk)
+    return Expect(200, visible=kind.visible, must_show=(shows,))
+
+
 def _timezone_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
     return Expect(302, location=reverse("course_audit:home"))
 
@@ -967,6 +987,14 @@ PAGE_SURFACES = [
         ("pv_bio", "pv_chem", "pv_rival", "pv_mixed", "missing"),
         _page_view_oracle,
         _page_view_id,
+    ),
+    _view(
+        "access_log",
+        "page",
+        "course_audit:access_log",
+        ("home_root", "rival_root", "bio", "missing"),
+        _access_log_oracle,
+        _account_pk,
     ),
     _view(
         "set_timezone",
@@ -1028,6 +1056,7 @@ OTHER_ADMIN_MODELS = (
     "pageview",
     "apitoken",
     "checkpoint",
+    "accessrecord",
 )
 ADMIN_SURFACES = [
     _admin_changelist("courseevent"),

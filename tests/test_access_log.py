@@ -523,6 +523,28 @@ def test_access_records_are_partitioned_by_month_and_pruned_by_their_own_retenti
     assert partitions.is_partitioned()
 
 
+@on_postgresql
+def test_check_w003_warns_when_next_month_has_no_access_records_partition():
+    from django.core import checks
+
+    def warnings() -> list[str]:
+        return [
+            str(message.msg)
+            for message in checks.run_checks(databases=["default"])
+            if message.id == "course_audit.W003"
+        ]
+
+    assert warnings() == []
+    next_month = partitions.add_months(partitions.month_start(timezone.now()), 1)
+    name = partitions.month_partition_name(next_month, partitions.ACCESS_RECORDS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {name}")
+    [warning] = warnings()
+    assert warning.startswith("No partition of the access records table on 'default' covers")
+    call_command("course_audit_partitions", stdout=StringIO())  # the daily job
+    assert warnings() == []
+
+
 def test_prune_refuses_less_than_a_month():
     with pytest.raises(ValueError, match="at least 1"):
         access_log.prune("default", keep_months=0)
