@@ -559,3 +559,15 @@ def api_client_factory(make_user: Callable[..., Any], grant: Callable[..., Any],
         return Client(headers={"Authorization": f"Bearer {plaintext}"}), token
 
     return make
+
+
+def test_the_access_log_page_in_spanish(registrar_browser, root_account, history):
+    registrar_browser.get(reverse("course_audit:course_history", args=[history.pk]))
+    response = registrar_browser.get(
+        reverse("course_audit:access_log", args=[root_account.pk]), HTTP_ACCEPT_LANGUAGE="es"
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Registro de accesos de State University" in page
+    assert "Quién (nombre de usuario)" in page
+    assert "4 eventos" in page
