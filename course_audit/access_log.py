@@ -73,9 +73,7 @@ def record(
     A ``DatabaseError`` is the caller's to answer: refuse the read (see the module)."""
     if not enabled():
         return
-    AccessRecord.objects.bulk_create(
-        [_record(request, surface=surface, target=target, count=count, complete=complete)]
-    )
+    _write([_record(request, surface=surface, target=target, count=count, complete=complete)])
 
 
 def record_per_tenant(
@@ -91,7 +89,7 @@ def record_per_tenant(
     if not enabled():
         return
     counts = counts or {None: 0}
-    AccessRecord.objects.bulk_create(
+    _write(
         [
             _record(
                 request,
@@ -162,6 +160,15 @@ def prune(
         for part in expired:
             partitions.drop_partition(using, part, table)
     return expired
+
+
+def _write(records: list[AccessRecord]) -> None:
+    if len(records) == 1:
+        # Alone, outside any transaction of the request's: bulk_create's own would cost a
+        # BEGIN and a COMMIT besides the INSERT.
+        records[0].save(force_insert=True)
+    else:
+        AccessRecord.objects.bulk_create(records)
 
 
 def _record(

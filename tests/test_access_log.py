@@ -165,9 +165,8 @@ def test_an_export_cut_short_says_so(registrar_browser, history, rf):
 
 
 def test_an_export_whose_record_fails_at_the_end_is_sent_and_the_failure_logged(
-    registrar_browser, history, monkeypatch, caplog
+    registrar_browser, history, refused, caplog
 ):
-    monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
     response, _ = read(
         registrar_browser,
         reverse("course_audit:course_export", args=[history.pk]),
@@ -255,8 +254,14 @@ def _fail(*args: Any, **kwargs: Any) -> None:
     raise OperationalError("the access log cannot be written")
 
 
-def test_a_page_whose_record_cannot_be_written_is_refused(registrar_browser, history, monkeypatch):
+@pytest.fixture
+def refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every access record's INSERT fails, as when the database refuses it."""
+    monkeypatch.setattr(AccessRecord, "save", _fail)
     monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
+
+
+def test_a_page_whose_record_cannot_be_written_is_refused(registrar_browser, history, refused):
     response = registrar_browser.get(reverse("course_audit:course_history", args=[history.pk]))
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
@@ -267,6 +272,7 @@ def test_an_api_listing_whose_record_cannot_be_written_is_refused(
     api_client_factory, history, monkeypatch
 ):
     client, _ = api_client_factory()
+    monkeypatch.setattr(AccessRecord, "save", _fail)
     monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
     response = client.get(f"/api/v1/audit/course/courses/{history.pk}")
     assert response.status_code == 503
@@ -275,9 +281,8 @@ def test_an_api_listing_whose_record_cannot_be_written_is_refused(
 
 
 def test_the_admins_event_list_whose_record_cannot_be_written_is_refused(
-    admin_client, history, monkeypatch
+    admin_client, history, refused
 ):
-    monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
     response = admin_client.get(reverse("admin:course_audit_courseevent_changelist"))
     assert response.status_code == 503
     event = history.events.first()
@@ -571,3 +576,26 @@ def test_the_access_log_page_in_spanish(registrar_browser, root_account, history
     assert "Registro de accesos de State University" in page
     assert "Quién (nombre de usuario)" in page
     assert "4 eventos" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_record_is_one_statement(
+    make_user, grant, root_account, make_course
+):
+    """As a site runs it (autocommit, no test transaction around the request): the record
+    is one INSERT, with no BEGIN and COMMIT of its own."""
+    course = make_course(name="Biology 101")
+    user = make_user()
+    grant(user, root_account)
+    _, plaintext = ApiToken.issue(user=user)
+    client = Client(headers={"Authorization": f"Bearer {plaintext}"})
+    path = f"/api/v1/audit/course/courses/{course.pk}"
+    client.get(path)  # the token's first use writes its last_used_at
+
+    response, sql = read(client, path)
+
+    assert response.status_code == 200
+    assert [query for query in sql if not query.startswith("SELECT")] == [
+        query for query in sql if query.startswith(ACCESS_INSERT)
+    ]
+    assert len(sql) == 3 + 1
