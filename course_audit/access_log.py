@@ -29,7 +29,8 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from django.db import DatabaseError
@@ -82,13 +83,14 @@ def record_per_tenant(
     surface: str,
     scope: str,
     scope_id: object,
-    counts: Mapping[int | None, int],
+    tenants: Iterable[int | None],
 ) -> None:
-    """Write one record per tenant whose events a read showed (``counts``: root account id
-    to events), all in one INSERT; a read that showed none writes one record of no tenant."""
+    """Write one record per tenant whose rows a read showed (``tenants``: each row's root
+    account id), with its count, all in one INSERT; a read that showed none writes one
+    record of no tenant."""
     if not enabled():
         return
-    counts = counts or {None: 0}
+    counts: dict[int | None, int] = dict(Counter(tenants)) or {None: 0}
     _write(
         [
             _record(

@@ -365,17 +365,13 @@ class RecordedReadsMixin(admin.ModelAdmin):
         changelist = _context(response).get("cl")
         if changelist is None:  # a redirect, or the page of an out-of-date filter
             return response
-        counts: dict[int | None, int] = {}
-        for obj in changelist.result_list:
-            root_id = self.access_tenant(obj)
-            counts[root_id] = counts.get(root_id, 0) + 1
         try:
             access_log.record_per_tenant(
                 request,
                 surface=Surface.ADMIN,
                 scope=self.list_access_scope,
                 scope_id=None,
-                counts=counts,
+                tenants=(self.access_tenant(obj) for obj in changelist.result_list),
             )
         except DatabaseError:
             return service_unavailable()

@@ -53,6 +53,7 @@ class AccessScope(models.TextChoices):
     REQUEST = "request", _("Request")
     EVENT = "event", _("Event")
     EVENTS = "events", _("Every event")
+    RECENT = "recent", _("Recent activity")
     ACCESS_LOG = "access_log", _("Access log")
 
 

@@ -246,9 +246,12 @@ def auditable_subtree(
     return [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
 
 
-def allowed_account_ids(user: User, permission: str) -> set[int] | None:
-    """Every account where the user holds ``permission``; None means all (a superuser)."""
-    grants = load_grants(user, permission)
+def allowed_account_ids(
+    user: User, permission: str, grants: Grants | None = None
+) -> set[int] | None:
+    """Every account where the user holds ``permission``; None means all (a superuser).
+    ``grants``: the user's, when already loaded (``request_grants``)."""
+    grants = grants if grants is not None else load_grants(user, permission)
     if grants.superuser:
         return None
     if not grants.memberships:
@@ -301,20 +304,22 @@ class AccountNode:
     children: list[AccountNode] = dataclasses.field(default_factory=list)
 
 
-def auditable_courses(user: User, query: str, *, limit: int = 50) -> list[Course]:
+def auditable_courses(
+    user: User, query: str, *, limit: int = 50, grants: Grants | None = None
+) -> list[Course]:
     """Courses (deleted ones too) matching ``query`` (``CourseQuerySet.matching``) among
     those whose account the user may audit, in name order."""
-    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
     courses = for_reading(Course.objects.select_related("account")).matching(query)
     if allowed is not None:
         courses = courses.filter(account_id__in=allowed)
     return list(courses.order_by("name", "id")[:limit])
 
 
-def auditable_account_tree(user: User) -> list[AccountNode]:
+def auditable_account_tree(user: User, grants: Grants | None = None) -> list[AccountNode]:
     """The active accounts the user may audit, as trees (an account whose parent the user may
     not audit starts a tree of its own)."""
-    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES)
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
     accounts = for_reading(Account.objects.filter(workflow_state=Account.WorkflowState.ACTIVE))
     if allowed is not None:
         accounts = accounts.filter(pk__in=allowed)
@@ -328,6 +333,20 @@ def auditable_account_tree(user: User) -> list[AccountNode]:
         parent = nodes.get(account.parent_id) if account.parent_id else None
         (parent.children if parent else roots).append(node)
     return roots
+
+
+def auditable_events(
+    user: User, grants: Grants | None = None
+) -> tuple[QuerySet[CourseEvent], tuple[str, list[int]] | None] | None:
+    """Every event the user may audit, newest first, with the accounts they are read by
+    (for ``pagination.fetch_ordered``); ``None`` when the user may audit nothing."""
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
+    if allowed is None:
+        return for_reading(CourseEvent.objects.with_links().newest_first()), None
+    if not allowed:
+        return None
+    ids = sorted(allowed)
+    return account_events(ids), ("account_id", ids)
 
 
 def event_counts(

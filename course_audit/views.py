@@ -37,7 +37,7 @@ from course_audit import access_log, charts, exports, integrity, presentation, s
 from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
 from course_audit.filters import AccessRecordFilterSet, CourseEventFilterSet
-from course_audit.models import AccessRecord, Account, Course, CourseEvent, PageView
+from course_audit.models import AccessRecord, Account, Course, CourseEvent, PageView, Permission
 from course_audit.pagination import (
     Cursor,
     InvalidCursor,
@@ -54,6 +54,8 @@ CHART_FLOOR = dt.date(1901, 1, 1)
 CHART_CEILING = dt.date(9998, 12, 30)
 # The chart counts at most this many of the newest matching events (see ``_chart``).
 CHART_MAX_EVENTS = 5000
+# Events on the home page's recent activity.
+RECENT_EVENTS = 20
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -367,15 +369,52 @@ def _chart(
 def home(request: HttpRequest) -> HttpResponse:
     # PostgreSQL refuses NUL in a string literal, and no stored name holds one.
     query = request.GET.get("q", "").replace("\x00", "").strip()
-    context: dict[str, Any] = {"tree": selectors.auditable_account_tree(request.user)}
+    # The viewer's grants, loaded once for the tree, the search and the recent activity.
+    grants = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    context: dict[str, Any] = {"tree": selectors.auditable_account_tree(request.user, grants)}
     if len(query) > SEARCH_MAX_LENGTH:
         context["search_error"] = _(
             "The search text is too long (%(length)d characters; at most %(limit)d)."
         ) % {"length": len(query), "limit": SEARCH_MAX_LENGTH}
         return render(request, "course_audit/home.html", context, status=400)
     context["query"] = query
-    context["courses"] = selectors.auditable_courses(request.user, query) if query else None
-    return render(request, "course_audit/home.html", context)
+    context["courses"] = (
+        selectors.auditable_courses(request.user, query, grants=grants) if query else None
+    )
+    if query:
+        return render(request, "course_audit/home.html", context)
+    with timezone.override(_viewer_zone(request)):
+        context["recent_days"] = _recent_activity(request, grants)
+        context["recent_events"] = RECENT_EVENTS
+        return render(request, "course_audit/home.html", context)
+
+
+def _recent_activity(
+    request: HttpRequest, grants: selectors.Grants
+) -> list[tuple[dt.date, list[presentation.ShownEvent]]]:
+    """The newest ``RECENT_EVENTS`` events the viewer may audit, grouped by day (the
+    viewer's days, newest first): the account page's read with every auditable account."""
+    scope = selectors.auditable_events(request.user, grants)
+    if scope is None:
+        return []
+    events, partitions = scope
+    rows = fetch_ordered(events, RECENT_EVENTS, partitions)
+    if rows:
+        access_log.record_per_tenant(
+            request,
+            surface=Surface.PAGE,
+            scope=Scope.RECENT,
+            scope_id=None,
+            tenants=(event.course.root_account_id for event in rows),
+        )
+    shown = presentation.present_all(rows)
+    zone = timezone.get_current_timezone()
+    return [
+        (day, list(items))
+        for day, items in itertools.groupby(
+            shown, key=lambda item: timezone.localtime(item["event"].created_at, zone).date()
+        )
+    ]
 
 
 @require_GET

@@ -1056,6 +1056,8 @@ OTHER_ADMIN_MODELS = (
     "pageview",
     "apitoken",
     "checkpoint",
+    "prunenote",
+    "legalhold",
     "accessrecord",
 )
 ADMIN_SURFACES = [

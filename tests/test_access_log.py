@@ -599,3 +599,20 @@ def test_outside_a_transaction_the_record_is_one_statement(
         query for query in sql if query.startswith(ACCESS_INSERT)
     ]
     assert len(sql) == 3 + 1
+
+
+def test_the_home_pages_recent_activity_is_recorded_per_tenant(
+    registrar_browser, history, make_user
+):
+    registrar_browser.get(reverse("course_audit:home"))
+    record = only_record()
+    assert (record.surface, record.scope, record.count) == ("page", "recent", 4)
+    assert record.root_account_id == history.root_account_id
+    # A search shows courses, not events: no record.
+    registrar_browser.get(reverse("course_audit:home"), {"q": "Biology"})
+    assert AccessRecord.objects.count() == 1
+    # Nothing to show, nothing recorded.
+    nobody = Client()
+    nobody.force_login(make_user("nobody"))
+    assert nobody.get(reverse("course_audit:home")).status_code == 200
+    assert AccessRecord.objects.count() == 1

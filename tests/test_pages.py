@@ -161,6 +161,37 @@ def test_home_shows_the_account_tree(registrar_browser, root_account, college, d
     assert html.count('<ul class="account-tree">') == 3
 
 
+def test_home_shows_recent_activity_by_day_in_what_the_viewer_may_audit(
+    dept_admin_browser, course, chemistry, add_events
+):
+    chem = services.course_create(account=chemistry, name="Chemistry 200")
+    add_events(course, 2, when=T0, event_type="published")
+    add_events(course, 1, when=T0 - dt.timedelta(days=1), event_type="concluded")
+    add_events(chem, 1, when=T0 + dt.timedelta(hours=1), event_type="published")
+    html = body(dept_admin_browser.get(reverse("course_audit:home")))
+    recent = html[html.index('id="recent-heading"') : html.index('id="accounts-heading"')]
+    # Newest day first, each a heading of its own, with the course linked.
+    assert recent.count('<h3 class="day">') == 3  # creation today, 3 March, 2 March
+    assert recent.index("March 3, 2025") < recent.index("March 2, 2025")
+    history = reverse("course_audit:course_history", args=[course.pk])
+    assert recent.count(f'<a href="{history}">Biology 101</a>') == 4  # created, 3 added
+    # Another department's events are not the viewer's to see.
+    assert "Chemistry 200" not in recent
+
+
+def test_home_recent_activity_is_bounded_and_says_when_there_is_none(
+    dept_admin_browser, registrar_browser, browser, course, add_events
+):
+    add_events(course, views.RECENT_EVENTS + 5, when=T0, step=dt.timedelta(minutes=1))
+    html = body(registrar_browser.get(reverse("course_audit:home")))
+    recent = html[html.index('id="recent-heading"') : html.index('id="accounts-heading"')]
+    assert recent.count('<li class="event') == views.RECENT_EVENTS
+    assert f"The newest {views.RECENT_EVENTS} events" in recent
+    nobody = browser("nobody")
+    html = body(nobody.get(reverse("course_audit:home")))
+    assert "No events yet in the courses you may audit." in html
+
+
 # --- filters -------------------------------------------------------------------------------
 
 

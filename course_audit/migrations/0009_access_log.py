@@ -92,7 +92,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='read at')),
                 ('user_name', models.CharField(blank=True, max_length=255, verbose_name='user name at the time')),
                 ('surface', models.CharField(choices=[('page', 'Page'), ('api', 'API'), ('export', 'Export'), ('admin', 'Admin')], max_length=8, verbose_name='surface')),
-                ('scope', models.CharField(choices=[('course', 'Course'), ('account', 'Account'), ('person', 'Person'), ('sis_batch', 'SIS batch'), ('request', 'Request'), ('event', 'Event'), ('events', 'Every event'), ('access_log', 'Access log')], max_length=16, verbose_name='scope')),
+                ('scope', models.CharField(choices=[('course', 'Course'), ('account', 'Account'), ('person', 'Person'), ('sis_batch', 'SIS batch'), ('request', 'Request'), ('event', 'Event'), ('events', 'Every event'), ('recent', 'Recent activity'), ('access_log', 'Access log')], max_length=16, verbose_name='scope')),
                 ('scope_id', models.CharField(blank=True, max_length=64, verbose_name='scope id')),
                 ('filters', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder, verbose_name='filters')),
                 ('count', models.PositiveBigIntegerField(verbose_name='events')),

@@ -284,6 +284,14 @@ def test_the_admin_changelist_and_an_event(login, demo):
 def test_the_pages_work_without_javascript(new_page, demo):
     course = demo.facts["course"]
     page = log_in(new_page(java_script_enabled=False), "registrar")
+    # The home page's recent activity: days, newest first, each event's course a link.
+    page.goto("/audit/")
+    recent = page.locator("section[aria-labelledby=recent-heading]")
+    assert recent.locator("h3.day").count() >= 1
+    assert recent.locator("li.event").count() == 20
+    recent.locator("li.event a[href^='/audit/courses/']").first.click()
+    page.wait_for_url("**/audit/courses/*/")
+    page.goto("/audit/")
     history = open_course(page, course)
     assert page.locator("script").count() == 0  # nothing to run, nothing missing
     page.get_by_label("Events per page").select_option("10")
@@ -327,6 +335,7 @@ def test_the_pages_pass_an_accessibility_audit(login, demo):
 
     page = login("registrar")
     for name, url in {
+        "home, recent activity": "/audit/",
         "home": "/audit/?q=" + quote(course["name"]),
         "course history": course_url,
         "account history": f"/audit/accounts/{account['id']}/?include_subaccounts=1",
@@ -466,6 +475,7 @@ def test_the_pages_fit_a_phone(login, demo):
     course, account = demo.facts["course"], demo.facts["account"]
     page = login("registrar", **PHONE)
     for url in (
+        "/audit/",
         "/audit/?q=" + quote(course["name"]),
         f"/audit/courses/{course['id']}/",
         f"/audit/accounts/{account['id']}/?include_subaccounts=1",
