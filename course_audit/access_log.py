@@ -1,12 +1,14 @@
 """Who looked: an access record of every read of audit data.
 
-The history pages, the page view page, the API's listings and event proofs, the exports
-and the admin's event list and event page each write access records (``AccessRecord``):
+The history pages, the page view page, the home page's recent activity, the API's
+listings and event proofs, the exports and the admin's event list and event page each
+write access records (``AccessRecord``):
 who read, when, which scope with which filters (the query string as sent, bounded), how
 many events the answer held, and from which request (method, path, request id, client
 address; the API token, if one authenticated it). A read writes them in **one** ``INSERT``,
-once its rows are known: one record, or, for the admin's event list, one per tenant whose
-events the page showed (each tenant's root admins see their own).
+once its rows are known: one record, or, for the admin's event list and the home page's
+recent activity, one per tenant whose events the page showed (each tenant's root admins
+see their own).
 
 Record or refuse: a page, an API listing or an admin page whose record cannot be written
 is not served. The ``DatabaseError`` goes up and the request answers 503 with
