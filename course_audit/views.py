@@ -617,8 +617,9 @@ _SCOPE_PAGES = {
 
 
 def _present_record(record: AccessRecord) -> dict[str, Any]:
-    """A record as the page shows it: its filters as pairs (a template would read a
-    parameter named "items" as the dict's method) and the page of its scope, if any."""
+    """A record as the page shows it: its filters as pairs (in a template,
+    ``filters.items`` of a query string with a parameter named "items" is that parameter)
+    and the page of its scope, if any."""
     url_name = _SCOPE_PAGES.get(record.scope)
     scope_url = None
     if url_name is not None and record.scope_id:
