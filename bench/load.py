@@ -4,6 +4,7 @@ Run it through ``scripts/load`` (which makes the temporary folder and always rem
 
     scripts/load                      # 60 s, the PostgreSQL restart half-way
     scripts/load --duration 120
+    scripts/load --replication        # with a streaming standby and PgBouncer
 
 What it does, all on 127.0.0.1:
 
@@ -48,6 +49,15 @@ What it does, all on 127.0.0.1:
      again, then the last file: each finishes its job (the courses then match that file
      exactly); the last once more changes and records nothing;
    - latency percentiles (p50, p90, p99, max) per kind of request, requests per second.
+
+With ``--replication`` the private cluster is ``_cluster.Replication``: a primary, its
+streaming standby and PgBouncer in transaction mode. The server (``bench_settings``) writes
+through PgBouncer and reads the audit events from the standby; the SIS imports write through
+PgBouncer too. The standby is restarted at ``--standby-restart-at`` and the primary at
+``--restart-at``. Besides the invariants above (503s only while the *primary* is away),
+every writer reads its course's listing right after each confirmed write, with the same
+token, and must find the write's events there (read-your-writes), and the standby's replay
+lag is sampled on the primary all along (``pg_stat_replication``).
 """
 
 from __future__ import annotations
@@ -73,7 +83,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from bench._cluster import PrivateCluster, free_port
+from bench._cluster import PrivateCluster, Replication, free_port
 from bench._common import ROOT, percentile, setup_django
 from bench._http import _free_port, _wait_until_serving
 
@@ -111,6 +121,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--restart-at", type=float, default=0.5, help="when to restart PostgreSQL (share of run)"
     )
     parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument(
+        "--replication",
+        action="store_true",
+        help="a streaming standby for the reads and PgBouncer for the writes",
+    )
+    parser.add_argument(
+        "--standby-restart-at",
+        type=float,
+        default=0.25,
+        help="with --replication: when to restart the standby (share of run)",
+    )
     return parser.parse_args(argv)
 
 
@@ -177,6 +198,11 @@ class Run:
         self.listings: list[Listing] = []
         self.sis_runs: list[SisRun] = []
         self.outage: tuple[float, float] | None = None
+        self.standby_outage: tuple[float, float] | None = None
+        # Read-your-writes: (writer, action, status of the read, whether it showed the write)
+        self.own_reads: list[tuple[int, str, int, bool | None]] = []
+        # Seconds of replay lag of the standby, sampled on the primary.
+        self.lag_samples: list[float] = []
         # The database's clock when the load began: events of the run are newer.
         self.started_at: dt.datetime | None = None
         self.errors: list[str] = []
@@ -442,6 +468,9 @@ def writer(run: Run, index: int, courses: dict[int, Known], account_id: int) -> 
                 sample.started,
             )
         )
+        if run.args.replication and sample.status == 200 and response is not None:
+            created = response.json()["id"] if action == "create" else course_id
+            read_own_write(run, client, index, action, int(created), request_id, expected)
         if sample.status == 200 and response is not None and action != "create":
             answer = response.json()
             if answer["workflow_state"] != target_state:
@@ -454,6 +483,63 @@ def writer(run: Run, index: int, courses: dict[int, Known], account_id: int) -> 
                 state=answer["workflow_state"],
                 start_at=new_start if new_start is not None else known.start_at,
             )
+
+
+def read_own_write(
+    run: Run,
+    client: Client,
+    index: int,
+    action: str,
+    course_id: int,
+    request_id: str | None,
+    expected: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """The writer's next read, at once: its course's newest events, which must hold the
+    write's (linked to its request id), however far the standby lags."""
+    path = f"/api/v1/audit/course/courses/{course_id}?per_page=10"
+    sample, response = client.send("read-own-write", "GET", path)
+    if response is None or sample.status != 200:
+        run.own_reads.append((index, action, sample.status, None))
+        return
+    found = response.json()["events"]
+    linked = [event for event in found if event["links"]["page_view"] == request_id]
+    # A write whose page view row could not be saved (the database failing just after its
+    # commit) has events without the link: found by what they recorded.
+    unlinked = [event for event in found if event["links"]["page_view"] is None]
+    shown = len(linked) == len(expected) or all(
+        any(_records(event, event_type, data) for event in unlinked)
+        for event_type, data in expected
+    )
+    run.own_reads.append((index, action, 200, shown))
+
+
+def _records(event: dict[str, Any], event_type: str, data: dict[str, Any]) -> bool:
+    recorded = event.get("event_data") or {}
+    return event["event_type"] == event_type and all(
+        json.loads(json.dumps(recorded.get(field))) == json.loads(json.dumps(value))
+        for field, value in data.items()
+    )
+
+
+def lag_sampler(run: Run, primary_url: str) -> None:
+    """The standby's replay lag, as the primary sees it, every 0.2 s."""
+    import psycopg
+
+    database: psycopg.Connection[Any] | None = None
+    while not run.stop.wait(0.2) and run.now() < run.args.duration:
+        try:
+            if database is None or database.closed:
+                database = psycopg.connect(primary_url, autocommit=True, connect_timeout=3)
+            row = database.execute(
+                "SELECT COALESCE(extract(epoch FROM max(replay_lag)), 0) FROM pg_stat_replication"
+            ).fetchone()
+        except psycopg.OperationalError:
+            database = None
+            continue
+        if row is not None:
+            run.lag_samples.append(float(row[0]))
+    if database is not None:
+        database.close()
 
 
 # SIS imports -----------------------------------------------------------------------------
@@ -507,6 +593,8 @@ def import_sis(run: Run | None, path: Path, root_id: int, env: dict[str, str]) -
 
 def sis_importer(run: Run, folder: Path, root_id: int, departments: list[str]) -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "auditlog_project.settings", "DEBUG": "0"}
+    # With --replication the imports write through PgBouncer, as the server does.
+    env["DATABASE_URL"] = os.environ.get("POOLER_DATABASE_URL", env["DATABASE_URL"])
     for number in itertools.count(1):
         if run.stop.is_set() or run.now() >= run.args.duration:
             return
@@ -529,6 +617,16 @@ def restarter(run: Run, cluster: PrivateCluster) -> None:
     cluster.restart()
     run.outage = (began, run.now())
     print(f"    back at {run.outage[1]:.1f} s", flush=True)
+
+
+def standby_restarter(run: Run, cluster: Replication) -> None:
+    if run.stop.wait(run.args.duration * run.args.standby_restart_at):
+        return
+    began = run.now()
+    print(f"==> restarting the standby at {began:.1f} s", flush=True)
+    cluster.standby.restart()
+    run.standby_outage = (began, run.now())
+    print(f"    back at {run.standby_outage[1]:.1f} s", flush=True)
 
 
 def _wait_for_a_mid_import(run: Run, *, seconds: float) -> bool:
@@ -592,6 +690,10 @@ def gunicorn(folder: Path) -> Iterator[int]:
         "auditlog_project.wsgi:application",
     ]  # fmt: skip
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.bench_settings", "DEBUG": "0"}
+    if "POOLER_DATABASE_URL" in os.environ:
+        # --replication: writes through PgBouncer, audit reads from the standby.
+        env["DIRECT_DATABASE_URL"] = os.environ["DATABASE_URL"]
+        env["DATABASE_URL"] = os.environ["POOLER_DATABASE_URL"]
     # The 503s' tracebacks go to the log (course_audit.api.exceptions), not the report.
     log = (folder / "gunicorn.log").open("ab")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -689,6 +791,43 @@ def _json(body: bytes) -> Any:
 
 def _first_bodies(samples: list[Sample]) -> str:
     return "; ".join(f"{s.kind} {s.status} {s.body[:120]!r}" for s in samples[:3])
+
+
+def check_replication(run: Run, folder: Path, verdict: Verdict) -> None:
+    print("==> the standby")
+    text = (folder / "gunicorn.log").read_text(encoding="utf-8", errors="replace")
+    print(
+        "  the server's log (each process logs each change once): standby down "
+        f"{text.count('is down (')}, lagging past the limit {text.count('is lagging (')}, back "
+        f"{text.count('is back: audit reads')}; primary away "
+        f"{text.count('primary database is away')}"
+    )
+    verdict.check(run.standby_outage is not None, "the standby was restarted mid-run")
+    if run.standby_outage is not None:
+        began, ended = run.standby_outage
+        during = [s for s in run.samples if began <= s.started <= ended + RECOVERY_GRACE_SECONDS
+                  and s.kind.startswith(("read-", "page-"))]  # fmt: skip
+        print(f"  standby restart: {began:.2f}-{ended:.2f} s ({ended - began:.2f} s); reads "
+              f"begun then: {collections.Counter(s.status for s in during)}")  # fmt: skip
+        verdict.check(
+            all(s.status == 200 for s in during),
+            f"every read begun while the standby restarted answered 200 ({len(during)})",
+        )
+    if run.lag_samples:
+        lags = sorted(run.lag_samples)
+        print(
+            f"  replay lag on the primary ({len(lags)} samples): p50 "
+            f"{percentile(lags, 50) * 1000:.1f} ms, p99 {percentile(lags, 99) * 1000:.1f} ms, "
+            f"max {lags[-1] * 1000:.1f} ms"
+        )
+    print("==> read-your-writes")
+    checked = [read for read in run.own_reads if read[3] is not None]
+    missed = [read for read in checked if not read[3]]
+    unread = collections.Counter(read[2] for read in run.own_reads if read[3] is None)
+    print(f"  confirmed writes read back at once by their writer: {len(checked)}; the read "
+          f"failed: {dict(unread)}")  # fmt: skip
+    verdict.check(bool(checked) and not missed, f"each writer saw its own write in its next "
+                  f"read ({len(missed)} did not: {missed[:3]})")  # fmt: skip
 
 
 def check_writes(run: Run, writer_courses: list[dict[int, Known]], verdict: Verdict) -> None:
@@ -977,6 +1116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"stopped by signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
+    if args.replication:
+        replicated = Replication.with_free_ports(args.workdir)
+        try:
+            return run_load(args, replicated.primary, replicated)
+        finally:
+            replicated.stop()
     cluster = PrivateCluster(args.workdir, free_port(args.port))
     try:
         return run_load(args, cluster)
@@ -984,14 +1129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.stop()
 
 
-def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
+def run_load(
+    args: argparse.Namespace, cluster: PrivateCluster, replicated: Replication | None = None
+) -> int:
     started = time.monotonic()
-    print(
-        f"==> a private PostgreSQL in {args.workdir} on 127.0.0.1:{cluster.port}; load "
-        f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
-        flush=True,
-    )
-    cluster.start()
+    if replicated is None:
+        print(
+            f"==> a private PostgreSQL in {args.workdir} on 127.0.0.1:{cluster.port}; load "
+            f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+            flush=True,
+        )
+        cluster.start()
+    else:
+        print(
+            f"==> a private primary in {args.workdir} on 127.0.0.1:{cluster.port}, its "
+            f"streaming standby on {replicated.standby.port}, PgBouncer (transaction mode) on "
+            f"{replicated.pooler.port}; load average {os.getloadavg()[0]:.2f} on "
+            f"{os.cpu_count()} CPUs",
+            flush=True,
+        )
+        replicated.start()
+        os.environ["POOLER_DATABASE_URL"] = replicated.pooler.url
+        os.environ["REPLICA_DATABASE_URL"] = replicated.standby.url
+    # The set-up, the readers' clock and the checks use the primary itself.
     os.environ["DATABASE_URL"] = cluster.url
     manage("migrate", "--verbosity", "0")
     manage("seed_demo", "--events", str(args.events))
@@ -1091,6 +1251,9 @@ def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
         page_paths.append(f"/audit/accounts/{departments[0].pk}/")
         threads.append(threading.Thread(target=page_reader, args=(run, log_in(port), page_paths)))
         threads.append(threading.Thread(target=restarter, args=(run, cluster)))
+        if replicated is not None:
+            threads.append(threading.Thread(target=standby_restarter, args=(run, replicated)))
+            threads.append(threading.Thread(target=lag_sampler, args=(run, cluster.url)))
         load_began = time.monotonic()
         for thread in threads:
             thread.start()
@@ -1115,6 +1278,8 @@ def run_load(args: argparse.Namespace, cluster: PrivateCluster) -> int:
         f"({collections.Counter(sample.status for sample in probes)})",
     )
     check_writes(run, writer_courses, verdict)
+    if replicated is not None:
+        check_replication(run, args.workdir, verdict)
     check_listings(run, verdict)
     check_sis(run, root.pk, verdict)
     check_server_log(args.workdir, verdict)

@@ -15,6 +15,8 @@ realistic university with ``COPY`` (``_data.py``), then measures in the same run
   SIS import of ``--bulk-courses`` new courses) audited against the same path with
   recording off, ms or events per second (``_writes.py``); ``--record-writes-before``
   keeps them as the "before" every later report shows beside its own;
+- ``integrity``: sealing every event into signed checkpoints and verifying them, in events
+  per second, and a proof request against a page of events (``_integrity.py``);
 - ``retention``: dropping a month's partition against a DELETE of the same rows (when the
   app partitions its event table).
 
@@ -58,7 +60,7 @@ from bench._common import (
 )
 from bench._report import Check, Section, Target, checks_table, ms, number, table
 
-SECTIONS = ("api", "queries", "planning", "pages", "http", "writes", "retention")
+SECTIONS = ("api", "queries", "planning", "pages", "http", "writes", "integrity", "retention")
 CI_SECTIONS = ("api", "queries")
 DEFAULT_DEPTH = 100_000
 
@@ -735,6 +737,12 @@ def writes_section(run: Run) -> Section:
     return _writes.section(results)
 
 
+def integrity_section(run: Run) -> Section:
+    from bench import _integrity
+
+    return _integrity.measure(run)
+
+
 def retention_section(run: Run) -> Section:
     from bench import _retention
 
@@ -748,6 +756,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Run], Section]] = {
     "pages": pages_section,
     "http": http_section,
     "writes": writes_section,
+    "integrity": integrity_section,
     "retention": retention_section,
 }
 
@@ -948,18 +957,20 @@ def write_outputs(run: Run, facts: dict[str, Any]) -> None:
     if previous.exists():
         text = carried_over(text, previous.read_text(), [section.title for section in run.sections])
     previous.write_text(text)
-    document = {
-        "machine": facts,
-        "data": run.data,
-        "sections": {
-            section.key: {
-                "checks": [check.as_json() for check in section.checks],
-                "results": section.raw,
-            }
-            for section in run.sections
-        },
+    sections = {
+        section.key: {
+            "checks": [check.as_json() for check in section.checks],
+            "results": section.raw,
+        }
+        for section in run.sections
     }
-    (folder / "benchmarks.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    # As in the Markdown: the sections this run did not measure are kept from the last.
+    numbers = folder / "benchmarks.json"
+    if numbers.exists():
+        kept = json.loads(numbers.read_text()).get("sections", {})
+        sections.update({key: value for key, value in kept.items() if key not in sections})
+    document = {"machine": facts, "data": run.data, "sections": sections}
+    numbers.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"wrote {folder / 'benchmarks.md'} and {folder / 'benchmarks.json'}")
 
 

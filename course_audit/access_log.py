@@ -63,6 +63,9 @@ class Target:
     scope: str
     scope_id: object
     root_account_id: int | None
+    # True: the rows may be of several tenants (a person's events): one record per tenant
+    # whose rows the answer showed (``record_per_tenant``), not one of ``root_account_id``.
+    per_tenant: bool = False
 
 
 def enabled() -> bool:
@@ -77,6 +80,19 @@ def record(
     if not enabled():
         return
     _write([_record(request, surface=surface, target=target, count=count, complete=complete)])
+
+
+def events_shown(states: Iterable[Any]) -> int:
+    """How many events the as-of answers show: those that set a value shown (each
+    ``replay.CourseAsOf`` setting links the event that set it)."""
+    return len(
+        {
+            setting.event.id
+            for state in states
+            for setting in state.settings.values()
+            if setting.event is not None
+        }
+    )
 
 
 def record_per_tenant(

@@ -6,6 +6,9 @@ from ``COURSE_AUDIT_READ_DATABASE`` when the site sets one, everything else from
 primary. Courses are never hard-deleted: deleting one in the admin is a soft delete
 through the service, recorded like any other change. API tokens are issued here (the
 plaintext is shown once) and revoked, never shown again.
+
+Staff who are not superusers see and change only their tenants' rows (``TenantAdmin``):
+Django's model permissions say which models, the app's grants say which rows.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connections
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import ForeignKey, Q, QuerySet
+from django.forms import ModelChoiceField
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -48,7 +55,14 @@ from course_audit.models import (
 )
 from course_audit.pagination import Cursor, InvalidCursor, Position, keyset_page
 from course_audit.querysets import SEARCH_MAX_LENGTH
-from course_audit.selectors import Access, account_access, for_reading
+from course_audit.selectors import (
+    Access,
+    account_access,
+    for_reading,
+    in_tenants,
+    tenant_roots,
+    tenant_users,
+)
 
 
 class EstimatedCountPaginator(Paginator):
@@ -169,7 +183,108 @@ def course_events_url(course_id: int) -> str:
     return f"{reverse('admin:course_audit_courseevent_changelist')}?course__id__exact={course_id}"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ScopedRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw id input that names only a row of its field's choices: Django's names any
+    row whose id is typed in, which would tell another tenant's names."""
+
+    def __init__(self, *args: Any, queryset: QuerySet[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+        key = self.rel.get_related_field().name
+        try:
+            among_choices = self.queryset.filter(**{key: value}).exists()
+        except (ValueError, ValidationError):
+            return "", ""
+        return super().label_and_url_for_value(value) if among_choices else ("", "")
+
+
+class TenantAdmin(admin.ModelAdmin):
+    """Shows a user who is not a superuser only the rows of their tenants: the root
+    accounts where they hold a grant (``selectors.tenant_roots``, the pages' not-found rule).
+
+    Everything the admin shows of a model reads ``get_queryset``: the changelist, its search
+    and actions, the autocomplete of the foreign keys to it, and the object pages, so
+    another tenant's row is a 404 there, as a missing one is, as on the pages. The choices
+    of a foreign key to another such model (autocomplete, raw id or select) are its rows of
+    the user's tenants too. Superusers see everything.
+
+    A model says where its tenant is: ``tenant_field``, the path to its root account
+    (``"course__root_account"``), or ``tenant_account_field``, the path to an account
+    anywhere in the tenant (``"account"``); or it overrides ``tenant_q``. A model that says
+    neither belongs to no tenant: only superusers see its rows.
+    """
+
+    tenant_field: str | None = None
+    tenant_account_field: str | None = None
+
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        """The rows of the root accounts ``roots``."""
+        if self.tenant_field is not None:
+            return Q(**{f"{self.tenant_field}__in": roots})
+        if self.tenant_account_field is not None:
+            return in_tenants(roots, self.tenant_account_field)
+        return Q(pk__in=[])
+
+    def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """``queryset``'s rows that the request's user may see here."""
+        roots = tenant_roots(request)
+        return queryset if roots is None else queryset.filter(self.tenant_q(request, roots))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return self.scope(request, super().get_queryset(request))
+
+    def scope_other(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """``queryset`` (of another model) as its own admin scopes it for the request's
+        user; users, those of the user's tenants alone (``selectors.tenant_users``)."""
+        roots = tenant_roots(request)
+        if roots is None:
+            return queryset
+        if queryset.model is get_user_model():
+            return queryset.filter(pk__in=tenant_users(roots))
+        try:
+            other_admin = self.admin_site.get_model_admin(queryset.model)
+        except NotRegistered:
+            return queryset.none()  # nothing says whose its rows are
+        if isinstance(other_admin, TenantAdmin):
+            return other_admin.scope(request, queryset)
+        return queryset
+
+    def get_field_queryset(
+        self, db: str | None, db_field: Any, request: HttpRequest
+    ) -> QuerySet[Any] | None:
+        queryset = super().get_field_queryset(db, db_field, request)
+        if tenant_roots(request) is None:
+            return queryset
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.using(db)
+        return self.scope_other(request, queryset)
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        using = kwargs.get("using")
+        if db_field.name in self.raw_id_fields and "widget" not in kwargs:
+            queryset = kwargs.get("queryset")
+            if queryset is None:
+                queryset = self.get_field_queryset(using, db_field, request)
+            if queryset is not None:
+                kwargs["queryset"] = queryset
+                kwargs["widget"] = ScopedRawIdWidget(
+                    db_field.remote_field, self.admin_site, queryset=queryset, using=using
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        # Django redirects to the index, saying the id does not exist; another tenant's
+        # row answers the same, and both are the pages' 404.
+        raise Http404
+
+
+class ReadOnlyAdmin(TenantAdmin):
     """Rows that are records of what happened: nobody adds, changes or deletes them here."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -183,38 +298,99 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(TenantAdmin):
     list_display = ("name", "sis_account_id", "parent", "root_account", "workflow_state")
     list_filter = ("workflow_state",)
     search_fields = ("name", "sis_account_id")
     list_select_related = ("parent", "root_account")
     autocomplete_fields = ("parent",)
 
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        return in_tenants(roots)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        # A root account is a tenant: where it sits is the operators' to decide.
+        if obj is not None and obj.is_root and not request.user.is_superuser:
+            return (*fields, "parent")
+        return fields
+
+    def get_form(
+        self, request: HttpRequest, obj: Account | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # Nor is a new root account (a new tenant) a tenant's to make.
+        if "parent" in form.base_fields and not request.user.is_superuser:
+            form.base_fields["parent"].required = True
+        return form
+
 
 @admin.register(Role)
-class RoleAdmin(admin.ModelAdmin):
+class RoleAdmin(TenantAdmin):
+    """A tenant's own roles, and the shared ones (no root account), which every tenant sees
+    and only superusers change: they hold in every tenant."""
+
     list_display = ("name", "root_account", "view_course_changes", "manage_courses")
     list_select_related = ("root_account",)
 
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        return Q(root_account__in=roots) | Q(root_account__isnull=True)
+
+    def has_change_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
+        shared = obj is not None and obj.root_account_id is None
+        if shared and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Role | None = None) -> bool:
+        shared = obj is not None and obj.root_account_id is None
+        if shared and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:
+        if db_field.name == "root_account":
+            roots = Account.objects.filter(parent__isnull=True)
+            kwargs["queryset"] = self.scope_other(request, roots)
+            if not request.user.is_superuser:
+                kwargs["required"] = True  # a shared role is the operators' to make
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
 
 @admin.register(AccountMembership)
-class AccountMembershipAdmin(admin.ModelAdmin):
+class AccountMembershipAdmin(TenantAdmin):
+    tenant_account_field = "account"
     list_display = ("user", "account", "role", "workflow_state", "created_at")
-    list_filter = ("workflow_state", "role")
+    # Only the roles the listed memberships hold: the others may be another tenant's.
+    list_filter = ("workflow_state", ("role", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("user", "account", "role")
     autocomplete_fields = ("account",)
     raw_id_fields = ("user",)
 
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: AccountMembership | None = None
+    ) -> Any:
+        fields = super().get_readonly_fields(request, obj)
+        # Who holds a membership is fixed once made (revoke it, grant another): the user's
+        # choices are the tenant's own users, and may not hold one who is also elsewhere.
+        if obj is not None and not request.user.is_superuser:
+            return (*fields, "user")
+        return fields
+
 
 @admin.register(RoleOverride)
-class RoleOverrideAdmin(admin.ModelAdmin):
+class RoleOverrideAdmin(TenantAdmin):
+    tenant_account_field = "account"
     list_display = ("role", "permission", "enabled", "account")
     list_select_related = ("role", "account")
     autocomplete_fields = ("account",)
 
 
 @admin.register(Course)
-class CourseAdmin(admin.ModelAdmin):
+class CourseAdmin(TenantAdmin):
+    tenant_field = "root_account"
     list_display = (
         "name",
         "course_code",
@@ -401,6 +577,7 @@ class CourseEventAdmin(RecordedReadsMixin, ReadOnlyAdmin):
     """Stays fast on a table of millions: no exact count, an index behind the ordering and
     each filter, and search that finds the courses and actors first."""
 
+    tenant_field = "course__root_account"
     list_access_scope = Scope.EVENTS
     object_access_scope = Scope.EVENT
 
@@ -476,8 +653,9 @@ class CourseEventAdmin(RecordedReadsMixin, ReadOnlyAdmin):
         if len(term) > SEARCH_MAX_LENGTH:  # matches no course, and no user name either
             return queryset.none(), False
         limit = self.search_match_limit
+        # The viewer's own courses: another tenant's would only fill the limit.
         course_ids = list(
-            for_reading(Course.objects.matching(term))
+            for_reading(self.scope_other(request, Course.objects.matching(term)))
             .order_by()
             .values_list("pk", flat=True)[:limit]
         )
@@ -552,6 +730,7 @@ def _course_links(course: Course | None) -> SafeString | str:
 
 @admin.register(SisBatch)
 class SisBatchAdmin(ReadOnlyAdmin):
+    tenant_field = "root_account"
     list_display = (
         "id",
         "root_account",
@@ -577,6 +756,8 @@ class SisBatchAdmin(ReadOnlyAdmin):
 
 @admin.register(PageView)
 class PageViewAdmin(ReadOnlyAdmin):
+    # A request that changed several tenants' courses names no account: a superuser's only.
+    tenant_account_field = "account"
     list_display = ("created_at", "http_method", "url", "user", "render_time")
     list_filter = ("http_method",)
     list_select_related = ("user",)
@@ -589,7 +770,8 @@ class PageViewAdmin(ReadOnlyAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
-    """The signed checkpoints (``course_audit.integrity``): read-only, like the events."""
+    """The signed checkpoints (``course_audit.integrity``): read-only, like the events. They
+    seal every tenant's events together, so they belong to no tenant: superusers' only."""
 
     list_display = ("sequence", "created_at", "count", "first_id", "last_id", "key_id", "root")
     # The sealed list can be megabytes: the change page shows the signed fields only.
@@ -599,22 +781,27 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
 @admin.register(PruneNote)
 class PruneNoteAdmin(ReadOnlyAdmin):
-    """What retention dropped, and where its sealed archive is (``course_audit.archives``)."""
+    """What retention dropped, and where its sealed archive is (``course_audit.archives``).
+    A month of every tenant's events: superusers' only, as the checkpoints."""
 
     list_display = ("partition", "month", "count", "archive", "created_at", "key_id")
     show_facets = admin.ShowFacets.NEVER
 
 
 @admin.register(LegalHold)
-class LegalHoldAdmin(admin.ModelAdmin):
+class LegalHoldAdmin(TenantAdmin):
     """Legal holds: placed here or with ``course_audit_hold``; released by the action, never
-    deleted, so who held what, when and why stays on record."""
+    deleted, so who held what, when and why stays on record. A hold is its course's or its
+    account's tenant's."""
 
     list_display = ("__str__", "reason", "created_at", "created_by", "released_at", "released_by")
     list_filter = (("released_at", admin.EmptyFieldListFilter),)
     list_select_related = ("course", "account", "created_by", "released_by")
     autocomplete_fields = ("course", "account")
     actions = ("release",)
+
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        return Q(course__root_account__in=roots) | in_tenants(roots, "account")
 
     def get_fields(self, request: HttpRequest, obj: LegalHold | None = None) -> Any:
         if obj is None:
@@ -662,7 +849,11 @@ class LegalHoldAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(TenantAdmin):
+    """Tokens are issued and revoked here. Outside superusers, only those of users who
+    belong to the viewer's tenants alone (``selectors.tenant_users``), and only to them:
+    a token of anyone else would read another tenant's data."""
+
     list_display = (
         "user",
         "name",
@@ -675,6 +866,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     raw_id_fields = ("user",)
     actions = ("revoke",)
+
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        return Q(user__in=tenant_users(roots))
 
     def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> Any:
         if obj is None:
@@ -723,9 +917,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 @admin.register(AccessRecord)
 class AccessRecordAdmin(RecordedReadsMixin, ReadOnlyAdmin):
     """Who read audit data (``course_audit.access_log``): read-only, like the events. A
-    record's tenant is ``root_account`` (empty: a read across tenants). Reading it is
-    recorded too."""
+    record's tenant is ``root_account``; one of no tenant (a read across tenants) only
+    superusers see. Reading it is recorded too."""
 
+    tenant_field = "root_account"
     list_access_scope = object_access_scope = Scope.ACCESS_LOG
 
     list_display = (

@@ -17,9 +17,20 @@
   a key that cannot be read as Ed25519.
 - ``course_audit.E013``: ``COURSE_AUDIT_CHECKPOINT_MAX_AGE`` is neither a positive number of
   seconds nor a positive ``timedelta``.
+- ``course_audit.E014``: ``COURSE_AUDIT_READ_MAX_LAG`` is neither ``None`` nor a positive
+  number of seconds or ``timedelta``.
+- ``course_audit.E015``: ``COURSE_AUDIT_DIRECT_DATABASE`` is not an alias in ``DATABASES``.
 - ``course_audit.E016``: ``COURSE_AUDIT_ACCESS_LOG`` is not ``True`` or ``False``.
 - ``course_audit.E017``: ``COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS`` is neither ``None`` nor
   a positive integer.
+- ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
+  ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
+  the primary is away, the pages and listings would answer 503 instead of reading the
+  standby.
+- ``course_audit.W007`` (a database check): the connection ``course_audit_partitions`` and
+  ``course_audit_checkpoint`` use (``COURSE_AUDIT_DIRECT_DATABASE``, else ``default``)
+  reaches a server on another port than the one it names: a pooler (PgBouncer) or a proxy
+  is in the way, and in transaction mode their DDL and locks are not safe there.
 - ``course_audit.W004`` (a database check): on PostgreSQL, no ``COURSE_AUDIT_SIGNING_KEY``:
   no checkpoint can be made, so tampering with the events would go unnoticed.
 - ``course_audit.W005`` (a database check): a signing key is set, events wait to be sealed,
@@ -42,7 +53,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -59,6 +70,7 @@ from course_audit.models import AccessRecord, Course, CourseEvent
 ENABLED_TRIGGER_STATES = {"O", "A"}
 
 MIDDLEWARE_PATH = "course_audit.middleware.AuditContextMiddleware"
+FAILOVER_ROUTER_PATH = "course_audit.routers.ReadOnlyFailoverRouter"
 AUTH_MIDDLEWARE_PATH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 SUPPORTED_VENDORS = ("postgresql", "sqlite")
 
@@ -155,6 +167,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "positive datetime.timedelta; it is %(value)r."
         )
         errors.append(_setting_error("CHECKPOINT_MAX_AGE", message, "course_audit.E013"))
+    max_lag = setting("READ_MAX_LAG")
+    if max_lag is not None and not _is_positive_age(max_lag):
+        message = _(
+            "COURSE_AUDIT_READ_MAX_LAG must be None or a positive number of seconds or "
+            "datetime.timedelta; it is %(value)r."
+        )
+        errors.append(_setting_error("READ_MAX_LAG", message, "course_audit.E014"))
+    direct = setting("DIRECT_DATABASE")
+    if direct is not None and not (isinstance(direct, str) and direct in settings.DATABASES):
+        message = _(
+            "COURSE_AUDIT_DIRECT_DATABASE must be the alias of a database in DATABASES; it is "
+            "%(value)r."
+        )
+        errors.append(_setting_error("DIRECT_DATABASE", message, "course_audit.E015"))
     if not isinstance(setting("ACCESS_LOG"), bool):
         message = _("COURSE_AUDIT_ACCESS_LOG must be True or False; it is %(value)r.")
         errors.append(_setting_error("ACCESS_LOG", message, "course_audit.E016"))
@@ -184,6 +210,76 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+@register()
+def check_failover_router(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """course_audit.W006: a read database without the router that serves read-only mode."""
+    alias = setting("READ_DATABASE")
+    if not isinstance(alias, str) or alias not in settings.DATABASES:
+        return []  # none, or E008
+    if FAILOVER_ROUTER_PATH in _router_paths():
+        return []
+    return [
+        Warning(
+            _(
+                "COURSE_AUDIT_READ_DATABASE is set but %(router)s is not in DATABASE_ROUTERS: "
+                "while the primary is away, the audit pages and listings answer 503 instead of "
+                "reading from the standby."
+            )
+            % {"router": FAILOVER_ROUTER_PATH},
+            hint=_("Put %(router)s first in DATABASE_ROUTERS.") % {"router": FAILOVER_ROUTER_PATH},
+            id="course_audit.W006",
+        )
+    ]
+
+
+def _router_paths() -> list[str]:
+    paths = []
+    for entry in settings.DATABASE_ROUTERS:
+        kind = entry if isinstance(entry, type) else type(entry)
+        paths.append(entry if isinstance(entry, str) else f"{kind.__module__}.{kind.__qualname__}")
+    return paths
+
+
+@register(Tags.database)
+def check_direct_connection(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """course_audit.W007: the partition and checkpoint jobs' connection goes through a
+    pooler or proxy (the server answers on another port than the one configured)."""
+    alias = setting("DIRECT_DATABASE") or DEFAULT_DB_ALIAS
+    if not databases or alias not in databases or alias not in connections:
+        return []
+    connection = connections[alias]
+    configured = connection.settings_dict.get("PORT") or "5432"
+    if connection.vendor != "postgresql" or not str(configured).isdigit():
+        return []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT inet_server_port()")
+            (served,) = cursor.fetchone()
+    except DatabaseError:  # the database is away: not ours to report
+        return []
+    if served is None or int(served) == int(configured):
+        return []
+    return [
+        Warning(
+            _(
+                "Database '%(alias)s' names port %(configured)s but the server answers on "
+                "%(served)s: a pooler or proxy is in the way, and course_audit_partitions and "
+                "course_audit_checkpoint (DDL, locks) must not run through PgBouncer in "
+                "transaction mode."
+            )
+            % {"alias": alias, "configured": configured, "served": served},
+            hint=_(
+                "Add an alias with a direct connection to the primary and name it in "
+                "COURSE_AUDIT_DIRECT_DATABASE (or silence this warning if the proxy keeps "
+                "each session on one server connection)."
+            ),
+            id="course_audit.W007",
+        )
+    ]
 
 
 def _is_positive_int(value: Any) -> bool:

@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_MONTHS": 14,
     "ALLOW_TRUNCATE": False,
     "READ_DATABASE": None,
+    "READ_MAX_LAG": 30,
+    "DIRECT_DATABASE": None,
     "SIGNING_KEY": None,
     "TRUSTED_KEYS": (),
     "DIGEST_STORAGE": None,
@@ -79,6 +81,23 @@ class Settings:
         """The database alias the audit pages, API listings and exports read from (a
         streaming replica, say); ``None`` reads where the database routers say."""
         alias = setting("READ_DATABASE")
+        return None if alias is None else str(alias)
+
+    @property
+    def READ_MAX_LAG(self) -> float | None:
+        """Seconds (or a ``timedelta``) the read database may lag the primary before the audit
+        reads go to the primary instead; ``None``: never for lag (it being down still does)."""
+        value = setting("READ_MAX_LAG")
+        if value is None:
+            return None
+        return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+    @property
+    def DIRECT_DATABASE(self) -> str | None:
+        """The alias of a direct connection to the primary (not through a pooler in
+        transaction mode) that ``course_audit_partitions`` and ``course_audit_checkpoint``
+        use; ``None``: ``default``."""
+        alias = setting("DIRECT_DATABASE")
         return None if alias is None else str(alias)
 
     @property

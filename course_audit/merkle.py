@@ -74,6 +74,44 @@ def canonical_json(value: Any) -> bytes:
     ).encode()
 
 
+# What ``canonical_json_text`` runs: the C scanner behind ``json.loads`` and the C encoder
+# behind ``json.dumps``, with ``canonical_json``'s options, made once. ``json.dumps`` makes a
+# new encoder on every call and ``json.loads`` strips whitespace with regular expressions
+# first: together two thirds of the cost of an event's data when millions are sealed.
+_scan_json: Any = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009  (not in the stubs)
+_make_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_encode_json: Any = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(
+        None,  # no circular check: a parsed value has no cycles
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,  # indent
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        False,  # allow_nan
+    )
+)
+
+
+def canonical_json_text(text: str) -> str:
+    """``canonical_json(json.loads(text))`` as text, faster: how an event's stored JSON
+    (PostgreSQL's text of a ``jsonb``, say) enters its leaf."""
+    if text == "{}":
+        return text
+    if _encode_json is not None:
+        try:
+            value, end = _scan_json(text, 0)
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return "".join(_encode_json(value, 0))
+    return canonical_json(json.loads(text)).decode()
+
+
 def utc_timestamp(moment: dt.datetime) -> str:
     """``2025-01-31T12:00:00.000001Z``: UTC, always to the microsecond."""
     if moment.tzinfo is None:
@@ -132,10 +170,22 @@ class RootBuilder:
 
 
 def merkle_root(hashed_leaves: Iterable[bytes]) -> str:
-    builder = RootBuilder()
-    for hashed in hashed_leaves:
-        builder.add(hashed)
-    return builder.root()
+    """The RFC 6962 root of leaf hashes, a level at a time: pairing neighbours and lifting
+    an odd last node unchanged to the next level builds the very tree that RFC 6962's split
+    at the largest power of two does, with one hash per inner node and no per-leaf call."""
+    level = list(hashed_leaves)
+    if not level:
+        return EMPTY_ROOT
+    sha256 = hashlib.sha256
+    while len(level) > 1:
+        odd = level[-1] if len(level) % 2 else None
+        level = [
+            sha256(b"\x01" + left + right).digest()
+            for left, right in zip(level[::2], level[1::2], strict=False)
+        ]
+        if odd is not None:
+            level.append(odd)
+    return level[0].hex()
 
 
 def _split(n: int) -> int:

@@ -5,6 +5,11 @@ API requests, ``manual`` for pages and the admin; the actor is the request's use
 when an event is recorded, so DRF's token authentication is seen too). A request that
 recorded events leaves a ``PageView`` row, which the events link to. A page of the app
 whose database fails answers 503, as the API does.
+
+With a read database (``COURSE_AUDIT_READ_DATABASE``), a request that recorded events keeps
+the primary's position in the caller's session or API token, so that the caller's next
+reads see its write (``replication``); a safe request whose primary failed under it is run
+once more, reading from the standby (read-only mode).
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.db import DatabaseError
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
+from course_audit import replication
 from course_audit.conf import RETRY_AFTER_SECONDS, conf
 from course_audit.context import RequestTrace, audit_context
-from course_audit.models import Account, CourseEvent, PageView
+from course_audit.models import Account, ApiToken, CourseEvent, PageView
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -73,7 +80,13 @@ class AuditContextMiddleware:
             occurred_at=None,
             trace=trace,
         ):
-            response = self.get_response(request)
+            with replication.reading(request):
+                response = self.get_response(request)
+                retry = replication.retry_wanted()
+            if retry:
+                # Only safe requests are retried: they changed nothing.
+                with replication.reading(request):
+                    response = self.get_response(request)
         # An error answer means the request's changes were rolled back (the API answers 503
         # when the database fails mid-write, 400 when a write is refused), even if some of
         # its events had been inserted first: such a request leaves no page view.
@@ -90,8 +103,33 @@ class AuditContextMiddleware:
                     request_id,
                     exc_info=True,
                 )
+        if trace.events_recorded and response.status_code < 400:
+            self.remember_write(request)
         response[REQUEST_ID_HEADER] = str(request_id)
         return response
+
+    def remember_write(self, request: HttpRequest) -> None:
+        """Keep the primary's position after the request's committed write as the caller's
+        floor (read-your-writes): on its API token, else in its session."""
+        replication.primary_is_up()
+        if not replication.tracks_writes():
+            return
+        try:
+            token = getattr(request, "auth", None)
+            if isinstance(token, ApiToken):
+                # One statement, which never moves the token's position back.
+                ApiToken.objects.filter(pk=token.pk).update(
+                    write_lsn=RawSQL(replication.TOKEN_POSITION_SQL, ())
+                )
+            elif hasattr(request, "session"):
+                kept = request.session.get(replication.SESSION_KEY)
+                request.session[replication.SESSION_KEY] = replication.later_position(
+                    kept, replication.write_position()
+                )
+        except DatabaseError:
+            # The write is committed and answered; the caller's next reads may miss it
+            # until the standby replays it, as without this.
+            logger.warning("Write position of request not kept", exc_info=True)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """A page of this app whose database failed (away, restarting, the connection
@@ -105,6 +143,7 @@ class AuditContextMiddleware:
             or not match.func.__module__.startswith(f"{__package__}.")
         ):
             return None
+        replication.note_database_error(request)
         logger.error(
             "Database error answering %s %s", request.method, request.path, exc_info=exception
         )

@@ -493,6 +493,9 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # The primary's WAL position after the token's last write (PostgreSQL's ``X/Y``), kept
+    # when audit reads go to a standby: the token's next reads must see it (read-your-writes).
+    write_lsn = models.CharField(max_length=20, blank=True, default="", editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -643,6 +646,13 @@ class CourseEvent(models.Model):
             ),
             models.Index(
                 fields=["event_source", "-created_at", "-id"], name="course_audit_evt_source_idx"
+            ),
+            # A person's page: every event one user caused, newest first (most events have
+            # a user; those of the system and of other programs do not).
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                name="course_audit_evt_user_idx",
+                condition=Q(user__isnull=False),
             ),
         ]
 

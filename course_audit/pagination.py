@@ -10,6 +10,11 @@ A position travels as an opaque token signed for the listing it was issued on (`
 a tampered, truncated or foreign token raises ``InvalidCursor``, which each caller answers
 its own way (the API with its 400, a page with its "out of date" message). This module
 knows nothing of DRF.
+
+Reading from a standby (``replication``), a token also carries the database position its
+page was read at, and the next page is read where that position is replayed (the primary,
+if the standby is behind it): a listing whose pages move between the standby and the
+primary skips and repeats nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
+from course_audit import replication
 from course_audit.filters import MAX_PARAMETER_LENGTH, too_long_message
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -58,19 +64,28 @@ class Cursor:
 
     def encode(self, created_at: dt.datetime, pk: int) -> str:
         micros = (created_at - EPOCH) // dt.timedelta(microseconds=1)
-        return self.signer.sign_object([micros, pk])
+        at = replication.page_position()
+        if at is None:
+            return self.signer.sign_object([micros, pk])
+        return self.signer.sign_object([micros, pk, replication.format_lsn(at)])
 
     def decode(self, token: str, *, param: str = "page") -> Position:
-        """The position in ``token``; ``InvalidCursor`` naming ``param`` if it holds none."""
+        """The position in ``token``; ``InvalidCursor`` naming ``param`` if it holds none.
+        A database position in it becomes the request's floor (``replication.require``)."""
         if len(token) > MAX_PARAMETER_LENGTH:
             raise InvalidCursor(too_long_message(len(token)), param=param)
         try:
-            micros, pk = self.signer.unsign_object(token)
+            micros, pk, *rest = self.signer.unsign_object(token)
             if not isinstance(micros, int) or not isinstance(pk, int) or isinstance(pk, bool):
                 raise ValueError("malformed position")
+            if len(rest) > 1 or not all(isinstance(lsn, str) for lsn in rest):
+                raise ValueError("malformed database position")
+            at = replication.parse_lsn(rest[0]) if rest else None
             created_at = EPOCH + dt.timedelta(microseconds=micros)
         except (signing.BadSignature, ValueError, TypeError, OverflowError):
             raise InvalidCursor(OUT_OF_DATE_MESSAGE, param=param) from None
+        if at is not None:
+            replication.require(at)
         return created_at, pk
 
 
@@ -90,6 +105,8 @@ def keyset_rows(
     without offsets. ``partitions`` and ``fields`` are as in ``fetch_ordered``.
     """
     newer = before is not None
+    # A page token may have asked for more than the standby the queryset was bound for has.
+    queryset = replication.rebind(queryset)
     # The plain bound on created_at beside each row comparison lets PostgreSQL skip the
     # month partitions the page cannot reach; the row comparison alone does not.
     if after is not None:

@@ -118,14 +118,24 @@ def diff_rows(data: Mapping[str, Any], account_names: Mapping[int, str]) -> list
     rows = []
     for name, change in in_field_order(data).items():
         values = change if isinstance(change, list) and len(change) == 2 else [change]
-        if name == "account_id":
-            values = [_account(value, account_names) for value in values]
-        elif name == "created_source":
-            values = [_created_source(value) for value in values]
         rows.append(
-            Row(name, field_label(name), tuple(diff_value(name, value) for value in values))
+            Row(
+                name,
+                field_label(name),
+                tuple(shown_value(name, value, account_names) for value in values),
+            )
         )
     return rows
+
+
+def shown_value(name: str, value: Any, account_names: Mapping[int, str]) -> Value:
+    """One value of the field ``name`` as shown: an account by its name in
+    ``account_names``, a created course's source by its label."""
+    if name == "account_id":
+        value = _account(value, account_names)
+    elif name == "created_source":
+        value = _created_source(value)
+    return diff_value(name, value)
 
 
 def account_ids(events: Iterable[CourseEvent]) -> set[int]:
@@ -194,6 +204,8 @@ class _Words:
     other_course: str
     request: str
     only_user: str
+    their_changes: str
+    person_url: str
     sealed_in: str
     not_sealed_yet: str
     in_no_checkpoint: str
@@ -215,6 +227,9 @@ class _Words:
             other_course=_e(_("other course:")),
             request=_e(_("request")),
             only_user=_e(_("Show only events by this user")),
+            their_changes=_e(_("all their changes")),
+            # The person page's path with a stand-in id: reversed once per list.
+            person_url=reverse("course_audit:person_history", args=["0"]).removesuffix("0/"),
             sealed_in=_e(_("sealed in checkpoint #%(sequence)s")),
             not_sealed_yet=_e(_("not yet sealed")),
             in_no_checkpoint=_e(_("in no checkpoint")),
@@ -342,8 +357,10 @@ def _event_item(
     iso, title, when = _dates(event.created_at, words, "Y-m-d H:i:s T (O)")
     kind = _e(event.event_type)
     seal = "" if seals is None else _seal(event.pk, seals, words)
+    # The id: the as-of page links the event that set a value (``views.course_as_of``).
+    uid = _e(event.uuid)
     parts = [
-        f'\n<li class="event event-{kind}" data-event="{_e(event.uuid)}">\n'
+        f'\n<li class="event event-{kind}" id="event-{uid}" data-event="{uid}">\n'
         f'  <div class="event-head">\n'
         f'    <span class="badge badge-{kind}">{words.types.get(event.event_type, kind)}</span>\n'
         f'    <time class="event-time" datetime="{iso}" title="{title}">{when}</time>{seal}\n'
@@ -357,6 +374,7 @@ def _event_item(
         parts.append(
             f'<a href="{user_link}{_e(event.user_id)}" title="{words.only_user}">'
             f"{_e(shown['who'])}</a>"
+            f' (<a href="{_e(words.person_url)}{_e(event.user_id)}/">{words.their_changes}</a>)'
         )
     else:
         parts.append(_e(shown["who"]))
@@ -379,3 +397,16 @@ def _event_item(
         parts.append(f"\n  {diff_table(shown['diff'], words)}\n  ")
     parts.append("\n</li>\n")
     return "".join(parts)
+
+
+def value_cells(
+    values: Mapping[str, Any], account_names: Mapping[int, str]
+) -> dict[str, SafeString]:
+    """Field values (``event_data``'s form, by attribute name) as a diff's cells show them:
+    blank as a dash, dates as ``<time>``, accounts by name, long text folded."""
+    words = _Words.now()
+    # Every piece is escaped (_cell).
+    return {
+        name: mark_safe(_cell(shown_value(name, value, account_names), words))
+        for name, value in values.items()
+    }

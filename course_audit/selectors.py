@@ -26,14 +26,15 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar
 
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncWeek
 from django.http import Http404
 
-from course_audit.conf import conf
+from course_audit import replication
 from course_audit.models import (
     AccessRecord,
     Account,
@@ -44,6 +45,8 @@ from course_audit.models import (
     Role,
     RoleOverride,
 )
+from course_audit.recording import display_name
+from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
 from course_audit.types import User, UserRequest
 
 _QuerySet = TypeVar("_QuerySet", bound=QuerySet[Any])
@@ -52,13 +55,14 @@ GRANTS_CACHE_ATTRIBUTE = "_course_audit_grants"
 
 
 def for_reading(queryset: _QuerySet) -> _QuerySet:
-    """``queryset`` on ``COURSE_AUDIT_READ_DATABASE`` when it is set (a replica, which may
-    lag the primary), else unchanged: read where the database routers say.
+    """``queryset`` on ``COURSE_AUDIT_READ_DATABASE`` when it is set (a standby) and the
+    request reads from it (``replication.read_alias``: not when it is down, lags too far or
+    has not replayed the caller's last write), else unchanged: read where the database
+    routers say.
 
     Only for what a page, listing or export shows; never for what decides access.
     """
-    alias = conf.READ_DATABASE
-    return queryset if alias is None else queryset.using(alias)
+    return replication.for_reading(queryset)
 
 
 class Access(enum.Enum):
@@ -246,6 +250,37 @@ def auditable_subtree(
     return [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
 
 
+def in_tenants(roots: Iterable[int], account: str = "") -> Q:
+    """A filter matching the rows whose account (at the path ``account``: the row itself
+    when empty) is one of the root accounts ``roots`` or sits below one: their tenants'
+    rows, where the access rule answers something other than not found."""
+    prefix = f"{account}__" if account else ""
+    ids = list(roots)
+    return Q(**{f"{prefix}pk__in": ids}) | Q(**{f"{prefix}root_account__in": ids})
+
+
+def tenant_roots(request: UserRequest) -> frozenset[int] | None:
+    """The root accounts the request's user is a member of (``Grants.roots``: outside them
+    everything is not found); None for a superuser, whom no tenant bounds."""
+    grants = request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    return None if grants.superuser else grants.roots
+
+
+def tenant_users(roots: Iterable[int]) -> QuerySet[Any]:
+    """The users who belong to the root accounts ``roots`` and to no other: an active
+    membership in one of them, none in any other root account, and not a superuser (who
+    belongs to every one). What such a user holds (an API token, say) is theirs alone."""
+    ids = list(roots)
+    active = AccountMembership.objects.filter(workflow_state=AccountMembership.WorkflowState.ACTIVE)
+    inside = active.filter(in_tenants(ids, "account")).values("user_id")
+    outside = active.exclude(in_tenants(ids, "account")).values("user_id")
+    return (
+        get_user_model()
+        ._default_manager.filter(pk__in=inside, is_superuser=False)
+        .exclude(pk__in=outside)
+    )
+
+
 def allowed_account_ids(
     user: User, permission: str, grants: Grants | None = None
 ) -> set[int] | None:
@@ -256,9 +291,9 @@ def allowed_account_ids(
         return None
     if not grants.memberships:
         return set()
-    accounts = Account.objects.filter(
-        Q(pk__in=grants.roots) | Q(root_account_id__in=grants.roots)
-    ).only("pk", "ancestor_path", "parent_id")
+    accounts = Account.objects.filter(in_tenants(grants.roots)).only(
+        "pk", "ancestor_path", "parent_id"
+    )
     return {account.pk for account in accounts if grants.allows(account)}
 
 
@@ -279,7 +314,7 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
     From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
     copy: Django will not relate rows of two databases.
     """
-    alias = conf.READ_DATABASE
+    alias = replication.read_alias()
     if alias is None or alias == course._state.db:
         return course.events.with_links(join_course=False).newest_first()
     return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
@@ -288,6 +323,24 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     """Events of the courses that sat directly in these accounts when recorded."""
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseAsOf]:
+    """The course as its log replays it at each of ``moments`` (``replay.replay``).
+
+    Its events up to the latest moment are read once, oldest first, as values rows (the
+    course's index, read backwards). When there are none, the course's next event says
+    whether it was created later (it did not exist yet) or the log cannot tell.
+    """
+    events = for_reading(CourseEvent.objects.for_course(course.pk)).order_by("created_at", "id")
+    last = seen_by(max(moments))
+    rows = list(events.filter(created_at__lte=last).values(*EVENT_COLUMNS))
+    created_at = None
+    if not rows:
+        following = events.filter(created_at__gt=last).values("created_at", "event_type").first()
+        if following is not None and following["event_type"] == CourseEvent.EventType.CREATED:
+            created_at = following["created_at"]
+    return [replay(rows, at, created_at=created_at) for at in moments]
 
 
 def access_records(root: Account) -> QuerySet[AccessRecord]:
@@ -347,6 +400,72 @@ def auditable_events(
         return None
     ids = sorted(allowed)
     return account_events(ids), ("account_id", ids)
+
+
+def person_events(user_id: Any, account_ids: Iterable[int] | None) -> QuerySet[CourseEvent]:
+    """The events one user caused, newest first, in these accounts (``None``: everywhere).
+    Served by the index on (user, created_at, id)."""
+    events = CourseEvent.objects.filter(user_id=user_id)
+    if account_ids is not None:
+        events = events.for_accounts(account_ids)
+    return for_reading(events.with_links().newest_first())
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    """Someone who caused events: what the person picker offers."""
+
+    pk: Any
+    name: str
+    login: str
+
+
+# Fields of the host's user model a person is found by, when the model has them.
+PERSON_SEARCH_FIELDS = ("first_name", "last_name", "email")
+
+
+def people_matching(
+    user: User, text: str, *, grants: Grants | None = None, limit: int = 20
+) -> list[Person]:
+    """Users whose login (or first or last name, or email, when the user model has them)
+    contains ``text`` and who caused at least one event the viewer may audit: nobody else's
+    name is offered. In login order, at most ``limit``."""
+    model = get_user_model()
+    field_names = {field.name for field in model._meta.get_fields()}
+    match = Q(**{f"{model.USERNAME_FIELD}__icontains": text})
+    for name in PERSON_SEARCH_FIELDS:
+        if name in field_names:
+            match |= Q(**{f"{name}__icontains": text})
+    return _people(user, grants, match, limit)
+
+
+def person_seen(user: User, user_id: Any, *, grants: Grants | None = None) -> Person | None:
+    """The user ``user_id`` when they caused an event the viewer may audit, else ``None``
+    (also for an id that is not one of the user model's keys)."""
+    try:
+        found = _people(user, grants, Q(pk=user_id), 1)
+    except (ValueError, ValidationError):
+        return None
+    return found[0] if found else None
+
+
+def _people(user: User, grants: Grants | None, match: Q, limit: int) -> list[Person]:
+    allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
+    if allowed is not None and not allowed:
+        return []
+    model = get_user_model()
+    acted = CourseEvent.objects.filter(user_id=OuterRef("pk"))
+    if allowed is not None:
+        acted = acted.for_accounts(allowed)
+    people = (
+        model._default_manager.filter(match)
+        .filter(Exists(acted))
+        .order_by(model.USERNAME_FIELD, "pk")[:limit]
+    )
+    return [
+        Person(pk=person.pk, name=display_name(person), login=person.get_username())
+        for person in people
+    ]
 
 
 def event_counts(

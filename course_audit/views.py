@@ -22,21 +22,25 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import access_log, charts, exports, integrity, presentation, selectors
+from course_audit import access_log, charts, exports, integrity, presentation, replay, selectors
 from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
+from course_audit.diff import json_value
 from course_audit.filters import AccessRecordFilterSet, CourseEventFilterSet
+from course_audit.forms import AsOfForm
 from course_audit.models import AccessRecord, Account, Course, CourseEvent, PageView, Permission
 from course_audit.pagination import (
     Cursor,
@@ -204,6 +208,40 @@ def _position(request: HttpRequest, cursor: Cursor, param: str) -> Position | No
     return cursor.decode(token, param=param) if token else None
 
 
+def _pick_person(request: HttpRequest, context: dict[str, Any]) -> HttpResponse | None:
+    """The person picker, without JavaScript: the filter form's ``person`` text (part of a
+    name or login) becomes ``user_id`` when one person the viewer may see matches (a
+    redirect); several are offered as links; none is a filter error. The person filtered
+    by (``user_id``) is named on the form."""
+    grants = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    user_id = request.GET.get("user_id", "").strip()
+    if user_id:
+        context["person_shown"] = selectors.person_seen(request.user, user_id, grants=grants)
+    text = request.GET.get("person", "").replace("\x00", "").strip()
+    if not text:
+        return None
+    if len(text) > SEARCH_MAX_LENGTH:
+        context["person_error"] = _(
+            "The person's name is too long (%(length)d characters; at most %(limit)d)."
+        ) % {"length": len(text), "limit": SEARCH_MAX_LENGTH}
+        return None
+    matches = selectors.people_matching(request.user, text, grants=grants)
+    if len(matches) == 1:
+        return redirect(
+            f"{request.path}?{_query(request, person=None, user_id=str(matches[0].pk))}"
+        )
+    if not matches:
+        context["person_error"] = _("No one you may see caused events and matches “%(text)s”.") % {
+            "text": text
+        }
+        return None
+    context["person_matches"] = [
+        (person, _query(request, person=None, user_id=str(person.pk), after=None, before=None))
+        for person in matches
+    ]
+    return None
+
+
 def _history(
     request: HttpRequest,
     events: QuerySet[CourseEvent],
@@ -211,6 +249,13 @@ def _history(
     context: dict[str, Any],
     target: Target,
 ) -> HttpResponse:
+    if "person" not in context:  # a person's own page has no picker
+        picked = _pick_person(request, context)
+        if picked is not None:
+            return picked
+        context["without_person_query"] = _query(
+            request, user_id=None, person=None, after=None, before=None
+        )
     context["time_zones"] = _time_zones()
     context["event_types"] = CourseEvent.EventType.choices
     context["event_sources"] = CourseEvent.EventSource.choices
@@ -220,6 +265,9 @@ def _history(
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()
     ]
+    if "person_error" in context:
+        context["filter_errors"].append((_("Person"), [context["person_error"]]))
+        return render(request, "course_audit/history.html", context, status=400)
     if filtered is None:
         return render(request, "course_audit/history.html", context, status=400)
     cursor = Cursor(request.path.rstrip("/"))
@@ -233,7 +281,16 @@ def _history(
     page = keyset_page(
         filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
     )
-    access_log.record(request, surface=Surface.PAGE, target=target, count=len(page.rows))
+    if target.per_tenant:
+        access_log.record_per_tenant(
+            request,
+            surface=Surface.PAGE,
+            scope=target.scope,
+            scope_id=target.scope_id,
+            tenants=(event.course.root_account_id for event in page.rows),
+        )
+    else:
+        access_log.record(request, surface=Surface.PAGE, target=target, count=len(page.rows))
     context.update(
         per_page=per_page,
         per_page_choices=PER_PAGE_CHOICES,
@@ -443,6 +500,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         "subject": account,
         "export_url_name": "course_audit:account_export",
         "include_subaccounts": _include_subaccounts(request),
+        "show_course": True,
         "check_events": integrity.PAGE_CHECK_EVENTS,
         "check_checkpoints": integrity.PAGE_CHECK_CHECKPOINTS,
     }
@@ -450,6 +508,49 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
         context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
         return _history(request, events, partitions, context, _account_target(account))
+
+
+def _person_scope(
+    request: HttpRequest, user_id: str
+) -> tuple[selectors.Person, QuerySet[CourseEvent]]:
+    """The person and the events they caused that the viewer may audit: 403 without any
+    grant, 404 when the viewer may see no event of theirs (as for a course outside the
+    viewer's tenant: the page does not say whether such a person exists)."""
+    grants = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    allowed = selectors.allowed_account_ids(request.user, Permission.VIEW_COURSE_CHANGES, grants)
+    if allowed is not None and not allowed:
+        raise PermissionDenied
+    person = selectors.person_seen(request.user, user_id, grants=grants)
+    if person is None:
+        raise Http404
+    return person, selectors.person_events(person.pk, allowed)
+
+
+@require_GET
+@login_required
+def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
+    """Every event one person caused in the courses the viewer may audit."""
+    person, events = _person_scope(request, user_id)
+    context: dict[str, Any] = {
+        "person": person,
+        "subject": person,
+        "show_course": True,
+        "export_url_name": "course_audit:person_export",
+    }
+    target = Target(Scope.PERSON, person.pk, None, per_tenant=True)
+    with timezone.override(_viewer_zone(request)):
+        return _history(request, events, None, context, target)
+
+
+@require_GET
+@login_required
+def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
+    person, events = _person_scope(request, user_id)
+    # An export's rows do not carry their tenant: the viewer's, when they have one.
+    roots = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES).roots
+    root_id = next(iter(roots)) if len(roots) == 1 else None
+    target = Target(Scope.PERSON, person.pk, root_id)
+    return _export(request, events, None, f"person-{person.pk}-history", target)
 
 
 @require_GET
@@ -488,6 +589,116 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
             "course_audit/page_view.html",
             {"view": view, "course": course, "events": events, "time_zones": _time_zones()},
         )
+
+
+_EVENT_TYPES = dict(CourseEvent.EventType.choices)
+
+
+@dataclasses.dataclass(frozen=True)
+class AsOfCell:
+    """One field's value at one moment, as the as-of page shows it."""
+
+    moment: dt.datetime
+    setting: replay.Setting
+    shown: SafeString  # the value's HTML
+    link: str  # the event that set it, on the course's history page
+    event_label: str  # its type, translated
+    # The log records the course's creation after this moment: nothing to show.
+    absent: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AsOfRow:
+    name: str
+    label: str
+    cells: list[AsOfCell]
+    differs: bool
+
+
+def _event_link(course: Course, setting: replay.Setting) -> str:
+    """The history page narrowed to the second of the event that set ``setting``, at it."""
+    if setting.event is None:
+        return ""
+    second = json_value(setting.event.created_at)
+    query = QueryDict(mutable=True)
+    query.update({"start_time": second, "end_time": second})
+    url = reverse("course_audit:course_history", args=[course.pk])
+    return f"{url}?{query.urlencode()}#event-{setting.event.uuid}"
+
+
+def _as_of_rows(course: Course, states: list[replay.CourseAsOf]) -> list[AsOfRow]:
+    ids = {
+        state.fields["account_id"].value
+        for state in states
+        if isinstance(state.fields["account_id"].value, int)
+    }
+    names = dict(Account.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    shown = [
+        presentation.value_cells({n: s.value for n, s in state.fields.items()}, names)
+        for state in states
+    ]
+    differing = replay.differences(*states) if len(states) == 2 else set()
+    rows = []
+    for name in states[0].settings:
+        cells = []
+        for state, values in zip(states, shown, strict=True):
+            setting = state.settings[name]
+            if name == "workflow_state":
+                html = escape(Course.WorkflowState(setting.value).label if setting.known else "")
+            else:
+                html = values[name]
+            event_type = setting.event.event_type if setting.event else ""
+            cells.append(
+                AsOfCell(
+                    state.at,
+                    setting,
+                    html,
+                    _event_link(course, setting),
+                    str(_EVENT_TYPES.get(event_type, event_type)),
+                    absent=state.existed is False,
+                )
+            )
+        label = _("state") if name == "workflow_state" else presentation.field_label(name)
+        rows.append(AsOfRow(name, label, cells, name in differing))
+    return rows
+
+
+@require_GET
+@login_required
+def course_as_of(request: HttpRequest, course_id: int) -> HttpResponse:
+    """The course as its log replays it at a moment (``?at=``, now when left out), and
+    beside it at another (``&compare=``), the fields that differ marked."""
+    course = _course(request, course_id)
+    with timezone.override(_viewer_zone(request)):
+        form = AsOfForm(request.GET)
+        context: dict[str, Any] = {"course": course, "form": form, "time_zones": _time_zones()}
+        if not form.is_valid():
+            context["form_errors"] = [
+                (form.fields[field].label, errors) for field, errors in form.errors.items()
+            ]
+            return render(request, "course_audit/as_of.html", context, status=400)
+        at = form.cleaned_data["at"] or timezone.now()
+        compare = form.cleaned_data["compare"]
+        moments = [at] if compare is None else [at, compare]
+        states = selectors.course_as_of(course, moments)
+        access_log.record(
+            request,
+            surface=Surface.PAGE,
+            target=_course_target(course),
+            count=access_log.events_shown(states),
+        )
+        context.update(
+            at=at,
+            compare=compare,
+            states=states,
+            rows=_as_of_rows(course, states),
+            inputs={
+                name: timezone.localtime(moment).replace(tzinfo=None).isoformat("T", "seconds")
+                for name, moment in (("at", at), ("compare", compare))
+                if moment is not None
+            },
+        )
+        return render(request, "course_audit/as_of.html", context)
 
 
 # --- exports -------------------------------------------------------------------------------

@@ -53,3 +53,15 @@ ensure_chromium() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }
+
+# ensure_pgbouncer: Debian's PgBouncer for the replication tests and load (scripts/replication).
+ensure_pgbouncer() {
+    if command -v pgbouncer >/dev/null 2>&1; then return 0; fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "no pgbouncer and not root: install Debian's pgbouncer package" >&2
+        return 1
+    fi
+    echo "==> installing Debian's pgbouncer for the replication tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+}

@@ -7,6 +7,10 @@ Two tenants, built once per module inside a transaction that is rolled back at i
   (course chem);
 - rival: ``RIVAL-SECRET-ROOT`` (course rival2) > ``DEPT`` (course rival).
 
+Each tenant also has a role of its own, a role override, a SIS batch, a legal hold and a
+registrar whose API token is named for it: a row of each model for the admin's cells
+(``World.admin_rows``).
+
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
 course and acting user has a nine-digit id, so any byte of them in a response is found by a
@@ -42,6 +46,7 @@ from course_audit import services
 from course_audit.api import authentication
 from course_audit.context import audit_context
 from course_audit.models import (
+    AccessRecord,
     Account,
     AccountMembership,
     ApiToken,
@@ -126,6 +131,7 @@ PAGE_VIEWS = {
 }
 MISSING_PAGE_VIEW = uuid.UUID("77777777-0000-4000-8000-000000000001")
 REGISTRAR_PK, RIVAL_ADMIN_PK, RIVAL_BATCH_PK = 820_002_221, 913_002_233, 913_003_247
+HOME_BATCH_PK = 820_003_259
 
 
 def lineage(account: str) -> list[str]:
@@ -153,7 +159,9 @@ class Kind:
     ``visible`` are the data groups its 200 answers may hold (on the API and the pages);
     ``admin`` is how the Django admin treats it: ``login`` (not staff: sent to the admin's
     login), ``denied`` (staff without model permissions: 403), ``viewer`` (staff with the
-    view permissions of course events and courses only) or ``all`` (a superuser).
+    view permissions of course events and courses only), ``tenant`` (staff with every
+    permission of every course_audit model) or ``all`` (a superuser). Staff who are not
+    superusers see there only the rows of the root accounts in ``roots``.
     """
 
     roots: frozenset[str] = frozenset()
@@ -168,11 +176,13 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "no_role": Kind(),
     "teacher": Kind(roots=frozenset({"home_root"})),
+    # Also staff with every admin permission: the admin shows them their whole tenant.
     "dept_admin": Kind(
         roots=frozenset({"home_root"}),
         view=frozenset({"bio"}),
         manage=frozenset({"bio"}),
         visible=frozenset({HOME}),
+        admin="tenant",
     ),
     "registrar": Kind(
         roots=frozenset({"home_root"}),
@@ -185,6 +195,7 @@ KINDS: dict[str, Kind] = {
         view=RIVAL_TREE,
         manage=RIVAL_TREE,
         visible=frozenset({RIVAL}),
+        admin="tenant",
     ),
     # Held the registrar's grant at the root until it was revoked (membership deleted).
     "revoked_membership": Kind(),
@@ -268,6 +279,9 @@ class World:
     tokens: dict[str, str]  # caller name -> plaintext bearer token
     sessions: dict[str, str]  # kind -> session key
     event_pks: dict[str, int]  # "home" / "rival" -> a course event of that tenant
+    # admin model name -> "home" / "rival" -> (the pk of a row of that tenant, what its
+    # changelist row and change page show of it)
+    admin_rows: dict[str, dict[str, tuple[Any, str]]]
     mixed_request_id: uuid.UUID  # the superuser's request that changed both tenants
     strings: dict[str, set[str]]  # data group -> strings that identify it
     # (status of an API read, status of a page) for the revoked kinds just before revocation
@@ -320,6 +334,13 @@ def build_world() -> World:
     admin_role = Role.objects.create(name="Account admin", **every_permission)
     auditor_role = Role.objects.create(name="Auditor", **every_permission)
     teacher_role = Role.objects.create(name="Teacher")
+    # Each tenant's own role (the others are shared by every tenant).
+    home_role, rival_role = (
+        Role.objects.create(
+            name=f"{MARKERS[group]}-ROLE", root_account=accounts[root], **every_permission
+        )
+        for group, root in ((HOME, "home_root"), (RIVAL, "rival_root"))
+    )
 
     users = {
         "registrar": _make_user("mx-registrar", pk=REGISTRAR_PK),
@@ -340,22 +361,39 @@ def build_world() -> World:
             codename__in=["view_courseevent", "view_course"],
         )
     )
+    for kind in ("dept_admin", "rival_admin"):
+        users[kind].is_staff = True
+        users[kind].save(update_fields=["is_staff"])
+        users[kind].user_permissions.set(
+            AuthPermission.objects.filter(content_type__app_label="course_audit")
+        )
     grants = [
         ("registrar", "home_root", admin_role),
-        ("dept_admin", "bio", admin_role),
-        ("rival_admin", "rival_root", admin_role),
+        ("dept_admin", "bio", home_role),
+        ("rival_admin", "rival_root", rival_role),
         ("teacher", "home_root", teacher_role),
         ("revoked_membership", "home_root", admin_role),
         ("revoked_override", "home_root", auditor_role),
         ("deactivated", "home_root", admin_role),
     ]
-    for kind, account, role in grants:
-        AccountMembership.objects.create(user=users[kind], account=accounts[account], role=role)
+    memberships = {
+        kind: AccountMembership.objects.create(
+            user=users[kind], account=accounts[account], role=role
+        )
+        for kind, account, role in grants
+    }
+    # Changes nothing (the role grants it already): the rival's row of the admin's overrides.
+    rival_override = RoleOverride.objects.create(
+        account=accounts["rival_dept"], role=rival_role, permission="manage_courses", enabled=True
+    )
 
     # History: each course created and changed by its tenant's own people, through a
     # request (a page view), the rival's through a SIS import too.
     batch = SisBatch.objects.create(
         pk=RIVAL_BATCH_PK, root_account=accounts["rival_root"], filename="RIVAL-SECRET-courses.csv"
+    )
+    home_batch = SisBatch.objects.create(
+        pk=HOME_BATCH_PK, root_account=accounts["home_root"], filename="HOMEU-SECRET-courses.csv"
     )
     courses: dict[str, Course] = {}
     for key, spec in COURSES.items():
@@ -393,7 +431,10 @@ def build_world() -> World:
 
     tokens: dict[str, str] = {}
     for kind, user in users.items():
-        tokens[f"{kind}/token"] = ApiToken.issue(user=user)[1]
+        # The registrars' tokens are named for their tenants (the admin lists tokens).
+        group = {"registrar": HOME, "rival_admin": RIVAL}.get(kind)
+        name = f"{MARKERS[group]}-TOKEN" if group else ""
+        tokens[f"{kind}/token"] = ApiToken.issue(user=user, name=name)[1]
     tokens["bad_token"] = "not-a-token-" + "x" * 40
     tokens["expired_token"] = ApiToken.issue(
         user=users["registrar"], expires_at=timezone.now() - dt.timedelta(minutes=1)
@@ -422,21 +463,60 @@ def build_world() -> World:
     AccountMembership.objects.filter(user=users["revoked_membership"]).update(
         workflow_state=AccountMembership.WorkflowState.DELETED
     )
-    for permission in ("view_course_changes", "manage_courses"):
+    home_overrides = [
         RoleOverride.objects.create(
             account=accounts["home_root"], role=auditor_role, permission=permission, enabled=False
         )
+        for permission in ("view_course_changes", "manage_courses")
+    ]
     deactivated = users["deactivated"]
     deactivated.is_active = False
     deactivated.save(update_fields=["is_active"])
+    # A legal hold of each tenant: on a course of the one, on an account of the other.
+    holds = (
+        services.legal_hold_place(course=courses["bio101"], reason="HOMEU-SECRET-HOLD"),
+        services.legal_hold_place(account=accounts["rival_dept"], reason="RIVAL-SECRET-HOLD"),
+    )
+    event_pks = {
+        group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
+        for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
+    }
 
     return World(
         users=users,
         tokens=tokens,
         sessions=sessions,
-        event_pks={
-            group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
-            for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
+        event_pks=event_pks,
+        admin_rows={
+            "account": _rows(accounts["bio"], accounts["rival_dept"]),
+            "role": _rows(home_role, rival_role),
+            "accountmembership": _rows(
+                memberships["dept_admin"], memberships["rival_admin"], shown="account"
+            ),
+            "roleoverride": _rows(home_overrides[0], rival_override, shown="account"),
+            "course": _rows(courses["bio101"], courses["rival"]),
+            "courseevent": {
+                group: (event_pks[group], COURSES[key].name)
+                for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
+            },
+            "sisbatch": _rows(home_batch, batch, shown="filename"),
+            "pageview": _rows(
+                PageView.objects.get(pk=PAGE_VIEWS["pv_bio"][0]),
+                PageView.objects.get(pk=PAGE_VIEWS["pv_rival"][0]),
+                shown="url",
+            ),
+            "legalhold": _rows(*holds, shown="reason"),
+            "apitoken": _rows(
+                ApiToken.objects.filter(user=users["registrar"]).earliest("pk"),
+                ApiToken.objects.filter(user=users["rival_admin"]).earliest("pk"),
+                shown="name",
+            ),
+            # The reads build_world made: the revoked kinds' (home), the rival admin's.
+            "accessrecord": _rows(
+                AccessRecord.objects.filter(root_account=accounts["home_root"]).earliest("pk"),
+                AccessRecord.objects.filter(root_account=accounts["rival_root"]).earliest("pk"),
+                shown="user_name",
+            ),
         },
         mixed_request_id=CourseEvent.objects.get(
             course=courses["rival3"], event_type="deleted"
@@ -444,6 +524,15 @@ def build_world() -> World:
         strings=_identifying_strings(users),
         before_revocation=before,
     )
+
+
+def _rows(home: Any, rival: Any, shown: str | None = None) -> dict[str, tuple[Any, str]]:
+    """A row of each tenant for the admin's cells: its pk, and what the admin shows of it
+    (the named field, or the row's own name)."""
+    return {
+        group: (row.pk, str(getattr(row, shown) if shown else row))
+        for group, row in ((HOME, home), (RIVAL, rival))
+    }
 
 
 def _identifying_strings(users: dict[str, Any]) -> dict[str, set[str]]:
@@ -456,7 +545,7 @@ def _identifying_strings(users: dict[str, Any]) -> dict[str, set[str]]:
         strings[spec.group] |= {str(u) for u in course.events.values_list("uuid", flat=True)}
     for request_id, course_key in PAGE_VIEWS.values():
         strings[COURSES[course_key].group].add(str(request_id))
-    strings[HOME].add(str(users["registrar"].pk))
+    strings[HOME] |= {str(users["registrar"].pk), str(HOME_BATCH_PK)}
     strings[RIVAL] |= {str(users["rival_admin"].pk), str(RIVAL_BATCH_PK)}
     return strings
 
@@ -595,7 +684,9 @@ def _api_error(status: int) -> Expect:
     return Expect(status, body=API_BODIES[status])
 
 
-def _api_course(permission: str, effect: str | None = None) -> Callable[..., Expect]:
+def _api_course(
+    permission: str, effect: str | None = None, *, listing: bool = True
+) -> Callable[..., Expect]:
     def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
         found = resolve_course(kind, target)
         if found == "ambiguous":
@@ -610,7 +701,7 @@ def _api_course(permission: str, effect: str | None = None) -> Callable[..., Exp
             200,
             visible=kind.visible,
             must_show=(str(COURSES[found].pk),),
-            listed=frozenset({COURSES[found].pk}),
+            listed=frozenset({COURSES[found].pk}) if listing else None,
         )
 
     return oracle
@@ -739,6 +830,8 @@ MIGRATION_TARGETS = (
 )
 # Every event of a listing on its first page, so that the page shows which courses it lists.
 ONE_PAGE = {"per_page": "100"}
+# A moment after the world's history: the as-of answers show the courses as they are.
+AS_OF = {"at": "2999-01-01T00:00:00Z"}
 CREATE_BODY = urlencode({"course[name]": NEW_COURSE_NAME, "course[course_code]": "MX-NEW"})
 
 API_SURFACES = [
@@ -756,6 +849,13 @@ API_SURFACES = [
         SUBTREE_API_TARGETS,
         _api_account("view", listing=True),
         query={"include_subaccounts": "true", **ONE_PAGE},
+    ),
+    _api(
+        "course_as_of",
+        "audit-course-as-of",
+        COURSE_TARGETS,
+        _api_course("view", listing=False),
+        query=AS_OF,
     ),
     _api("get_course", "course", COURSE_TARGETS, _api_course("view")),
     Surface(
@@ -949,12 +1049,37 @@ def _page_view_id(world: World, target: str) -> uuid.UUID:
     return PAGE_VIEWS[target][0] if target != "missing" else MISSING_PAGE_VIEW
 
 
+# Whose events each person's page may show: the courses each one changed (build_world).
+PERSON_GROUPS = {
+    "registrar": frozenset({HOME, CHEM}),
+    "rival_admin": frozenset({RIVAL}),
+    "superuser": frozenset({HOME, RIVAL}),  # the bulk soft delete of both tenants
+    "missing": frozenset(),
+}
+
+
+def _person_pk(world: World, target: str) -> Any:
+    return world.users[target].pk if target != "missing" else MISSING_ID
+
+
+def _page_person(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    """403 without any grant to audit; 404 when the caller may see none of the person's
+    events (whether such a person exists is not said); else their events in what the
+    caller may audit, and nothing else."""
+    if not kind.view:
+        return Expect(403)
+    if not PERSON_GROUPS[target] & kind.visible:
+        return Expect(404)
+    return Expect(200, visible=kind.visible)
+
+
 PAGE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing")
 PAGE_ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing")
 SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
 SUBTREE = {"include_subaccounts": "1"}
 COURSE_PAGE = ("page", "course_audit:course_history", PAGE_COURSE_TARGETS, _page_course)
 COURSE_EXPORT = ("page", "course_audit:course_export", PAGE_COURSE_TARGETS, _page_course)
+COURSE_AS_OF = ("page", "course_audit:course_as_of", PAGE_COURSE_TARGETS, _page_course)
 ACCOUNT_PAGE = ("page", "course_audit:account_history", PAGE_ACCOUNT_TARGETS, _page_account)
 ACCOUNT_EXPORT = ("page", "course_audit:account_export", PAGE_ACCOUNT_TARGETS, _page_account)
 SUBTREE_PAGE = ("page", "course_audit:account_history", SUBTREE_TARGETS, _page_account)
@@ -966,6 +1091,13 @@ PAGE_SURFACES = [
     _view("search", "page", "course_audit:home", ("-",), _home_oracle, query={"q": "SECRET"}),
     _view("course_history", *COURSE_PAGE, _course_pk),
     _view("course_export_csv", *COURSE_EXPORT, _course_pk, query={"format": "csv"}),
+    _view("course_as_of", *COURSE_AS_OF, _course_pk),
+    _view(
+        "course_as_of_compared",
+        *COURSE_AS_OF,
+        _course_pk,
+        query={"at": "2999-01-01T00:00", "compare": "2000-01-01T00:00"},
+    ),
     _view("course_export_jsonl", *COURSE_EXPORT, _course_pk, query={"format": "jsonl"}),
     _view("account_history", *ACCOUNT_PAGE, _account_pk),
     _view("account_history_subaccounts", *SUBTREE_PAGE, _account_pk, query=SUBTREE),
@@ -979,6 +1111,13 @@ PAGE_SURFACES = [
         *SUBTREE_EXPORT,
         _account_pk,
         query={"format": "csv", **SUBTREE},
+    ),
+    *(
+        _view(name, "page", url_name, tuple(PERSON_GROUPS), _page_person, _person_pk, query=query)
+        for name, url_name, query in (
+            ("person_history", "course_audit:person_history", {}),
+            ("person_export_csv", "course_audit:person_export", {"format": "csv"}),
+        )
     ),
     _view(
         "page_view",
@@ -1008,23 +1147,73 @@ PAGE_SURFACES = [
 ]
 
 
-# The admin: Django's own rules (is_staff, then model permissions), the same for every
-# tenant: it is the site operators' tool, and tenant roles give nothing there.
+# The admin: Django's rules first (is_staff, then model permissions: which models), then the
+# tenants (which rows): a staff user who is not a superuser sees there only the rows of the
+# root accounts where they are a member, and another tenant's row is a 404, as a missing
+# one is, as on the pages. The department admin sees its whole tenant there (the pages
+# show it its department only): the admin's rule is the tenant's.
 ADMIN_VIEWER_MODELS = {"courseevent", "course"}
+# Every model but the checkpoints and the prune notes (none is made in this world: they
+# need a signing key; they belong to no tenant, so only a superuser lists any).
+ADMIN_ROW_MODELS = (
+    "account",
+    "role",
+    "accountmembership",
+    "roleoverride",
+    "course",
+    "courseevent",
+    "sisbatch",
+    "pageview",
+    "apitoken",
+    "legalhold",
+    "accessrecord",
+)
+ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint", "prunenote")
 
 
-def _admin_oracle(
-    model: str, show: Callable[[str], tuple[str, ...]] | None = None
-) -> Callable[..., Expect]:
+def admin_groups(kind: Kind) -> frozenset[str]:
+    """The data groups the admin shows ``kind``: its tenants', all for a superuser."""
+    if kind.superuser:
+        return frozenset(MARKERS)
+    return frozenset(spec.group for key, spec in ACCOUNTS.items() if root_of(key) in kind.roots)
+
+
+def _admin_may(kind: Kind, model: str, action: str) -> bool:
+    """Django's model permissions: may ``kind`` ``action`` ("view", "add", "delete") ``model``."""
+    if kind.admin in ("tenant", "all"):
+        return True
+    return kind.admin == "viewer" and action == "view" and model in ADMIN_VIEWER_MODELS
+
+
+def _admin_oracle(model: str, view: str) -> Callable[..., Expect]:
+    """``view``: "changelist", "change", "history", "delete" (its confirmation page), "add"
+    (its form) or "autocomplete" (of ``model``'s account)."""
+
     def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
         if kind.admin == "login":
             return Expect(302, location=_login_redirect(request, admin=True))
-        if kind.admin == "denied" or (kind.admin == "viewer" and model not in ADMIN_VIEWER_MODELS):
+        groups = admin_groups(kind)
+        found = target in groups  # a row of one of the kind's tenants ("missing" is none)
+        action = {"add": "add", "delete": "delete"}.get(view, "view")
+        if view == "history" and not found:
+            # The history view looks the row up before it asks for the permission.
+            return Expect(404)
+        if not _admin_may(kind, "account" if view == "autocomplete" else model, action):
             return Expect(403)
-        if target == "missing":
-            # Django's admin answers an unknown id with a redirect to its index.
-            return Expect(302, location=reverse("admin:index"))
-        return Expect(200, visible=frozenset(MARKERS), must_show=show(target) if show else ())
+        if view in ("change", "history", "delete"):
+            if not found:
+                return Expect(404)
+            return Expect(200, visible=groups, must_show=(world.admin_rows[model][target][1],))
+        if view == "autocomplete":
+            shown = tuple(spec.name for spec in ACCOUNTS.values() if spec.group in groups)
+            return Expect(200, visible=groups, must_show=shown)
+        model_of_rows = "role" if view == "add" else model  # the add form's role choices
+        rows = world.admin_rows.get(model_of_rows, {})
+        return Expect(
+            200,
+            visible=groups,
+            must_show=tuple(shown for group, (_, shown) in rows.items() if group in groups),
+        )
 
     return oracle
 
@@ -1032,55 +1221,48 @@ def _admin_oracle(
 def _admin_changelist(model: str, **query: str) -> Surface:
     name = f"{model}_changelist" + ("_search" if query else "")
     url_name = f"admin:course_audit_{model}_changelist"
-    return _view(name, "admin", url_name, ("-",), _admin_oracle(model), query=query)
+    return _view(name, "admin", url_name, ("-",), _admin_oracle(model, "changelist"), query=query)
 
 
-def _event_pk(world: World, target: str) -> int:
-    return world.event_pks[target] if target != "missing" else MISSING_ID
+def _admin_object(model: str, view: str) -> Surface:
+    """An object page of ``model``, for a row of each tenant and a missing one."""
+
+    def ref(world: World, target: str) -> Any:
+        return world.admin_rows[model][target][0] if target != "missing" else MISSING_ID
+
+    url_name = f"admin:course_audit_{model}_{view}"
+    oracle = _admin_oracle(model, view)
+    return _view(f"{model}_{view}", "admin", url_name, (HOME, RIVAL, "missing"), oracle, ref)
 
 
-def _event_shows(target: str) -> tuple[str, ...]:
-    return (COURSES["bio101" if target == HOME else "rival"].name,)
-
-
-def _course_shows(target: str) -> tuple[str, ...]:
-    return (COURSES[target].name,)
-
-
-OTHER_ADMIN_MODELS = (
-    "account",
-    "role",
-    "accountmembership",
-    "roleoverride",
-    "sisbatch",
-    "pageview",
-    "apitoken",
-    "checkpoint",
-    "prunenote",
-    "legalhold",
-    "accessrecord",
-)
 ADMIN_SURFACES = [
-    _admin_changelist("courseevent"),
+    *(_admin_changelist(model) for model in ADMIN_MODELS),
     _admin_changelist("courseevent", q="SECRET"),
+    *(_admin_object(model, "change") for model in ADMIN_ROW_MODELS),
+    _admin_object("course", "history"),
+    _admin_object("accountmembership", "delete"),
+    # The role choices of a new membership: the tenant's own and the shared ones.
     _view(
-        "courseevent_change",
+        "accountmembership_add",
         "admin",
-        "admin:course_audit_courseevent_change",
-        (HOME, RIVAL, "missing"),
-        _admin_oracle("courseevent", _event_shows),
-        _event_pk,
+        "admin:course_audit_accountmembership_add",
+        ("-",),
+        _admin_oracle("accountmembership", "add"),
     ),
-    _admin_changelist("course"),
+    # The accounts a course may be placed in, as its form's autocomplete finds them.
     _view(
-        "course_change",
+        "course_account_autocomplete",
         "admin",
-        "admin:course_audit_course_change",
-        ("bio101", "rival", "missing"),
-        _admin_oracle("course", _course_shows),
-        _course_pk,
+        "admin:autocomplete",
+        ("-",),
+        _admin_oracle("course", "autocomplete"),
+        query={
+            "app_label": "course_audit",
+            "model_name": "course",
+            "field_name": "account",
+            "term": "SECRET",
+        },
     ),
-    *(_admin_changelist(model) for model in OTHER_ADMIN_MODELS),
 ]
 
 SURFACES: dict[str, Surface] = {

@@ -616,3 +616,45 @@ def test_the_home_pages_recent_activity_is_recorded_per_tenant(
     nobody.force_login(make_user("nobody"))
     assert nobody.get(reverse("course_audit:home")).status_code == 200
     assert AccessRecord.objects.count() == 1
+
+
+def test_the_as_of_page_and_endpoint_record_the_events_they_show(
+    registrar_browser, api_client_factory, history
+):
+    response = registrar_browser.get(reverse("course_audit:course_as_of", args=[history.pk]))
+    assert response.status_code == 200
+    record = only_record()
+    # The values shown were set by the creation and the last rename.
+    assert (record.surface, record.scope, record.scope_id, record.count) == (
+        "page",
+        "course",
+        str(history.pk),
+        2,
+    )
+    client, token = api_client_factory()
+    at = timezone.now().isoformat()
+    response = client.get(f"/api/v1/audit/course/courses/{history.pk}/as_of", {"at": at})
+    assert response.status_code == 200
+    api = AccessRecord.objects.get(surface="api")
+    assert (api.scope, api.count, api.api_token_id) == ("course", 2, token.pk)
+    assert api.filters == {"at": at}
+
+
+def test_a_persons_page_records_one_read_per_tenant_shown(
+    admin_client, history, make_user, make_course
+):
+    from course_audit.context import audit_context
+
+    actor = make_user("actor")
+    other_root = Account.objects.create(name="Other University")
+    other = make_course(account=other_root, name="Other 101")
+    with audit_context(user=actor):
+        services.course_update(course=history, name="By the actor")
+        services.course_update(course=other, name="Also by the actor")
+    response = admin_client.get(reverse("course_audit:person_history", args=[actor.pk]))
+    assert response.status_code == 200
+    records = {record.root_account_id: record for record in AccessRecord.objects.all()}
+    assert set(records) == {history.root_account_id, other_root.pk}
+    assert {(r.scope, r.scope_id, r.count) for r in records.values()} == {
+        ("person", str(actor.pk), 1)
+    }

@@ -6,13 +6,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission as AuthPermission
 from django.db import connection
 from django.http import HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import path, reverse
 
@@ -20,7 +23,16 @@ from auditlog_project import urls as project_urls
 from course_audit import services
 from course_audit.admin import EstimatedCountPaginator
 from course_audit.context import audit_context
-from course_audit.models import ApiToken, CourseEvent, PageView, SisBatch
+from course_audit.models import (
+    Account,
+    AccountMembership,
+    ApiToken,
+    CourseEvent,
+    LegalHold,
+    PageView,
+    Role,
+    SisBatch,
+)
 from tests.helpers import last_event
 
 pytestmark = pytest.mark.django_db
@@ -385,3 +397,304 @@ def test_tokens_are_listed_and_revoked_never_shown(admin_client, make_user):
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert not ApiToken.objects.usable().filter(pk=token.pk).exists()
+
+
+# --- tenants: staff who are not superusers see and change their tenants' rows only -------
+
+
+@pytest.fixture
+def rival(db):
+    """Another tenant, with a course, a role, a member and that member's token."""
+    root = Account.objects.create(name="Rival College", sis_account_id="RIVAL")
+    course = services.course_create(account=root, name="Rival Chemistry", course_code="RCHEM")
+    role = Role.objects.create(name="Rival role", root_account=root, view_course_changes=True)
+    member = get_user_model().objects.create_user(
+        **{get_user_model().USERNAME_FIELD: "rival-member"}, password=None
+    )
+    AccountMembership.objects.create(user=member, account=root, role=role)
+    token, _plaintext = ApiToken.issue(user=member, name="rival sync")
+    return SimpleNamespace(root=root, course=course, role=role, member=member, token=token)
+
+
+@pytest.fixture
+def tenant_staff(make_user, grant, department):
+    """Staff with every permission on the app's models, and a role in the home tenant only
+    (on its Biology department)."""
+    user = make_user("tenant-staff", is_staff=True)
+    user.user_permissions.set(AuthPermission.objects.filter(content_type__app_label="course_audit"))
+    grant(user, department)
+    return user
+
+
+@pytest.fixture
+def staff_client(tenant_staff):
+    # A client of its own: a test may use the superuser's ``admin_client`` beside it.
+    staff = Client()
+    staff.force_login(tenant_staff)
+    return staff
+
+
+def test_a_tenant_staff_user_cannot_change_another_tenants_course(staff_client, course, rival):
+    url = reverse("admin:course_audit_course_change", args=[rival.course.pk])
+    before = list(CourseEvent.objects.filter(course=rival.course).values_list("pk", flat=True))
+
+    response = staff_client.post(url, {"name": "Taken over", "account": rival.root.pk})
+
+    assert response.status_code == 404
+    rival.course.refresh_from_db()
+    assert rival.course.name == "Rival Chemistry"
+    assert list(CourseEvent.objects.filter(course=rival.course).values_list("pk", flat=True)) == (
+        before
+    )
+    for view in ("history", "delete"):
+        other = reverse(f"admin:course_audit_course_{view}", args=[rival.course.pk])
+        # (A course is never deleted in the admin: that page is refused to everyone.)
+        assert staff_client.get(other).status_code == (404 if view == "history" else 403)
+
+
+def test_actions_touch_only_the_tenants_rows(staff_client, tenant_staff, course, rival):
+    own_token, _plaintext = ApiToken.issue(user=tenant_staff, name="own")
+    tokens = reverse("admin:course_audit_apitoken_changelist")
+    response = staff_client.post(
+        tokens, {"action": "revoke", "_selected_action": [own_token.pk, rival.token.pk]}
+    )
+    assert response.status_code == 302
+    own_token.refresh_from_db()
+    rival.token.refresh_from_db()
+    assert own_token.revoked_at is not None
+    assert rival.token.revoked_at is None
+
+    courses = reverse("admin:course_audit_course_changelist")
+    response = staff_client.post(
+        courses, {"action": "soft_delete", "_selected_action": [course.pk, rival.course.pk]}
+    )
+    assert response.status_code == 302
+    course.refresh_from_db()
+    rival.course.refresh_from_db()
+    assert course.workflow_state == "deleted"
+    assert rival.course.workflow_state != "deleted"
+    assert not CourseEvent.objects.filter(course=rival.course, event_type="deleted").exists()
+
+
+def test_a_token_is_issued_only_to_a_user_of_the_tenant_alone(
+    staff_client, tenant_staff, make_user, grant, department, rival, superuser
+):
+    add = reverse("admin:course_audit_apitoken_add")
+    both = make_user("in-both-tenants")
+    grant(both, department)
+    AccountMembership.objects.create(user=both, account=rival.root, role=rival.role)
+    newcomer = make_user("no-tenant-yet")
+    colleague = make_user("colleague")
+    grant(colleague, department)
+
+    for user in (rival.member, both, superuser, newcomer):
+        form = {"user": user.pk, "name": "grab", "expires_at_0": "", "expires_at_1": ""}
+        response = staff_client.post(add, form)
+        body = response.content.decode()
+        assert response.status_code == 200, user
+        assert "Select a valid choice" in body
+        # The raw id input does not name a user outside the choices either.
+        assert user.get_username() not in body
+        assert "<code>" not in body
+    assert not ApiToken.objects.filter(name="grab").exists()
+
+    form = {"user": colleague.pk, "name": "sync", "expires_at_0": "", "expires_at_1": ""}
+    response = staff_client.post(add, form)
+    assert response.status_code == 302
+    assert ApiToken.objects.get(name="sync").user == colleague
+
+
+def test_a_membership_grants_only_the_tenants_roles_on_its_accounts(
+    staff_client, tenant_staff, grant, department, make_user, rival, admin_role
+):
+    colleague = make_user("colleague")
+    grant(colleague, department, Role.objects.create(name="Teacher"))
+    add = reverse("admin:course_audit_accountmembership_add")
+    form = {"user": colleague.pk, "account": rival.root.pk, "role": rival.role.pk}
+    form["workflow_state"] = "active"
+
+    response = staff_client.post(add, form)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"account", "role"}
+    assert "Rival College" not in response.content.decode()
+    assert "Rival role" not in response.content.decode()
+    assert not AccountMembership.objects.filter(user=colleague, account=rival.root).exists()
+    form.update(account=department.pk, role=admin_role.pk)
+    assert staff_client.post(add, form).status_code == 302
+    assert AccountMembership.objects.filter(
+        user=colleague, account=department, role=admin_role
+    ).exists()
+
+
+def test_shared_roles_are_shown_and_changed_by_superusers_only(
+    staff_client, admin_client, admin_role, root_account, rival
+):
+    own = Role.objects.create(name="Home auditor", root_account=root_account)
+    change = reverse("admin:course_audit_role_change", args=[admin_role.pk])
+    page = staff_client.get(change)
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content  # shown, read-only
+    form = {"name": "Renamed", "view_course_changes": "on", "manage_courses": "on"}
+    assert staff_client.post(change, form).status_code == 403
+    delete = reverse("admin:course_audit_role_delete", args=[admin_role.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+    admin_role.refresh_from_db()
+    assert admin_role.name == "Account admin"
+
+    own_change = reverse("admin:course_audit_role_change", args=[own.pk])
+    form["root_account"] = root_account.pk
+    assert staff_client.post(own_change, form).status_code == 302
+    own.refresh_from_db()
+    assert own.name == "Renamed"
+
+    # A new role must be a tenant's (its root account: a root, of the tenant): a shared one
+    # is the operators' to make.
+    add = reverse("admin:course_audit_role_add")
+    choices = staff_client.get(add).context["adminform"].form.fields["root_account"].queryset
+    assert list(choices) == [root_account]
+    response = staff_client.post(add, {"name": "Everywhere"})
+    assert response.status_code == 200
+    assert "root_account" in response.context["adminform"].form.errors
+    assert admin_client.post(add, {"name": "Everywhere"}).status_code == 302
+    assert Role.objects.filter(name="Everywhere", root_account=None).count() == 1
+
+
+def test_a_new_account_goes_in_the_tenant_not_in_a_new_one(
+    staff_client, admin_client, department, root_account, rival
+):
+    add = reverse("admin:course_audit_account_add")
+    state = {"workflow_state": "active"}
+    response = staff_client.post(add, {"name": "New root", **state})
+    assert response.status_code == 200
+    assert "parent" in response.context["adminform"].form.errors
+    response = staff_client.post(add, {"name": "Under rival", "parent": rival.root.pk, **state})
+    assert response.status_code == 200
+    assert "parent" in response.context["adminform"].form.errors
+    assert not Account.objects.filter(name__in=["New root", "Under rival"]).exists()
+
+    assert (
+        staff_client.post(add, {"name": "Genetics", "parent": department.pk, **state}).status_code
+        == 302
+    )
+    assert Account.objects.get(name="Genetics").root_account == root_account
+    # The tenant's own root stays editable (it has no parent, and needs none).
+    root_change = reverse("admin:course_audit_account_change", args=[root_account.pk])
+    form = {"name": "State U", "sis_account_id": "SU", "parent": department.pk, **state}
+    response = staff_client.post(root_change, form)
+    assert response.status_code == 302
+    root_account.refresh_from_db()
+    assert (root_account.name, root_account.parent) == ("State U", None)
+    assert admin_client.post(add, {"name": "New root", **state}).status_code == 302
+
+
+def test_the_event_search_looks_among_the_tenants_courses(
+    staff_client, make_course, rival, monkeypatch
+):
+    for number in range(3):
+        services.course_create(account=rival.root, name=f"Genetics rival {number}")
+    home = make_course(name="Genetics home")
+    monkeypatch.setattr(admin.site._registry[CourseEvent], "search_match_limit", 1)
+
+    found = changelist_events(staff_client, q="Genetics")
+
+    assert {event.course_id for event in found} == {home.pk}
+
+
+def test_a_tenant_staff_users_event_list_loads_the_grants_once(
+    staff_client, admin_client, make_course, rival, root_account
+):
+    for _ in range(3):
+        make_course()
+    services.course_create(account=rival.root, name="Course of the rival")
+    url = reverse("admin:course_audit_courseevent_changelist")
+
+    def queries(client):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url, {"q": "Course", "event_type__exact": "created"})
+        assert response.status_code == 200
+        return captured, response.context["cl"].result_list
+
+    staff_queries, staff_events = queries(staff_client)
+    superuser_queries, superuser_events = queries(admin_client)
+    grants = [q for q in staff_queries if "UNION" in q["sql"] and "accountmembership" in q["sql"]]
+    assert len(grants) == 1
+    # Besides the grants, the superuser's queries and Django's model permissions (which a
+    # superuser skips: two queries, the user's and their groups'): nothing per row.
+    django_permissions = [q for q in staff_queries if '"auth_permission"' in q["sql"]]
+    assert len(django_permissions) == 2
+    assert len(staff_queries) == len(superuser_queries) + 1 + 2
+    events = [q["sql"] for q in staff_queries if "course_audit_courseevent" in q["sql"]]
+    assert events and not any("LIKE" in sql.upper() for sql in events)
+    assert {event.course.root_account_id for event in staff_events} == {root_account.pk}
+    assert (len(staff_events), len(superuser_events)) == (3, 4)
+
+
+def test_staff_outside_every_tenant_see_no_rows(client, make_user, course, rival):
+    operator = make_user("operator", is_staff=True)
+    operator.user_permissions.set(
+        AuthPermission.objects.filter(content_type__app_label="course_audit")
+    )
+    client.force_login(operator)
+    for model in apps.get_app_config("course_audit").get_models():
+        response = client.get(reverse(f"admin:course_audit_{model._meta.model_name}_changelist"))
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == [], model
+    event = last_event(course)
+    assert (
+        client.get(reverse("admin:course_audit_courseevent_change", args=[event.pk])).status_code
+        == 404
+    )
+
+
+def test_a_membership_of_a_user_of_two_tenants_is_revoked_by_either(
+    staff_client, make_user, grant, department, rival, admin_role
+):
+    both = make_user("in-both-tenants")
+    home = grant(both, department)
+    AccountMembership.objects.create(user=both, account=rival.root, role=rival.role)
+    url = reverse("admin:course_audit_accountmembership_change", args=[home.pk])
+    form = {"account": department.pk, "role": admin_role.pk, "workflow_state": "deleted"}
+    # The user is shown (this row is the tenant's), not offered to change.
+    page = staff_client.get(url).content.decode()
+    assert "in-both-tenants" in page and 'name="user"' not in page
+
+    response = staff_client.post(url, {**form, "user": rival.member.pk})
+
+    assert response.status_code == 302
+    home.refresh_from_db()
+    assert (home.user, home.workflow_state) == (both, "deleted")
+
+
+def test_a_tenant_staff_user_holds_and_releases_the_tenants_courses_only(
+    staff_client, course, rival
+):
+    rival_hold = services.legal_hold_place(course=rival.course, reason="rival's litigation")
+    add = reverse("admin:course_audit_legalhold_add")
+
+    response = staff_client.post(add, {"course": rival.course.pk, "account": "", "reason": "x"})
+
+    assert response.status_code == 200
+    assert "course" in response.context["adminform"].form.errors
+    assert "Rival Chemistry" not in response.content.decode()
+    assert not LegalHold.objects.filter(reason="x").exists()
+    response = staff_client.post(add, {"course": course.pk, "account": "", "reason": "audit"})
+    assert response.status_code == 302
+    own_hold = LegalHold.objects.get(reason="audit")
+    assert own_hold.course == course
+
+    changelist = reverse("admin:course_audit_legalhold_changelist")
+    page = staff_client.get(changelist)
+    assert list(page.context["cl"].result_list) == [own_hold]
+    assert "rival&#x27;s litigation" not in page.content.decode()
+    response = staff_client.post(
+        changelist, {"action": "release", "_selected_action": [own_hold.pk, rival_hold.pk]}
+    )
+    assert response.status_code == 302
+    own_hold.refresh_from_db()
+    rival_hold.refresh_from_db()
+    assert own_hold.released_at is not None
+    assert rival_hold.released_at is None
+    change = reverse("admin:course_audit_legalhold_change", args=[rival_hold.pk])
+    assert staff_client.get(change).status_code == 404

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
-from course_audit import integrity
+from course_audit import checks, integrity
 from course_audit.checks import AUTH_MIDDLEWARE_PATH, MIDDLEWARE_PATH
 from course_audit.middleware import AuditContextMiddleware
 
@@ -205,7 +205,55 @@ def test_a_read_database_that_is_no_alias_is_e008(settings, value):
 @pytest.mark.parametrize("value", ["replica", "default", None])
 def test_a_read_database_alias_passes(settings, value):
     settings.COURSE_AUDIT_READ_DATABASE = value
+    settings.DATABASE_ROUTERS = ["course_audit.routers.ReadOnlyFailoverRouter"]
     assert _ids() == set()
+
+
+def test_a_read_database_without_the_failover_router_is_w006(settings):
+    settings.COURSE_AUDIT_READ_DATABASE = "replica"
+    settings.DATABASE_ROUTERS = []
+    [message] = _messages()
+    assert message.id == "course_audit.W006"
+    assert "course_audit.routers.ReadOnlyFailoverRouter is not in DATABASE_ROUTERS" in message.msg
+    assert message.hint == (
+        "Put course_audit.routers.ReadOnlyFailoverRouter first in DATABASE_ROUTERS."
+    )
+
+
+@pytest.mark.parametrize("value", [1, 0.5, dt.timedelta(seconds=10), None])
+def test_a_max_lag_of_seconds_or_none_passes(settings, value):
+    settings.COURSE_AUDIT_READ_MAX_LAG = value
+    assert _ids() == set()
+
+
+@pytest.mark.parametrize("value", [0, -1, "30", True, dt.timedelta(0)])
+def test_a_bad_max_lag_is_e014(settings, value):
+    settings.COURSE_AUDIT_READ_MAX_LAG = value
+    [message] = _messages()
+    assert message.id == "course_audit.E014"
+    assert message.msg == (
+        "COURSE_AUDIT_READ_MAX_LAG must be None or a positive number of seconds or "
+        f"datetime.timedelta; it is {value!r}."
+    )
+
+
+@pytest.mark.parametrize("value", ["direct", 5, ""])
+def test_a_direct_database_that_is_no_alias_is_e015(settings, value):
+    settings.COURSE_AUDIT_DIRECT_DATABASE = value
+    [message] = _messages()
+    assert message.id == "course_audit.E015"
+    assert message.msg == (
+        "COURSE_AUDIT_DIRECT_DATABASE must be the alias of a database in DATABASES; it is "
+        f"{value!r}."
+    )
+
+
+@pytest.mark.django_db
+def test_a_direct_connection_passes_the_pooler_check(settings):
+    # The suite's database is the server itself, on the port its settings name.
+    settings.COURSE_AUDIT_DIRECT_DATABASE = "default"
+    found = checks.check_direct_connection(databases=["default"])
+    assert found == []
 
 
 def test_a_key_that_cannot_be_read_is_e012(settings, tmp_path):

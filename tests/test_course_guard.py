@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
@@ -117,10 +118,17 @@ def test_queryset_delete_of_a_course_written_outside_the_app_is_refused(departme
     [
         "TRUNCATE course_audit_course CASCADE",
         # What flush runs: every table in one statement, so no CASCADE is needed.
-        "TRUNCATE course_audit_course, course_audit_courseevent",
+        "TRUNCATE {tables}",
     ],
 )
 def test_truncate_is_refused(changed_course, sql):
+    # The courses and every table that references them (a TRUNCATE must name them all).
+    referencing = sorted(
+        model._meta.db_table
+        for model in apps.get_app_config("course_audit").get_models()
+        if any(field.related_model is Course for field in model._meta.fields)
+    )
+    sql = sql.format(tables=", ".join(["course_audit_course", *referencing]))
     before = history(changed_course)
     with refused("TRUNCATE"):
         truncate(sql, allow=False)

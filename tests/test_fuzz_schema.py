@@ -59,7 +59,7 @@ from course_audit.models import Account, AccountMembership, ApiToken, Course, Co
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Bounds of the run: Hypothesis examples (one request each) per operation, the fewest
-# requests that make the run count (10 x 120 = 1,200), and a wall-clock limit after which
+# requests that make the run count (11 x 120 = 1,320), and a wall-clock limit after which
 # no further request is sent and the run fails (about 90 s on a 2-core machine).
 FUZZ_EXAMPLES_PER_OPERATION = 120
 MIN_REQUESTS = 1000
@@ -73,6 +73,7 @@ OPERATION_ORDER = [
     "GET /api/v1/accounts/{account_id}",
     "GET /api/v1/courses/{course_id}",
     "GET /api/v1/audit/course/courses/{course_id}",
+    "GET /api/v1/audit/course/courses/{course_id}/as_of",
     "GET /api/v1/audit/course/accounts/{account_id}",
     "GET /api/v1/audit/course/events/{event_uuid}/proof",
     "POST /api/v1/accounts/{account_id}/courses",

@@ -15,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from io import StringIO
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -29,7 +31,7 @@ from django.utils import timezone
 
 from course_audit import integrity, merkle, partitions, services, sis
 from course_audit.context import audit_context
-from course_audit.models import Checkpoint, CourseEvent
+from course_audit.models import Checkpoint, CourseEvent, PageView, SisBatch
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +141,96 @@ def test_the_leaf_holds_every_sealed_column_and_no_name(history: list[Any]) -> N
     assert event.user_name not in json.dumps(fields)
     assert fields["user_name_digest"] == merkle.user_name_digest(str(event.uuid), event.user_name)
     assert fields["created_at"].endswith("Z") and len(fields["created_at"]) == 27
+
+
+# Strings a leaf must escape as Python's json does: quotes, backslashes, every control
+# character, and text beyond ASCII (the event type and source are short columns).
+AWKWARD = ('"\\\t\n', "".join(map(chr, range(1, 32))) + "\x7f", "é中🎓\u2028\ufeff", "")
+
+
+def test_sealed_entries_are_the_leaves_leaf_fields_makes(history: list[Any]) -> None:
+    """What sealing and verification read (on PostgreSQL the database writes part of each
+    leaf) is, byte for byte, ``merkle.leaf_bytes(leaf_fields(row))``, on awkward values."""
+    first = CourseEvent.objects.order_by("id").first()
+    batch = SisBatch.objects.create(root_account=first.account.root_account, filename="x.csv")
+    view = PageView.objects.create(
+        request_id=uuid.uuid4(), url="/", http_method="GET", created_at=first.created_at
+    )
+    values = [
+        {"event_type": text[:16], "event_source": text[:8], "db_role": text, "db_application": text}
+        for text in AWKWARD
+    ]
+    values += [
+        {"event_data": data}
+        for data in (
+            {},
+            [],
+            {"b": [1.0, 1.5, 1e-07, 1e300, -0.0, 0.1 + 0.2, 10**30, -5], "a": None, "é": 1},
+            {"Z": {"z": True, "ä": False, "": ""}, "s": AWKWARD[0] + AWKWARD[1] + AWKWARD[2]},
+            "text",
+            12.5,
+        )
+    ]
+    values += [{"user_name": text, "user_name_digest": None} for text in AWKWARD]
+    values += [  # erased names: the stored digest is sealed, whatever it holds
+        {"user_name": "", "user_name_digest": "a" * 64},
+        {"user_name": "", "user_name_digest": AWKWARD[0]},
+        {"user_name": "", "user_name_digest": ""},
+    ]
+    values += [
+        {"db_client_addr": address}
+        for address in ("127.0.0.1", "::1", "::ffff:1.2.3.4", "2001:db8::1")
+    ]
+    values += [
+        {"created_at": moment}
+        for moment in (
+            dt.datetime(2025, 1, 31, 12, 0, tzinfo=dt.UTC),
+            dt.datetime(2025, 3, 30, 2, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=-9))),
+            dt.datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        )
+    ]
+    values += [
+        {"related_course": history[1], "sis_batch": batch, "page_view": view, "user": None},
+        {"user_id": 2**31 - 1, "account": history[2].account, "course": history[2]},
+    ]
+    for fields in values:
+        CourseEvent.objects.create(
+            **{
+                "course": first.course,
+                "account": first.account,
+                "event_type": "updated",
+                "event_source": "api",
+                "user_name": "Ada",
+                **fields,
+            }
+        )
+    # Addresses with a netmask, as only SQL can write them.
+    for address in ("10.1.2.3/24", "2001:db8::1/64"):
+        tamper(
+            f"UPDATE {integrity.EVENT_TABLE} SET db_client_addr = %s WHERE id = %s",
+            [address, CourseEvent.objects.order_by("-id").values_list("id", flat=True)[0]],
+        )
+        CourseEvent.objects.create(
+            course=first.course, account=first.account, event_type="updated", event_source="api"
+        )
+    expected = b"".join(
+        integrity.pack_leaf(
+            row[0], str(row[1]), merkle.leaf_hash(merkle.leaf_bytes(integrity.leaf_fields(row)))
+        )
+        for row in CourseEvent.objects.order_by("id").values_list(*integrity.SEALED_COLUMNS)
+    )
+    last = CourseEvent.objects.order_by("id").last().pk
+    entries, hashes = integrity.sealed_entries("default", after=integrity.MIN_ID, through=last)
+    assert entries == expected
+    assert hashes == [entries[at + 24 : at + 56] for at in range(0, len(entries), 56)]
+    assert len(hashes) > len(values)
+    # In chunks, and cut at a limit.
+    with patch.object(integrity, "_LEAF_CHUNK", 7):
+        chunked, _ = integrity.sealed_entries("default", after=first.pk, through=last, limit=30)
+    assert chunked == expected[56 : 56 * 31]
+    checkpoint()
+    assert verify()[0] == 0
 
 
 # Tampering with events

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -69,3 +71,38 @@ def test_times_are_utc_to_the_microsecond() -> None:
     assert merkle.utc_timestamp(moment) == "2025-01-31T12:00:00.000000Z"
     with pytest.raises(ValueError):
         merkle.utc_timestamp(moment.replace(tzinfo=None))
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.sampled_from([(",", ":"), (", ", ": ")]))
+def test_the_canonical_json_of_a_text_is_that_of_its_value(value: Any, separators: Any) -> None:
+    text = json.dumps(value, separators=separators, ensure_ascii=False)
+    assert merkle.canonical_json_text(text) == merkle.canonical_json(json.loads(text)).decode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{}", ' {"b": 1, "a": 2} ', '"\\u00e9\\n"', "[1.50, 1e-7, 1E300, 10000000000000000000000]"],
+)
+def test_the_canonical_json_of_awkward_texts(text: str) -> None:
+    assert merkle.canonical_json_text(text) == merkle.canonical_json(json.loads(text)).decode()
+
+
+@pytest.mark.parametrize("text", ["[NaN]", "[1E400]", '{"a": 1} x', ""])
+def test_what_has_no_canonical_json_is_refused_as_before(text: str) -> None:
+    with pytest.raises(ValueError):
+        merkle.canonical_json(json.loads(text))
+    with pytest.raises(ValueError):
+        merkle.canonical_json_text(text)

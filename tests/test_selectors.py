@@ -274,13 +274,21 @@ def test_the_admin_links_a_history_page_only_for_a_viewer_it_would_answer(
     event_page = reverse("admin:course_audit_courseevent_change", args=[event.pk])
     client.force_login(staff_viewer)
 
+    # Outside the viewer's tenants the admin answers as the page does.
+    for page in (course_page, event_page, history):
+        assert client.get(page).status_code == 404
+
+    # A member of the tenant without the view permission: the admin shows the course, the
+    # page would answer 403, so no link to it.
+    membership = grant(staff_viewer, department, Role.objects.create(name="Teacher"))
     for page in (course_page, event_page):
         response = client.get(page)
         assert response.status_code == 200
         assert course.name in response.content.decode()
         assert f'href="{history}"' not in response.content.decode()
-    assert client.get(history).status_code == 404
+    assert client.get(history).status_code == 403
 
+    membership.delete()
     grant(staff_viewer, department)
 
     for page in (course_page, event_page):
@@ -288,3 +296,70 @@ def test_the_admin_links_a_history_page_only_for_a_viewer_it_would_answer(
         assert response.status_code == 200
         assert f'href="{history}"' in response.content.decode()
     assert client.get(history).status_code == 200
+
+
+# --- the tenants, for the admin ----------------------------------------------------------------
+
+
+def test_in_tenants_matches_a_root_and_everything_below_it(root_account, college, department):
+    rival = Account.objects.create(name="Rival")
+    rival_dept = Account.objects.create(name="Rival dept", parent=rival)
+
+    def matched(roots: set[int]) -> set[int]:
+        return set(Account.objects.filter(selectors.in_tenants(roots)).values_list("pk", flat=True))
+
+    def not_matched(roots: set[int]) -> set[int]:
+        # A root's root_account is NULL: the negation must still hold for it.
+        return set(
+            Account.objects.exclude(selectors.in_tenants(roots)).values_list("pk", flat=True)
+        )
+
+    home = {root_account.pk, college.pk, department.pk}
+    assert matched({root_account.pk}) == home
+    assert not_matched({root_account.pk}) == {rival.pk, rival_dept.pk}
+    assert matched({rival.pk, root_account.pk}) == home | {rival.pk, rival_dept.pk}
+    assert matched(set()) == set()
+    assert not_matched(set()) == home | {rival.pk, rival_dept.pk}
+
+
+def test_tenant_roots_are_the_memberships_roots_and_none_for_a_superuser(
+    make_user, grant, department, root_account
+):
+    member = make_user("member")
+    assert selectors.tenant_roots(request_of(member)) == frozenset()
+    grant(member, department, Role.objects.create(name="No permission"))
+    assert selectors.tenant_roots(request_of(member)) == frozenset({root_account.pk})
+    boss = make_user("boss", is_superuser=True)
+    assert selectors.tenant_roots(request_of(boss)) is None
+
+
+def test_tenant_users_belong_to_those_tenants_alone(make_user, grant, department, root_account):
+    rival = Account.objects.create(name="Rival")
+    rival_dept = Account.objects.create(name="Rival dept", parent=rival)
+    home_only = make_user("home-only")
+    grant(home_only, department)
+    both = make_user("both")
+    grant(both, department)
+    grant(both, rival_dept)
+    rival_only = make_user("rival-only")
+    grant(rival_only, rival)
+    left_the_rival = make_user("left-the-rival")
+    grant(left_the_rival, root_account)
+    # A revoked grant in the rival tenant: the row stays, inactive.
+    AccountMembership.objects.create(
+        user=left_the_rival,
+        account=rival,
+        role=Role.objects.create(name="Former"),
+        workflow_state=AccountMembership.WorkflowState.DELETED,
+    )
+    make_user("nobody's")
+    boss = make_user("boss", is_superuser=True)
+    grant(boss, department)
+
+    def users(roots: set[int]) -> set[Any]:
+        return set(selectors.tenant_users(roots))
+
+    assert users({root_account.pk}) == {home_only, left_the_rival}
+    assert users({rival.pk}) == {rival_only}
+    assert users({root_account.pk, rival.pk}) == {home_only, both, rival_only, left_the_rival}
+    assert users(set()) == set()

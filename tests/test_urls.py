@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.urls import include, path, resolve, reverse
+from django.urls import NoReverseMatch, include, path, resolve, reverse
 
 from course_audit.urls import DEPRECATED_NAMES
 
@@ -28,8 +28,23 @@ ARGS: dict[str, list[object]] = {
 }
 
 
+# Pages added after the namespace: no flat name.
+NEW_ARGS: dict[str, list[object]] = {
+    "course_as_of": [7],
+    "person_history": [5],
+    "person_export": [5],
+}
+
+
 def test_every_page_has_its_old_flat_name():
     assert {f"course_audit_{name}": f"course_audit:{name}" for name in ARGS} == DEPRECATED_NAMES
+
+
+@pytest.mark.parametrize("name", NEW_ARGS)
+def test_pages_added_since_have_no_flat_name(name):
+    assert reverse(f"course_audit:{name}", args=NEW_ARGS[name]).startswith("/audit/")
+    with pytest.raises(NoReverseMatch):
+        reverse(f"course_audit_{name}", args=NEW_ARGS[name])
 
 
 @pytest.mark.parametrize("urlconf", ["auditlog_project.urls", __name__])

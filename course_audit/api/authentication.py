@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from course_audit import selectors
+from course_audit import replication, selectors
 from course_audit.compiled import CompiledLookup
 from course_audit.models import ApiToken, token_hash
 
@@ -56,7 +56,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 request, permission, token.user, selectors.grants_from_rows(grants)
             )
         now = timezone.now()
-        if (
+        # In read-only mode (the primary away) nothing can be written.
+        if not replication.read_only() and (
             token.last_used_at is None
             or (now - token.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS
         ):

@@ -35,6 +35,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from course_audit import replication
 from course_audit.conf import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -141,6 +142,9 @@ def _database_unavailable(exc: DatabaseError, context: dict[str, Any]) -> Respon
     # Under a host's ATOMIC_REQUESTS the request's own transaction must not commit either.
     set_rollback()
     request = context.get("request")
+    if request is not None:
+        # A safe request whose primary (or standby) is away runs again (read-only mode).
+        replication.note_database_error(request._request)
     logger.error(
         "Database error answering %s %s",
         getattr(request, "method", "?"),

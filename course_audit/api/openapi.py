@@ -75,6 +75,14 @@ LISTING_PARAMETERS = [
         description="Only events by this user.",
     ),
 ]
+AS_OF_AT = OpenApiParameter(
+    "at",
+    OpenApiTypes.DATETIME,
+    required=True,
+    description="ISO 8601; the moment, including every event whose created_at is shown at "
+    "that second. A value without offset is read in the server's time zone; a bare date is "
+    "the start of that day.",
+)
 INCLUDE_SUBACCOUNTS = OpenApiParameter(
     "include_subaccounts", bool, description="Also the events of every sub-account's courses."
 )

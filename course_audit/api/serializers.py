@@ -24,14 +24,16 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from course_audit import services
 from course_audit.conf import conf
-from course_audit.diff import TRANSITIONS, in_field_order
+from course_audit.diff import TRACKED_FIELDS, TRANSITIONS, in_field_order
 from course_audit.filters import parse_timestamp
 from course_audit.models import Account, Course, CourseEvent, PageView
+from course_audit.replay import CourseAsOf, Setting
 from course_audit.services import CourseStateError, CourseTransitionError
 
 _COPY_RESET = {
@@ -357,6 +359,81 @@ class CourseEventPageSerializer(serializers.Serializer):
     links = serializers.DictField(child=serializers.CharField(allow_null=True))
     events = CourseEventSerializer(many=True)
     linked = LinkedSerializer()
+
+
+@extend_schema_field({"type": ["string", "integer", "boolean", "null"]})
+class FieldValueField(serializers.JSONField):
+    """A course field's value as ``event_data`` holds it: text, a date as ISO 8601 text,
+    an account id, a flag, or null."""
+
+
+class AsOfValueSerializer(serializers.Serializer):
+    """One field of a course as of a moment (``replay.Setting``)."""
+
+    value = FieldValueField(help_text="As `event_data` holds it: dates in ISO 8601 UTC.")
+    known = serializers.BooleanField(
+        help_text="False when no event of the log set it (it was set before recording "
+        "began): `value` is then null, not a guess."
+    )
+    event_id = serializers.IntegerField(
+        allow_null=True, help_text="The internal id of the event that set it."
+    )
+    event_uuid = serializers.UUIDField(
+        allow_null=True, help_text="The UUID of that event (`id` in a listing)."
+    )
+    set_at = serializers.DateTimeField(allow_null=True, help_text="That event's `created_at`.")
+    truncated = serializers.BooleanField(
+        help_text="A string the log holds at the diff's length limit: it may have been cut."
+    )
+
+
+class AsOfFieldsSerializer(serializers.Serializer):
+    """The tracked fields (``diff.TRACKED_FIELDS``)."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: AsOfValueSerializer() for name in TRACKED_FIELDS}
+
+
+class CourseAsOfSerializer(serializers.Serializer):
+    """``GET .../courses/<course_id>/as_of``: the course as its log replays it at ``at``."""
+
+    at = serializers.DateTimeField()
+    course_id = serializers.IntegerField()
+    existed = serializers.BooleanField(
+        allow_null=True,
+        help_text="False: the log records the course's creation after `at`; null: the log "
+        "holds no event of the course up to `at`.",
+    )
+    created_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the log records the course's creation, if it does."
+    )
+    fields = AsOfFieldsSerializer()  # type: ignore[assignment]
+    workflow_state = AsOfValueSerializer()
+
+
+def as_of_json(course_id: int, state: CourseAsOf) -> dict[str, Any]:
+    """``CourseAsOfSerializer``'s shape, built directly."""
+    fmt = time_formatter()
+
+    def value(setting: Setting) -> dict[str, Any]:
+        event = setting.event
+        return {
+            "value": setting.value,
+            "known": setting.known,
+            "event_id": event.id if event else None,
+            "event_uuid": str(event.uuid) if event else None,
+            "set_at": fmt(event.created_at) if event else None,
+            "truncated": setting.cut,
+        }
+
+    return {
+        "at": fmt(state.at),
+        "course_id": course_id,
+        "existed": state.existed,
+        "created_at": fmt(state.created_at),
+        "fields": {name: value(setting) for name, setting in state.fields.items()},
+        "workflow_state": value(state.workflow_state),
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,11 @@ urlpatterns = [
         name="audit-course",
     ),
     re_path(
+        r"^audit/course/courses/(?P<course_id>[^/]+)/as_of/?$",
+        views.CourseAsOfViewSet.as_view({"get": "retrieve"}),
+        name="audit-course-as-of",
+    ),
+    re_path(
         r"^audit/course/accounts/(?P<account_id>[^/]+)/?$",
         views.CourseAuditViewSet.as_view({"get": "for_account"}),
         name="audit-account",

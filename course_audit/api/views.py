@@ -12,12 +12,14 @@ primary; the audit listings' events and their linked objects (one joined query) 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import router
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, JsonResponse
@@ -47,6 +49,7 @@ from course_audit.api.exceptions import (
 )
 from course_audit.api.openapi import (
     ACCOUNT_ID,
+    AS_OF_AT,
     COURSE_ID,
     EVENT_UUID,
     INCLUDE_SUBACCOUNTS,
@@ -62,12 +65,14 @@ from course_audit.api.serializers import (
     AccountSerializer,
     ContentMigrationSerializer,
     ContentMigrationWriteSerializer,
+    CourseAsOfSerializer,
     CourseDeleteSerializer,
     CourseEventPageSerializer,
     CourseSerializer,
     CourseUpdateSerializer,
     CourseWriteSerializer,
     ListingColumns,
+    as_of_json,
     compound_document,
     service_errors,
 )
@@ -77,6 +82,7 @@ from course_audit.filters import (
     MAX_BIGINT,
     MAX_PARAMETER_LENGTH,
     CourseEventFilterSet,
+    TimestampFormField,
     too_long_message,
 )
 from course_audit.models import Account, Course, CourseEvent, Permission
@@ -364,6 +370,41 @@ class EventProofViewSet(BaseAPIViewSet):
             count=1,
         )
         return Response(proof)
+
+
+class CourseAsOfViewSet(BaseAPIViewSet):
+    """``GET /api/v1/audit/course/courses/<course_id>/as_of?at=<ISO 8601>``, beyond Canvas:
+    the course's tracked fields and workflow state as its log replays them at ``at``
+    (``selectors.course_as_of``), each with the event that set it. Access is the course
+    listing's."""
+
+    @document(
+        summary="A course as of a moment",
+        parameters=[COURSE_ID, AS_OF_AT],
+        responses={200: CourseAsOfSerializer, **errors(400, 401, 403, 404)},
+    )
+    def retrieve(self, request: Request, course_id: str) -> Response:
+        course = self.get_course(course_id)
+        (state,) = selectors.course_as_of(course, [_moment(request, "at")])
+        access_log.record(
+            request,
+            surface=Surface.API,
+            target=Target(Scope.COURSE, course.pk, course.root_account_id),
+            count=access_log.events_shown([state]),
+        )
+        return Response(as_of_json(course.pk, state))
+
+
+def _moment(request: Request, name: str) -> dt.datetime:
+    """The required date-time parameter ``name``, read as the listings read theirs."""
+    raw = request.query_params.get(name, "")
+    if not raw.strip():
+        raise exceptions.ValidationError({name: "is required: an ISO 8601 date-time"})
+    try:
+        moment: dt.datetime = TimestampFormField().clean(raw)
+    except DjangoValidationError as error:
+        raise exceptions.ValidationError({name: error.messages}) from None
+    return moment
 
 
 class CourseViewSet(BaseAPIViewSet):

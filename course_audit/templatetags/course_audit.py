@@ -11,9 +11,16 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from course_audit import charts, integrity, presentation
+from course_audit import charts, integrity, presentation, replication
 
 register = template.Library()
+
+
+@register.simple_tag
+def audit_read_only() -> bool:
+    """``{% audit_read_only as read_only %}``: whether the page is served from the standby
+    because the primary is away (``replication``): nothing can be changed meanwhile."""
+    return replication.read_only()
 
 
 @register.simple_tag

@@ -35,10 +35,12 @@ def course_facts(course: Any, events: Any) -> dict[str, Any]:
 
 
 def collect() -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
     from django.db.models import Count
 
     from auditlog_project.demo.catalogue import DEPT_ADMIN_DEPARTMENT, ROOT_SIS_ID
     from course_audit.models import Account, Course, CourseEvent, PageView
+    from course_audit.recording import display_name
 
     events = CourseEvent.objects.all()
     root = Account.objects.get(parent__isnull=True, sis_account_id=ROOT_SIS_ID)
@@ -85,7 +87,22 @@ def collect() -> dict[str, Any]:
     )
     if page_view is None:
         raise LookupError("seed_demo no longer seeds a page view with events")
+    # The person who caused the most events in the course above (the picker finds them).
+    actor_id = first(
+        events.filter(course=course, user__isnull=False)
+        .values_list("user", flat=True)
+        .annotate(n=Count("id"))
+        .order_by("-n", "user"),
+        "a course changed by a user",
+    )
+    actor = get_user_model().objects.get(pk=actor_id)
     return {
+        "person": {
+            "id": actor.pk,
+            "login": actor.get_username(),
+            "name": display_name(actor),
+            "events": events.filter(user=actor).count(),
+        },
         "course": course_facts(course, events),
         "outside": course_facts(outside, events),
         "inside": course_facts(inside, events),

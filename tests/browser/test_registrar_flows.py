@@ -448,7 +448,7 @@ def test_landmarks_labels_and_the_keyboard(login, demo):
     expected = [
         "f-start",
         "f-end",
-        "f-user",
+        "f-person",
         "f-per-page",
         "f-type-created",
         "f-source-manual",
@@ -541,3 +541,31 @@ def test_a_long_value_prints_whole(page):
     page.emulate_media(media="print")
     assert full.is_visible() and page.locator("td summary").is_hidden()
     assert page.locator('td[data-label="After"]').inner_text().strip() == text.strip()
+
+
+def test_a_persons_page_through_the_picker_without_javascript(login, new_page, demo):
+    from axe_playwright_python.sync_playwright import Axe
+
+    course, person = demo.facts["course"], demo.facts["person"]
+    page = log_in(new_page(java_script_enabled=False), "registrar")
+    open_course(page, course)
+    page.get_by_label("Person").fill(person["login"])
+    apply_filters(page)
+    page.wait_for_url(f"**user_id={person['id']}**")
+    assert page.get_by_text("Only the events of").is_visible()
+    page.get_by_role("link", name=f"{person['name']} ({person['login']})").click()
+    page.wait_for_url(f"**/audit/people/{person['id']}/")
+    page.get_by_role("heading", level=1, name=f"Changes made by {person['name']}").wait_for()
+    assert len(shown_events(page)) == min(person["events"], 25)
+
+    # axe runs in the page: a page of its own, with JavaScript.
+    audited = login("registrar")
+    audited.goto(f"/audit/people/{person['id']}/")
+    results = Axe().run(audited)
+    assert not results.violations_count, results.generate_report()
+    screenshot(audited, "person-page")
+    phone = login("registrar", **PHONE)
+    phone.goto(f"/audit/people/{person['id']}/")
+    assert overflow(phone) <= 0
+    results = Axe().run(phone)
+    assert not results.violations_count, results.generate_report()

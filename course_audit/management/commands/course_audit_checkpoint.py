@@ -15,13 +15,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from course_audit import integrity
+from course_audit.conf import conf
 
 
 class Command(BaseCommand):
     help = "Seal the course events committed since the last checkpoint into signed checkpoints."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--database",
+            default=conf.DIRECT_DATABASE or DEFAULT_DB_ALIAS,
+            help="a direct connection to the primary, never a pooler in transaction mode "
+            "(default: COURSE_AUDIT_DIRECT_DATABASE, else default)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

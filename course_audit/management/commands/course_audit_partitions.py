@@ -48,7 +48,12 @@ class Command(BaseCommand):
     help = "Make the coming months' course event partitions; with --prune, drop old months."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--database",
+            default=conf.DIRECT_DATABASE or DEFAULT_DB_ALIAS,
+            help="a direct connection to the primary, never a pooler in transaction mode "
+            "(default: COURSE_AUDIT_DIRECT_DATABASE, else default)",
+        )
         parser.add_argument(
             "--ahead",
             type=int,

@@ -80,7 +80,7 @@ def unpartition(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('course_audit', '0008_legal_holds_and_prune_notes'),
+        ('course_audit', '0010_apitoken_write_lsn'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
