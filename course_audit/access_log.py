@@ -22,6 +22,11 @@ finished later. Before the 200 goes out the export has read its first rows, so a
 database that is away is still a 503; one that fails between the last row and the
 record loses the record, which is logged as an error.
 
+One exception: read-only mode (``course_audit.replication``: the primary is away and a
+site with ``ReadOnlyFailoverRouter`` serves safe requests from the standby), where no
+write can succeed and the site chose to keep answering. There each record goes to this
+module's logger (a warning with every field) instead of the table.
+
 ``COURSE_AUDIT_ACCESS_LOG = False`` turns all of it off.
 """
 
@@ -38,7 +43,7 @@ from typing import Any, TypeVar
 from django.db import DatabaseError
 from django.http import QueryDict
 
-from course_audit import partitions
+from course_audit import partitions, replication
 from course_audit.conf import conf
 from course_audit.models import AccessRecord, ApiToken
 from course_audit.types import UserRequest
@@ -183,6 +188,14 @@ def prune(
 
 
 def _write(records: list[AccessRecord]) -> None:
+    if replication.read_only():
+        for record in records:
+            logger.warning(
+                "Access record kept in the log (read-only mode: the primary is away): %s",
+                _as_text(record),
+                extra={"access_record": _fields(record)},
+            )
+        return
     if len(records) == 1:
         # Alone, outside any transaction of the request's: bulk_create's own would cost a
         # BEGIN and a COMMIT besides the INSERT.
@@ -217,6 +230,18 @@ def _record(
         path=_clean(http.path)[:MAX_PATH_LENGTH],
         client_addr=_address(http.META.get("REMOTE_ADDR")),
     )
+
+
+def _fields(record: AccessRecord) -> dict[str, Any]:
+    return {
+        field.attname: getattr(record, field.attname)
+        for field in AccessRecord._meta.concrete_fields
+        if field.attname != "id"
+    }
+
+
+def _as_text(record: AccessRecord) -> str:
+    return " ".join(f"{name}={value!s}" for name, value in _fields(record).items())
 
 
 def request_filters(query: QueryDict) -> dict[str, Any]:

@@ -658,3 +658,26 @@ def test_a_persons_page_records_one_read_per_tenant_shown(
     assert {(r.scope, r.scope_id, r.count) for r in records.values()} == {
         ("person", str(actor.pk), 1)
     }
+
+
+def test_in_read_only_mode_the_record_goes_to_the_log(registrar_browser, history, rf, caplog):
+    """The primary is away and the site serves reads from its standby (replication): no
+    write can succeed, so the record is logged, with every field, and the page served."""
+    from course_audit import replication
+
+    request = rf.get(reverse("course_audit:course_history", args=[history.pk]), {"per_page": "10"})
+    request.user = registrar_browser.user
+    with replication.reading(request, read_only=True), CaptureQueriesContext(connection) as sql:
+        access_log.record(
+            request,
+            surface="page",
+            target=access_log.Target("course", history.pk, history.root_account_id),
+            count=4,
+        )
+    assert not any(query["sql"].startswith(ACCESS_INSERT) for query in sql.captured_queries)
+    assert not AccessRecord.objects.exists()
+    [message] = [r for r in caplog.records if r.name == "course_audit.access_log"]
+    assert message.levelname == "WARNING"
+    logged = message.access_record  # type: ignore[attr-defined]
+    assert (logged["scope"], logged["scope_id"], logged["count"]) == ("course", str(history.pk), 4)
+    assert logged["user_name"] == "registrar" and logged["filters"] == {"per_page": "10"}
