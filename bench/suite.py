@@ -9,6 +9,8 @@ realistic university with ``COPY`` (``_data.py``), then measures in the same run
   floor: the bare keyset SQL and JSON encoding of the same rows (``_api.py``);
 - ``queries``: SQL queries per request at per_page 1, 10 and 100;
 - ``pages``: the admin changelist and a course's history page, first page and deep;
+- ``filters``: the API's listings filtered on the fields that changed and on a SIS batch
+  (``_filters.py``), page one and deep;
 - ``http``: requests per second of the API under gunicorn, against a trivial JSON view on
   the same server (``_http.py``);
 - ``writes``: each write path (a save, ``update()``, ``bulk_update``, ``bulk_create``, a
@@ -60,7 +62,17 @@ from bench._common import (
 )
 from bench._report import Check, Section, Target, checks_table, ms, number, table
 
-SECTIONS = ("api", "queries", "planning", "pages", "http", "writes", "integrity", "retention")
+SECTIONS = (
+    "api",
+    "queries",
+    "planning",
+    "pages",
+    "filters",
+    "http",
+    "writes",
+    "integrity",
+    "retention",
+)
 CI_SECTIONS = ("api", "queries")
 DEFAULT_DEPTH = 100_000
 
@@ -648,6 +660,91 @@ def pages_section(run: Run) -> Section:
     return section
 
 
+def filters_section(run: Run) -> Section:
+    from bench import _api, _filters
+
+    args = run.args
+    client = _api.Client(run.dataset.token)
+    figures = []
+    for case in _filters.cases(run.dataset, depth=min(args.depth, 10_000)):
+        timed = _filters.checked_call(client, case)
+        if timed is not None:
+            timed.repeat, timed.max_seconds = args.repeat, args.max_seconds
+            figures.append((case, timed))
+    from bench import pages
+
+    page_client = pages.superuser_client()
+    page_figures = [
+        (case, pages.timed(case, page_client, repeat=min(args.repeat, 30)))
+        for case in _filters.page_cases(run.dataset)
+    ]
+    measure_in_rounds([timed for _, timed in [*figures, *page_figures]], warmup=5)
+    results = [
+        {
+            "case": case.name,
+            "listing": case.listing,
+            "filter": case.filter,
+            "depth": case.depth,
+            "matching": _filters.matching(case, 1_000_000),
+            **timed.summary(),
+        }
+        for case, timed in figures
+    ]
+    results += [
+        {
+            "case": case.name,
+            "listing": "page",
+            "filter": case.name.split(", ", 1)[-1],
+            "depth": 0,
+            "matching": "",
+            "queries": case.queries,
+            **timed.summary(),
+        }
+        for case, timed in page_figures
+    ]
+    section = Section(
+        "filters",
+        "Filtered listings: changed fields and SIS batch",
+        f"The API's listings filtered with `field=` and `sis_batch_id=` (issue #17), "
+        f"in-process (Django's test client, bearer token), per_page 100, p50 over "
+        f"{args.repeat} timed requests per figure after 5 untimed, interleaved; a deep page "
+        "is that many matching events in. `matching` counts the listing's events the filter "
+        "keeps (up to a million). The pages (`page:`): server time of the registrar's "
+        "pages with the same filters, a logged-in superuser, at most 30 requests each. See "
+        "bench/_filters.py.",
+        raw=results,
+    )
+    for result in results:
+        section.checks.append(
+            Check(
+                result["case"],
+                ms(result["p50_ms"]),
+                f"p95 {ms(result['p95_ms'])}",
+                result["p50_ms"],
+                PAGE_MS,
+            )
+        )
+    section.details.append(
+        table(
+            ["listing", "filter", "depth", "matching", "p50 ms", "p95 ms", "max ms", "n"],
+            [
+                [
+                    r["listing"],
+                    r["filter"],
+                    r["depth"],
+                    r["matching"],
+                    round(r["p50_ms"], 1),
+                    round(r["p95_ms"], 1),
+                    round(r["max_ms"], 1),
+                    r["n"],
+                ]
+                for r in results
+            ],
+        )
+    )
+    return section
+
+
 def http_section(run: Run) -> Section:
     from bench import _http
 
@@ -754,6 +851,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Run], Section]] = {
     "queries": queries_section,
     "planning": planning_section,
     "pages": pages_section,
+    "filters": filters_section,
     "http": http_section,
     "writes": writes_section,
     "integrity": integrity_section,

@@ -85,11 +85,14 @@ def archive_line(row: dict[str, Any]) -> bytes:
 
 def sealed_row(row: dict[str, Any]) -> tuple[Any, ...]:
     """An archived (or read) event as ``integrity.SEALED_COLUMNS`` reads it."""
-    created_at = row["created_at"]
-    if isinstance(created_at, str):
-        created_at = dt.datetime.fromisoformat(created_at)
+    times = {
+        column: dt.datetime.fromisoformat(row[column])
+        if isinstance(row.get(column), str)
+        else row.get(column)
+        for column in ("created_at", "recorded_at")
+    }
     return tuple(
-        created_at if column == "created_at" else row[column] for column in integrity.SEALED_COLUMNS
+        times[column] if column in times else row[column] for column in integrity.SEALED_COLUMNS
     )
 
 

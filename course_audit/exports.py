@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 
 from course_audit.diff import in_field_order
 from course_audit.models import Course, CourseEvent
-from course_audit.pagination import Partitions, keyset_rows
+from course_audit.pagination import Branches, Partitions, keyset_rows
 
 EXPORT_CHUNK = 1000
 # At most about this many rows are held at once by an export over many ranges (a subtree's
@@ -61,7 +61,9 @@ def export_row(row: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
     return record
 
 
-def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[dict[str, Any]]:
+def walk(
+    events: QuerySet[CourseEvent], partitions: Partitions, branches: Branches = None
+) -> Iterator[dict[str, Any]]:
     """Every event as a row of plain values (no model instances), newest first, one keyset
     page at a time: memory stays flat whatever the size.
 
@@ -72,18 +74,19 @@ def walk(events: QuerySet[CourseEvent], partitions: Partitions) -> Iterator[dict
     starts at a quarter of ``EXPORT_CHUNK`` (a range may hold a few rows) and doubles as
     it is drained, up to its share of ``EXPORT_HELD_ROWS``: what is held is bounded,
     whatever the rows. The course names are then read for each ``EXPORT_CHUNK`` of merged
-    rows by primary key, not joined in every range's query.
+    rows by primary key, not joined in every range's query. ``branches`` (one filter per
+    changed field asked for) are read as ``fetch_ordered`` reads them, in each range.
     """
     rows_of = events.select_related(None)
     if partitions is None or len(partitions[1]) <= 1:
-        yield from _walk_range(rows_of.values(*_ROW_FIELDS), EXPORT_CHUNK, EXPORT_CHUNK)
+        yield from _walk_range(rows_of.values(*_ROW_FIELDS), EXPORT_CHUNK, EXPORT_CHUNK, branches)
         return
     field, keys = partitions
     rows_of = rows_of.values(*(name for name in _ROW_FIELDS if name != "course__name"))
     most = min(EXPORT_CHUNK, max(EXPORT_CHUNK // 10, EXPORT_HELD_ROWS // len(keys)))
     first = max(1, min(most, EXPORT_CHUNK // 4))
     merged = heapq.merge(
-        *(_walk_range(rows_of.filter(**{field: key}), first, most) for key in keys),
+        *(_walk_range(rows_of.filter(**{field: key}), first, most, branches) for key in keys),
         key=_position,
         reverse=True,
     )
@@ -101,12 +104,14 @@ def _position(row: dict[str, Any]) -> tuple[dt.datetime, int]:
     return row["created_at"], row["id"]
 
 
-def _walk_range(rows_of: QuerySet[Any], chunk: int, most: int) -> Iterator[dict[str, Any]]:
+def _walk_range(
+    rows_of: QuerySet[Any], chunk: int, most: int, branches: Branches
+) -> Iterator[dict[str, Any]]:
     """One index range's rows, newest first, in chunks doubling from ``chunk`` to
     ``most``."""
     after = None
     while True:
-        rows, more = keyset_rows(rows_of, limit=chunk, after=after)
+        rows, more = keyset_rows(rows_of, limit=chunk, after=after, branches=branches)
         yield from rows
         if not more:
             return

@@ -12,11 +12,13 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import dateparse, timezone
 from django.utils.translation import gettext as _
 
+from course_audit.diff import TRACKED_FIELDS
 from course_audit.models import AccessRecord, CourseEvent
+from course_audit.querysets import changed_field_q, changed_fields_q
 
 ONE_SECOND = dt.timedelta(seconds=1)
 MAX_BIGINT = 2**63 - 1
@@ -187,10 +189,46 @@ class CourseEventFilterSet(TimeRangeFilterSet):
         field_name="event_source", choices=[choice.value for choice in CourseEvent.EventSource]
     )
     user_id = IntegerFilter(field_name="user_id", min_value=1, max_value=MAX_BIGINT)
+    # Beyond Canvas: the events that changed any of these tracked fields
+    # (``querysets.changed_field_q``), and one SIS import's events.
+    field = CommaListFilter(method="filter_field", choices=list(TRACKED_FIELDS))
+    sis_batch_id = IntegerFilter(field_name="sis_batch_id", min_value=1, max_value=MAX_BIGINT)
 
     class Meta:
         model = CourseEvent
-        fields = ["start_time", "end_time", "event_type", "event_source", "user_id"]
+        fields = [
+            "start_time",
+            "end_time",
+            "event_type",
+            "event_source",
+            "user_id",
+            "field",
+            "sis_batch_id",
+        ]
+
+    def filter_field(
+        self, queryset: QuerySet[CourseEvent], name: str, value: list[str] | None
+    ) -> QuerySet[CourseEvent]:
+        return queryset.filter(changed_fields_q(value)) if value else queryset
+
+    def ranges(
+        self, partitions: tuple[str, list[int]] | None
+    ) -> tuple[tuple[str, list[int]] | None, list[Q] | None]:
+        """How the keyset reads the filtered rows of a listing read as ``partitions``: the
+        ``partitions`` and ``branches`` of ``pagination.fetch_ordered``. Only after
+        ``is_valid()``.
+
+        One SIS batch's events are one range of its own index, whichever accounts the
+        listing covers (they stay in its filter): read across the accounts, a subtree's
+        each range would be scanned for a batch that may have left nothing there. Several
+        changed fields are one range per field (each field's changes have an index).
+        """
+        data = self.form.cleaned_data
+        if data.get("sis_batch_id") is not None:
+            partitions = None
+        fields = list(dict.fromkeys(data.get("field") or ()))
+        branches = [changed_field_q(field) for field in fields] if len(fields) > 1 else None
+        return partitions, branches
 
 
 class BoundedCharField(BoundedField, forms.CharField):

@@ -73,6 +73,7 @@ SEALED_COLUMNS = (
     "db_role",
     "db_application",
     "db_client_addr",
+    "recorded_at",
 )
 
 
@@ -176,13 +177,14 @@ def leaf_fields(row: tuple[Any, ...]) -> dict[str, Any]:
         db_role,
         db_application,
         db_client_addr,
+        recorded_at,
     ) = row
     uuid_text = str(event_uuid)
     if user_name == "" and stored_digest:
         name_digest = stored_digest
     else:
         name_digest = merkle.user_name_digest(uuid_text, user_name)
-    return {
+    fields: dict[str, Any] = {
         "v": merkle.LEAF_VERSION,
         "id": event_id,
         "uuid": uuid_text,
@@ -202,6 +204,9 @@ def leaf_fields(row: tuple[Any, ...]) -> dict[str, Any]:
         "db_application": db_application,
         "db_client_addr": None if db_client_addr is None else str(db_client_addr),
     }
+    if recorded_at is not None:
+        fields["recorded_at"] = merkle.utc_timestamp(recorded_at)
+    return fields
 
 
 def stream_events(
@@ -323,6 +328,8 @@ _TEXT_KEYS = frozenset({"UUIDField", "CharField", "TextField"})
 _LEAF_SELECT = """
 SELECT int8send(id) || uuid_send(uuid),
     CASE WHEN created_at >= '1000-01-01T00:00:00Z' AND created_at < '10000-01-01T00:00:00Z'
+        AND (recorded_at IS NULL
+             OR recorded_at >= '1000-01-01T00:00:00Z' AND recorded_at < '10000-01-01T00:00:00Z')
     THEN '{{"account_id":' || account_id::text
         || ',"course_id":' || course_id::text
         || ',"created_at":"'
@@ -335,6 +342,8 @@ SELECT int8send(id) || uuid_send(uuid),
     event_source,
     event_type,
     ',"id":' || id::text
+        || coalesce(',"recorded_at":"'
+            || to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '"', '')
         || ',"related_course_id":' || coalesce(related_course_id::text, 'null')
         || ',"request_id":' || coalesce('"' || request_id::text || '"', 'null')
         || ',"sis_batch_id":' || coalesce(sis_batch_id::text, 'null')
@@ -779,6 +788,9 @@ class Report:
     # Sealed events gone by retention, as signed prune notes say.
     pruned: int = 0
     problems: list[Problem] = dataclasses.field(default_factory=list)
+    # Events dated before the checkpoints that precede them by a backfill, recorded (and
+    # sealed) with the time they were really written: reported, not problems.
+    backfills: list[Problem] = dataclasses.field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -801,8 +813,9 @@ class Report:
         found = ", ".join(f"{count} {PROBLEM_KINDS[kind]}" for kind, count in counts.items())
         return (
             f"{state}: {self.events:,} events and {self.checkpoints:,} checkpoints checked,"
-            f" {self.unsealed:,} events not sealed yet, {self.pruned:,} pruned by retention;"
-            f" {len(self.problems)} problems" + (f" ({found})" if found else "")
+            f" {self.unsealed:,} events not sealed yet, {self.pruned:,} pruned by retention,"
+            f" {len(self.backfills):,} backfilled; {len(self.problems)} problems"
+            + (f" ({found})" if found else "")
         )
 
 
@@ -907,7 +920,7 @@ def verify_events(
         if covering is None:
             if event_id > seals.sealed_through:
                 report.unsealed += 1
-                if newest is not None and row[2] < newest.created_at - tolerance:
+                if newest is not None and (row[-1] or row[2]) < newest.created_at - tolerance:
                     report.add(
                         "unsealed",
                         f"event {fields['uuid']} (id {event_id}, created"
@@ -944,7 +957,7 @@ def verify_events(
                     checkpoint=sequence,
                     **where,
                 )
-        _check_date(row[2], fields, checkpoint, references, tolerance, report)
+        _check_date(row, fields, checkpoint, references, tolerance, report)
     return report
 
 
@@ -1106,7 +1119,7 @@ def _check_events(
             if event_id <= sealed_through:  # past --since's ranges: not checked
                 continue
             report.unsealed += 1
-            if newest is not None and row[2] < newest.created_at - tolerance:
+            if newest is not None and (row[-1] or row[2]) < newest.created_at - tolerance:
                 report.add(
                     "unsealed",
                     f"event {fields['uuid']} (id {event_id}, created {fields['created_at']})"
@@ -1130,7 +1143,7 @@ def _check_events(
             continue
         current = current or _open_range(using, checkpoint, report)
         _meet(current, event_id, fields, hashed, report, pruned)
-        _check_date(row[2], fields, checkpoint, references, tolerance, report)
+        _check_date(row, fields, checkpoint, references, tolerance, report)
     while index < len(ranges):
         if ranges[index].sequence not in intact:
             _close_range(current or _open_range(using, ranges[index], report), report, pruned)
@@ -1234,24 +1247,39 @@ def backdate_references(checkpoints: list[Checkpoint]) -> dict[int, tuple[int, d
 
 
 def _check_date(
-    created_at: dt.datetime,
+    row: tuple[Any, ...],
     fields: dict[str, Any],
     checkpoint: Checkpoint,
     references: dict[int, tuple[int, dt.datetime]],
     tolerance: dt.timedelta,
     report: Report,
 ) -> None:
+    """An event (a ``SEALED_COLUMNS`` row) dated before the checkpoint of the run before its
+    own is ``backdated``, unless a backfill dated it and it was really recorded (its sealed
+    ``recorded_at``) after that checkpoint: a backfill, reported as such."""
     reference = references.get(checkpoint.sequence)
-    if reference is not None and created_at < reference[1] - tolerance:
-        report.add(
-            "backdated",
-            f"event {fields['uuid']} (id {fields['id']}) sealed in checkpoint"
-            f" #{checkpoint.sequence} was created {fields['created_at']}, before"
-            f" checkpoint #{reference[0]}",
-            checkpoint=checkpoint.sequence,
-            event_id=fields["id"],
-            uuid=fields["uuid"],
+    if reference is None or row[2] >= reference[1] - tolerance:
+        return
+    where = {"checkpoint": checkpoint.sequence, "event_id": fields["id"], "uuid": fields["uuid"]}
+    recorded_at = row[-1]
+    if recorded_at is not None and recorded_at >= reference[1] - tolerance:
+        report.backfills.append(
+            Problem(
+                "backfill",
+                f"event {fields['uuid']} (id {fields['id']}) sealed in checkpoint"
+                f" #{checkpoint.sequence} is dated {fields['created_at']} by a backfill"
+                f" recorded {fields['recorded_at']}",
+                **where,
+            )
         )
+        return
+    report.add(
+        "backdated",
+        f"event {fields['uuid']} (id {fields['id']}) sealed in checkpoint"
+        f" #{checkpoint.sequence} was created {fields['created_at']}, before"
+        f" checkpoint #{reference[0]}",
+        **where,
+    )
 
 
 def _open_range(

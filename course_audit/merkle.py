@@ -52,6 +52,9 @@ LEAF_FIELDS = (
     "db_application",
     "db_client_addr",
 )
+# Fields a leaf holds only when they have a value: an event without one seals as it
+# always did. ``recorded_at``: when a backfilled event was really recorded.
+OPTIONAL_LEAF_FIELDS = ("recorded_at",)
 HEADER_FIELDS = (
     "v",
     "sequence",
@@ -126,9 +129,16 @@ def user_name_digest(event_uuid: str, user_name: str) -> str:
 
 
 def leaf_bytes(fields: Mapping[str, Any]) -> bytes:
-    """An event's leaf: the canonical JSON of exactly ``LEAF_FIELDS``."""
-    if set(fields) != set(LEAF_FIELDS):
-        raise ValueError(f"a leaf has the fields {sorted(LEAF_FIELDS)}, got {sorted(fields)}")
+    """An event's leaf: the canonical JSON of ``LEAF_FIELDS`` and of those of
+    ``OPTIONAL_LEAF_FIELDS`` that have a value."""
+    given = set(fields)
+    if not set(LEAF_FIELDS) <= given <= set(LEAF_FIELDS) | set(OPTIONAL_LEAF_FIELDS) or any(
+        fields[name] is None for name in given & set(OPTIONAL_LEAF_FIELDS)
+    ):
+        raise ValueError(
+            f"a leaf has the fields {sorted(LEAF_FIELDS)} (and, set, any of"
+            f" {sorted(OPTIONAL_LEAF_FIELDS)}), got {sorted(fields)}"
+        )
     if fields["v"] != LEAF_VERSION:
         raise ValueError(f"unknown leaf version {fields['v']!r}")
     return canonical_json(dict(fields))

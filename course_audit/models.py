@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext
 
 from course_audit import choices, recording
+from course_audit.diff import TRACKED_FIELDS
 from course_audit.querysets import CourseEventQuerySet, CourseQuerySet
 from course_audit.types import User
 
@@ -533,6 +534,11 @@ class ApiToken(models.Model):
         )
 
 
+def changed_field_index_name(field: str) -> str:
+    """The name of the partial index of the events that changed ``field``."""
+    return f"ca_evt_chg_{field}"
+
+
 class CourseEvent(models.Model):
     """One recorded change to a course. Append-only: the app never updates or deletes one,
     and on PostgreSQL triggers reject any ``UPDATE``, ``DELETE`` or ``TRUNCATE``.
@@ -624,6 +630,12 @@ class CourseEvent(models.Model):
         _("database application"), max_length=64, blank=True, default="", db_default=""
     )
     db_client_addr = models.GenericIPAddressField(_("database client"), null=True, blank=True)
+    # Set only for an event a backfill dated (``audit_context(occurred_at=...)``): when it
+    # was really recorded. Sealed with it: verification reports such an event, older than
+    # the checkpoints before it, as a backfill rather than as backdated.
+    recorded_at = models.DateTimeField(
+        _("recorded at (backfill)"), null=True, blank=True, editable=False
+    )
 
     objects = CourseEventQuerySet.as_manager()
 
@@ -653,6 +665,24 @@ class CourseEvent(models.Model):
                 fields=["user", "-created_at", "-id"],
                 name="course_audit_evt_user_idx",
                 condition=Q(user__isnull=False),
+            ),
+            # A SIS batch's changes (its page, and the listings' ``sis_batch_id`` filter).
+            models.Index(
+                fields=["sis_batch", "-created_at", "-id"],
+                condition=Q(sis_batch__isnull=False),
+                name="course_audit_evt_sis_batch_idx",
+            ),
+            # The listings' ``field`` filter: one partial index per tracked field, holding
+            # only the updated events that changed it (``querysets.changed_field_q``), in
+            # each account's order. Several fields are read as the union of their ranges
+            # (``pagination.fetch_ordered``'s ``branches``).
+            *(
+                models.Index(
+                    fields=["account", "-created_at", "-id"],
+                    condition=Q(event_type=choices.EventType.UPDATED, event_data__has_key=field),
+                    name=changed_field_index_name(field),
+                )
+                for field in TRACKED_FIELDS
             ),
         ]
 

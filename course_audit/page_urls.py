@@ -21,6 +21,12 @@ urlpatterns = [
     path("audit/accounts/<int:account_id>/export/", views.account_export, name="account_export"),
     path("audit/people/<str:user_id>/", views.person_history, name="person_history"),
     path("audit/people/<str:user_id>/export/", views.person_export, name="person_export"),
+    path("audit/sis-batches/<int:batch_id>/", views.sis_batch_history, name="sis_batch_history"),
+    path(
+        "audit/sis-batches/<int:batch_id>/export/",
+        views.sis_batch_export,
+        name="sis_batch_export",
+    ),
     path("audit/page-views/<uuid:request_id>/", views.page_view, name="page_view"),
     path("audit/accounts/<int:account_id>/access-log/", views.access_log_page, name="access_log"),
     path("audit/timezone/", views.set_timezone, name="set_timezone"),

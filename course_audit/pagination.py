@@ -26,7 +26,7 @@ from typing import Any
 
 from django.core import signing
 from django.db import connections
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
@@ -43,6 +43,9 @@ Position = tuple[dt.datetime, int]
 # Rows that are the union of several index ranges, as (column, values), e.g. the accounts
 # of a subtree (see ``fetch_ordered``); None for one range.
 Partitions = tuple[str, list[int]] | None
+# Filters whose union the rows are, each served by an index range of its own, e.g. one per
+# changed field a listing asks for (see ``fetch_ordered``); None for one range.
+Branches = Sequence[Q] | None
 
 
 class InvalidCursor(ValueError):
@@ -97,12 +100,14 @@ def keyset_rows(
     before: Position | None = None,
     partitions: Partitions = None,
     fields: Sequence[str] | None = None,
+    branches: Branches = None,
 ) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows, newest first, and whether more lie beyond them.
 
     With ``after`` (a decoded cursor) the rows are the next older ones; with ``before``,
     the next newer ones (read oldest first, then turned round), so a page can step back
-    without offsets. ``partitions`` and ``fields`` are as in ``fetch_ordered``.
+    without offsets. ``partitions``, ``fields`` and ``branches`` are as in
+    ``fetch_ordered``.
     """
     newer = before is not None
     # A page token may have asked for more than the standby the queryset was bound for has.
@@ -117,7 +122,9 @@ def keyset_rows(
         queryset = queryset.filter(
             TupleGreaterThan(Tuple("created_at", "id"), before), created_at__gte=before[0]
         )
-    rows = fetch_ordered(queryset, limit + 1, partitions, ascending=newer, fields=fields)
+    rows = fetch_ordered(
+        queryset, limit + 1, partitions, ascending=newer, fields=fields, branches=branches
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     if newer:
@@ -132,38 +139,27 @@ def fetch_ordered(
     *,
     ascending: bool = False,
     fields: Sequence[str] | None = None,
+    branches: Branches = None,
 ) -> list[Any]:
     """The first ``limit`` rows, newest first (oldest first when ``ascending``): models, or
     dicts of ``fields`` (``QuerySet.values`` names, which may follow relations) when given.
 
     ``partitions`` (a field and its values, e.g. the accounts of a subtree) says the
-    rows are the union of several index ranges. On PostgreSQL each range is then read
-    with its own LIMITed index scan (a LATERAL join) and the candidates' positions are
-    merged there, so that only the ``limit`` winners are fetched (and joined) in full,
-    instead of reading and sorting every row of every range for each page.
+    rows are the union of several index ranges; so do ``branches`` (filters, e.g. one per
+    changed field, whose union ``queryset``'s own filter already is). On PostgreSQL each
+    range (each value, and each branch of it) is then read with its own LIMITed index
+    scan and the candidates' positions are merged there, so that only the ``limit``
+    winners are fetched (and joined) in full, instead of reading and sorting every row of
+    every range for each page. A row two branches share counts once.
     """
     ordered = queryset.order_by(*(("created_at", "id") if ascending else ("-created_at", "-id")))
-    if partitions is not None and len(partitions[1]) > 1:
-        connection = connections[queryset.db]
-        if connection.vendor == "postgresql":
-            field, keys = partitions
-            inner = ordered.filter(**{field: RawSQL("fan.key", ())}).values("id", "created_at")
-            sql, params = inner[:limit].query.get_compiler(using=queryset.db).as_sql()
-            direction = "ASC" if ascending else "DESC"
-            table = connection.ops.quote_name(queryset.model._meta.db_table)
-            pk = connection.ops.quote_name(queryset.model._meta.pk.column)
-            # ``= ANY(ARRAY(...))``, not ``IN (...)``: the winners' ids are computed once and
-            # each fetched by its key; an IN may be planned as a semi join that reads every
-            # row of every range.
-            ordered = ordered.filter(
-                RawSQL(
-                    f"{table}.{pk} = ANY(ARRAY(SELECT top.id FROM unnest(%s::bigint[]) "
-                    f"AS fan(key) CROSS JOIN LATERAL ({sql}) AS top "
-                    f"ORDER BY top.created_at {direction}, top.id {direction} LIMIT %s))",
-                    (list(keys), *params, limit),
-                    output_field=BooleanField(),
-                )
-            )
+    fan = partitions is not None and len(partitions[1]) > 1
+    arms = list(branches) if branches is not None and len(branches) > 1 else []
+    connection = connections[queryset.db]
+    if (fan or arms) and connection.vendor == "postgresql":
+        ordered = ordered.filter(
+            _winners(ordered, limit, partitions if fan else None, arms, ascending=ascending)
+        )
     if fields is not None:
         # Last: the joins the fields need stay out of the ranges' own scans above.
         rows = _values_rows(ordered, tuple(fields), limit, ascending=ascending)
@@ -171,6 +167,53 @@ def fetch_ordered(
             return rows
         ordered = ordered.values(*fields)
     return list(ordered[:limit])
+
+
+def _winners(
+    ordered: QuerySet[Any],
+    limit: int,
+    partitions: Partitions,
+    arms: Sequence[Q],
+    *,
+    ascending: bool,
+) -> RawSQL:
+    """``pk = ANY(the first limit positions of the union of the ranges)``: each range read
+    by a LIMITed scan of its own, the union merged (and its duplicates dropped) in SQL."""
+    connection = connections[ordered.db]
+    direction = "ASC" if ascending else "DESC"
+    table = connection.ops.quote_name(ordered.model._meta.db_table)
+    pk = connection.ops.quote_name(ordered.model._meta.pk.column)
+    inner = ordered
+    if partitions is not None:
+        inner = inner.filter(**{partitions[0]: RawSQL("fan.key", ())})
+    parts, params = [], []
+    for arm in arms or [Q()]:
+        sql, arm_params = (
+            inner.filter(arm)
+            .values("id", "created_at")[:limit]
+            .query.get_compiler(using=ordered.db)
+            .as_sql()
+        )
+        parts.append(sql)
+        params.extend(arm_params)
+    # Each branch with its own ORDER BY and LIMIT, hence in parentheses.
+    union = " UNION ALL ".join(f"({sql})" for sql in parts) if arms else parts[0]
+    if partitions is not None:
+        source = f"unnest(%s::bigint[]) AS fan(key) CROSS JOIN LATERAL ({union}) AS top"
+        params = [list(partitions[1]), *params]
+    else:
+        source = f"({union}) AS top"
+    # A row of several branches comes once from each: counted once.
+    distinct = " GROUP BY top.id, top.created_at" if arms else ""
+    # ``= ANY(ARRAY(...))``, not ``IN (...)``: the winners' ids are computed once and each
+    # fetched by its key; an IN may be planned as a semi join that reads every row of
+    # every range.
+    return RawSQL(
+        f"{table}.{pk} = ANY(ARRAY(SELECT top.id FROM {source}{distinct} "
+        f"ORDER BY top.created_at {direction}, top.id {direction} LIMIT %s))",
+        (*params, limit),
+        output_field=BooleanField(),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,6 +345,7 @@ def keyset_page(
     after: Position | None = None,
     before: Position | None = None,
     partitions: Partitions = None,
+    branches: Branches = None,
 ) -> KeysetPage:
     """Up to ``limit`` model rows after ``after`` (older) or before ``before`` (newer), and
     the Older and Newer tokens a page of links (the history pages, the admin) offers.
@@ -310,7 +354,7 @@ def keyset_page(
     going forward (``after``) always has newer ones.
     """
     rows, more = keyset_rows(
-        queryset, limit=limit, after=after, before=before, partitions=partitions
+        queryset, limit=limit, after=after, before=before, partitions=partitions, branches=branches
     )
     older = newer = None
     if rows:

@@ -1,7 +1,7 @@
 """Monthly partitions of the append-only tables on PostgreSQL, and retention by month.
 
 Two tables are partitioned alike (``Table``): the course events (``EVENTS``, migration
-0004) and the access records (``ACCESS_RECORDS``, migration 0011, ``course_audit.access_log``).
+0004) and the access records (``ACCESS_RECORDS``, migration 0013, ``course_audit.access_log``).
 Every function here takes the table, the events by default; what follows says it of the
 events.
 

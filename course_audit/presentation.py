@@ -370,7 +370,10 @@ def _event_item(
         course_url = reverse("course_audit:course_history", args=[event.course_id])
         parts.append(f'<a href="{_e(course_url)}">{_e(event.course.name)}</a> · ')
     parts.append(f'\n    <span class="who">{words.by}\n      ')
-    if event.user_id and user_link:
+    if event.sis_batch_id is not None:
+        batch_url = reverse("course_audit:sis_batch_history", args=[event.sis_batch_id])
+        parts.append(f'<a href="{_e(batch_url)}">{_e(shown["who"])}</a>')
+    elif event.user_id and user_link:
         parts.append(
             f'<a href="{user_link}{_e(event.user_id)}" title="{words.only_user}">'
             f"{_e(shown['who'])}</a>"

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import NotSupportedError, connections, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.fields.json import HasKey
 
 from course_audit import recording
-from course_audit.diff import SNAPSHOT_FIELDS
+from course_audit.choices import EventType
+from course_audit.diff import SNAPSHOT_FIELDS, TRACKED_FIELDS
 
 if TYPE_CHECKING:
     from course_audit.models import Account, Course, CourseEvent  # noqa: F401
@@ -252,3 +254,39 @@ class CourseEventQuerySet(models.QuerySet["CourseEvent"]):
         """
         links = ("course", "related_course", "user", "page_view")
         return self.select_related(*links[0 if join_course else 1 :])
+
+
+class _HasTrackedKey(HasKey):
+    """``event_data ? 'start_at'``, the key written in the SQL as a literal on PostgreSQL.
+
+    The changed-field indexes are partial (``CourseEvent.Meta.indexes``): PostgreSQL uses
+    one only when it can prove the query implies the index's predicate, which it cannot
+    from a bound parameter (a prepared statement's generic plan). The key is one of
+    ``TRACKED_FIELDS``, plain identifiers, so it is quoted as it stands.
+    """
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        if self.rhs not in TRACKED_FIELDS:
+            raise ValueError(f"{self.rhs!r} is not a tracked field")
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"({lhs} ? '{self.rhs}')", list(params)
+
+
+def changed_field_q(field: str) -> Q:
+    """The events that changed ``field`` (one of ``TRACKED_FIELDS``): ``updated`` events
+    whose diff (``event_data``) has it.
+
+    A ``created`` event's data holds the values a course started with, not a change, and
+    lifecycle, copy and reset events carry no field diff: none of them matches.
+    """
+    if field not in TRACKED_FIELDS:
+        raise ValueError(f"{field!r} is not a tracked field")
+    return Q(event_type=EventType.UPDATED) & Q(_HasTrackedKey(F("event_data"), field))
+
+
+def changed_fields_q(fields: Iterable[str]) -> Q:
+    """The events that changed any of ``fields`` (``changed_field_q``'s union)."""
+    condition = Q()
+    for field in dict.fromkeys(fields):
+        condition |= changed_field_q(field)
+    return condition

@@ -214,6 +214,9 @@ def current_attribution() -> tuple[dict[str, Any], dt.datetime]:
         "user_name": display_name(actor) if actor is not None else "",
         "sis_batch_id": context.sis_batch.pk if context.sis_batch is not None else None,
         "page_view_id": context.request_id,
+        # A backfill dates its events (``occurred_at``); when they were really recorded
+        # is kept beside it, and sealed, so that verification tells it from a forgery.
+        "recorded_at": timezone.now() if context.occurred_at is not None else None,
     }
     return attribution, context.occurred_at or timezone.now()
 

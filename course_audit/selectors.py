@@ -44,6 +44,7 @@ from course_audit.models import (
     Permission,
     Role,
     RoleOverride,
+    SisBatch,
 )
 from course_audit.recording import display_name
 from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
@@ -341,6 +342,28 @@ def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseA
         if following is not None and following["event_type"] == CourseEvent.EventType.CREATED:
             created_at = following["created_at"]
     return [replay(rows, at, created_at=created_at) for at in moments]
+
+
+def sis_batch_events(request: UserRequest, batch: SisBatch) -> QuerySet[CourseEvent]:
+    """The events a SIS import recorded that the request's user may see, newest first.
+
+    The access rule on the batch's root account: not found outside the user's tenants,
+    forbidden when they may audit none of its accounts; else the batch's events in the
+    accounts where they hold ``view_course_changes`` (all of them for a root's auditor).
+    """
+    root = batch.root_account
+    grants = request_grants(request, Permission.VIEW_COURSE_CHANGES)
+    if not grants.is_member(root.resolved_root_id):
+        raise Http404
+    events = CourseEvent.objects.filter(sis_batch_id=batch.pk)
+    if not grants.superuser:
+        accounts = subtree_accounts(root)
+        allowed = [account.pk for account in accounts if grants.allows(account)]
+        if not allowed:
+            raise PermissionDenied
+        if len(allowed) < len(accounts):
+            events = events.filter(account_id__in=allowed)
+    return for_reading(events.with_links().newest_first())
 
 
 def access_records(root: Account) -> QuerySet[AccessRecord]:

@@ -74,14 +74,19 @@ def event_data_sql(old: str, new: str = "n") -> str:
     return f"jsonb_strip_nulls(jsonb_build_object(\n        {entries}\n    ))"
 
 
-_EVENT_COLUMNS = """uuid, created_at, course_id, account_id, event_type, event_source, event_data,
+# A backfill's events (a context with ``occurred_at``) keep when they were really recorded.
+_RECORDED_AT_COLUMN = ", recorded_at"
+_RECORDED_AT_VALUE = (
+    ",\n    CASE WHEN context ->> 'occurred_at' IS NOT NULL THEN clock_timestamp() END"
+)
+_EVENT_COLUMNS = f"""uuid, created_at, course_id, account_id, event_type, event_source, event_data,
     related_course_id, user_id, user_name, request_id, sis_batch_id,
-    db_role, db_application, db_client_addr"""
+    db_role, db_application, db_client_addr{_RECORDED_AT_COLUMN}"""
 # What every event of the statement shares (``e``: the event type and its position).
-_ATTRIBUTION = """NULL, acting_user, coalesce(context ->> 'user_name', ''),
+_ATTRIBUTION = f"""NULL, acting_user, coalesce(context ->> 'user_name', ''),
     (context ->> 'request_id')::uuid, (context ->> 'sis_batch_id')::bigint,
     coalesce(context ->> 'db_role', ''), coalesce(context ->> 'db_application', ''),
-    (context ->> 'db_client_addr')::inet"""
+    (context ->> 'db_client_addr')::inet{_RECORDED_AT_VALUE}"""
 # The events of an INSERT: ``created`` (the diff from nothing, and its source), then the
 # lifecycle events from unpublished to the course's state.
 _INSERT_ROWS = f"""SELECT gen_random_uuid(), at, n.id, n.account_id, e.event_type, source,
@@ -320,9 +325,17 @@ DROP FUNCTION IF EXISTS course_audit_lifecycle(text, text);
 """
 
 
-def install(cursor: Any) -> None:
+def functions_sql(*, recorded_at: bool = True) -> str:
+    """``FUNCTIONS_SQL``; without ``recorded_at``, the functions as they were before the
+    events had that column (migrations 0006 and, going back, 0012)."""
+    if recorded_at:
+        return FUNCTIONS_SQL
+    return FUNCTIONS_SQL.replace(_RECORDED_AT_COLUMN, "").replace(_RECORDED_AT_VALUE, "")
+
+
+def install(cursor: Any, *, recorded_at: bool = True) -> None:
     """Create the functions and the triggers (the table must have no triggers of ours)."""
-    cursor.execute(FUNCTIONS_SQL)
+    cursor.execute(functions_sql(recorded_at=recorded_at))
     cursor.execute(TRIGGERS_SQL)
 
 

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import connections
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -38,11 +39,20 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from course_audit import access_log, charts, exports, integrity, presentation, replay, selectors
 from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
-from course_audit.diff import json_value
+from course_audit.diff import TRACKED_FIELDS, json_value
 from course_audit.filters import AccessRecordFilterSet, CourseEventFilterSet
 from course_audit.forms import AsOfForm
-from course_audit.models import AccessRecord, Account, Course, CourseEvent, PageView, Permission
+from course_audit.models import (
+    AccessRecord,
+    Account,
+    Course,
+    CourseEvent,
+    PageView,
+    Permission,
+    SisBatch,
+)
 from course_audit.pagination import (
+    Branches,
     Cursor,
     InvalidCursor,
     Partitions,
@@ -63,7 +73,7 @@ RECENT_EVENTS = 20
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_LIST_PARAMS = ("event_type", "event_source")
+_LIST_PARAMS = ("event_type", "event_source", "field")
 
 
 # --- access --------------------------------------------------------------------------------
@@ -102,6 +112,17 @@ def _account_scope(
         return selectors.account_events([account.pk]), None
     account_ids = selectors.auditable_subtree(request, account)
     return selectors.account_events(account_ids), ("account_id", account_ids)
+
+
+def _sis_batch(request: HttpRequest, batch_id: int) -> tuple[SisBatch, QuerySet[CourseEvent]]:
+    batch = SisBatch.objects.select_related("root_account", "user").filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404
+    return batch, selectors.sis_batch_events(request, batch)
+
+
+def _batch_target(batch: SisBatch) -> Target:
+    return Target(Scope.SIS_BATCH, batch.pk, batch.root_account.resolved_root_id)
 
 
 def _include_subaccounts(request: HttpRequest) -> bool:
@@ -153,7 +174,7 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 
 def _filter_data(
     params: QueryDict,
-    fields: tuple[str, ...] = ("start_time", "end_time", "user_id"),
+    fields: tuple[str, ...] = ("start_time", "end_time", "user_id", "sis_batch_id"),
     lists: tuple[str, ...] = _LIST_PARAMS,
 ) -> dict[str, str]:
     """The page's GET form as the API's parameters: checkboxes become comma lists and an
@@ -173,6 +194,8 @@ def _filter_label(field: str) -> str:
         "user_id": _("User id"),
         "event_type": _("Event types"),
         "event_source": _("Sources"),
+        "field": _("Changed fields"),
+        "sis_batch_id": _("SIS import"),
         "who": _("Who"),
         "surface": _("Where"),
     }
@@ -261,6 +284,11 @@ def _history(
     context["event_sources"] = CourseEvent.EventSource.choices
     context["selected_types"] = request.GET.getlist("event_type")
     context["selected_sources"] = request.GET.getlist("event_source")
+    context["tracked_fields"] = [(name, presentation.field_label(name)) for name in TRACKED_FIELDS]
+    # Checked whether they came as checkboxes or as the API's comma list.
+    context["selected_fields"] = [
+        name for value in request.GET.getlist("field") for name in value.split(",")
+    ]
     filterset, filtered = _filtered(request, events)
     context["filter_errors"] = [
         (_filter_label(field), errors) for field, errors in filterset.errors.items()
@@ -278,8 +306,15 @@ def _history(
         context["page_error"] = _("This page link is out of date; start again from the newest.")
         return render(request, "course_audit/history.html", context, status=400)
     per_page = _per_page(request)
+    partitions, branches = filterset.ranges(partitions)
     page = keyset_page(
-        filtered, cursor, limit=per_page, after=after, before=before, partitions=partitions
+        filtered,
+        cursor,
+        limit=per_page,
+        after=after,
+        before=before,
+        partitions=partitions,
+        branches=branches,
     )
     if target.per_tenant:
         access_log.record_per_tenant(
@@ -300,7 +335,7 @@ def _history(
         newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
-        chart=_chart(filterset, filtered, partitions),
+        chart=_chart(filterset, filtered, partitions, branches),
     )
     return render(request, "course_audit/history.html", context)
 
@@ -371,7 +406,10 @@ def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Ve
 
 
 def _chart(
-    filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
+    filterset: CourseEventFilterSet,
+    events: QuerySet[CourseEvent],
+    partitions: Partitions,
+    branches: Branches,
 ) -> charts.Chart:
     """The filtered range, per day or week, bounded in the work it costs.
 
@@ -387,23 +425,37 @@ def _chart(
     # The ends of the range: one LIMIT 1 index read each way (per partition), no joins.
     times = events.values_list("created_at", flat=True)
     if end_time is None:
-        newest = fetch_ordered(times, 1, partitions)
+        newest = fetch_ordered(times, 1, partitions, branches=branches)
         end_time = newest[0] if newest else timezone.now()
     # Clamped away from the ends of the calendar, where the day arithmetic overflows.
     end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
     window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     in_window = events.filter(created_at__lt=window_end)
-    beyond_cap = list(
-        in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
-            CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+    if branches and partitions is None and connections[events.db].vendor == "postgresql":
+        # Several changed fields of one range (a course, an account): the union of each
+        # one's newest, read on its own index; an OFFSET over the OR of them would sort
+        # every matching event of the range (90 ms against 15 for an account of 280,000
+        # events). A subtree's OFFSET reads the time index, where its events are dense.
+        newest = [
+            in_window.filter(branch)
+            .order_by("-created_at", "-id")
+            .values_list("created_at", "id")[: CHART_MAX_EVENTS + 1]
+            for branch in branches
         ]
-    )
+        union = newest[0].union(*newest[1:]).order_by("-created_at", "-id")
+        beyond_cap = [when for when, _ in union[CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1]]
+    else:
+        beyond_cap = list(
+            in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
+                CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
+            ]
+        )
     capped = bool(beyond_cap)
     if capped:
         wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
     else:
         if start_time is None:
-            oldest = fetch_ordered(times, 1, partitions, ascending=True)
+            oldest = fetch_ordered(times, 1, partitions, ascending=True, branches=branches)
             start_time = oldest[0] if oldest else end_time
         wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
     start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))
@@ -551,6 +603,22 @@ def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     root_id = next(iter(roots)) if len(roots) == 1 else None
     target = Target(Scope.PERSON, person.pk, root_id)
     return _export(request, events, None, f"person-{person.pk}-history", target)
+
+
+@require_GET
+@login_required
+def sis_batch_history(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """A SIS import's changes, in the accounts the viewer may audit (the access rule on its
+    root account: ``selectors.sis_batch_events``)."""
+    batch, events = _sis_batch(request, batch_id)
+    context: dict[str, Any] = {
+        "batch": batch,
+        "subject": batch,
+        "export_url_name": "course_audit:sis_batch_export",
+        "show_course": True,
+    }
+    with timezone.override(_viewer_zone(request)):
+        return _history(request, events, None, context, _batch_target(batch))
 
 
 @require_GET
@@ -722,7 +790,7 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
-    rows = exports.walk(filtered, partitions)
+    rows = exports.walk(filtered, *filterset.ranges(partitions))
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)
@@ -763,6 +831,13 @@ def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     return _export(
         request, events, partitions, f"account-{account.pk}-history", _account_target(account)
     )
+
+
+@require_GET
+@login_required
+def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
+    batch, events = _sis_batch(request, batch_id)
+    return _export(request, events, None, f"sis-batch-{batch.pk}-changes", _batch_target(batch))
 
 
 # --- the access log ------------------------------------------------------------------------

@@ -132,6 +132,8 @@ PAGE_VIEWS = {
 MISSING_PAGE_VIEW = uuid.UUID("77777777-0000-4000-8000-000000000001")
 REGISTRAR_PK, RIVAL_ADMIN_PK, RIVAL_BATCH_PK = 820_002_221, 913_002_233, 913_003_247
 HOME_BATCH_PK = 820_003_259
+# The courses each SIS import changed (a batch belongs to its courses' root account).
+BATCH_COURSES = {"rival_batch": ("rival",), "home_batch": ("bio101", "chem")}
 
 
 def lineage(account: str) -> list[str]:
@@ -392,9 +394,6 @@ def build_world() -> World:
     batch = SisBatch.objects.create(
         pk=RIVAL_BATCH_PK, root_account=accounts["rival_root"], filename="RIVAL-SECRET-courses.csv"
     )
-    home_batch = SisBatch.objects.create(
-        pk=HOME_BATCH_PK, root_account=accounts["home_root"], filename="HOMEU-SECRET-courses.csv"
-    )
     courses: dict[str, Course] = {}
     for key, spec in COURSES.items():
         actor = users["rival_admin" if spec.group == RIVAL else "registrar"]
@@ -419,6 +418,14 @@ def build_world() -> World:
             marker = MARKERS[spec.group]
             _record_page_view(pv, actor, f"https://lms.example/{marker}-PV/courses/{spec.pk}")
         courses[key] = course
+
+    # A SIS import of the home tenant that changed a course of each of its departments.
+    home_batch = SisBatch.objects.create(
+        pk=HOME_BATCH_PK, root_account=accounts["home_root"], filename="HOMEU-SECRET-courses.csv"
+    )
+    with audit_context(source=CourseEvent.EventSource.SIS, sis_batch=home_batch):
+        for key in BATCH_COURSES["home_batch"]:
+            services.course_update(course=courses[key], is_public=False)
 
     # One request that changes courses of both tenants: a superuser's bulk soft delete in
     # the admin. Its page view names one course and account; both tenants' events link it.
@@ -547,6 +554,7 @@ def _identifying_strings(users: dict[str, Any]) -> dict[str, set[str]]:
         strings[COURSES[course_key].group].add(str(request_id))
     strings[HOME] |= {str(users["registrar"].pk), str(HOME_BATCH_PK)}
     strings[RIVAL] |= {str(users["rival_admin"].pk), str(RIVAL_BATCH_PK)}
+    strings[HOME].add(str(HOME_BATCH_PK))
     return strings
 
 
@@ -1035,6 +1043,25 @@ def _timezone_oracle(world: World, kind: Kind, target: str, request: Request) ->
     return Expect(302, location=reverse("course_audit:home"))
 
 
+def _page_batch(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    """A SIS import's page: its root account's tenant decides (404 outside it), then its
+    events in the accounts where the caller may view (403 when none)."""
+    if target == "missing" or root_of(COURSES[BATCH_COURSES[target][0]].account) not in kind.roots:
+        return Expect(404)
+    shown = [key for key in BATCH_COURSES[target] if COURSES[key].account in kind.view]
+    if not any(
+        account in kind.view
+        for account in ACCOUNTS
+        if root_of(account) == root_of(COURSES[BATCH_COURSES[target][0]].account)
+    ):
+        return Expect(403)
+    return Expect(200, visible=kind.visible, must_show=tuple(COURSES[key].name for key in shown))
+
+
+def _batch_pk(world: World, target: str) -> int:
+    return {"rival_batch": RIVAL_BATCH_PK, "home_batch": HOME_BATCH_PK}.get(target, MISSING_ID)
+
+
 def _course_pk(world: World, target: str) -> int:
     return COURSES[target].pk if target != "missing" else MISSING_ID
 
@@ -1118,6 +1145,23 @@ PAGE_SURFACES = [
             ("person_history", "course_audit:person_history", {}),
             ("person_export_csv", "course_audit:person_export", {"format": "csv"}),
         )
+    ),
+    _view(
+        "sis_batch_history",
+        "page",
+        "course_audit:sis_batch_history",
+        ("home_batch", "rival_batch", "missing"),
+        _page_batch,
+        _batch_pk,
+    ),
+    _view(
+        "sis_batch_export",
+        "page",
+        "course_audit:sis_batch_export",
+        ("home_batch", "rival_batch", "missing"),
+        _page_batch,
+        _batch_pk,
+        query={"format": "csv"},
     ),
     _view(
         "page_view",

@@ -232,3 +232,34 @@ def test_the_token_query_loads_the_grants_and_a_revocation_counts_at_once(
     assert Client().get(path, headers=headers).status_code == 200
     ApiToken.objects.filter(pk=token.pk).update(revoked_at=dt.datetime.now(dt.UTC))
     assert Client().get(path, headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("filters", ["name", "name,course_code", "sis_batch"])
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_the_changed_field_and_batch_filters_cost_no_query_more(
+    endpoint: str, filters: str, history: History, auditor: Any
+) -> None:
+    """``field=`` and ``sis_batch_id=`` (issue #17) are read by the listing's own query,
+    by the path that selects the page's rows on the events table alone, then joins."""
+    path, params = ENDPOINTS[endpoint](history)
+    if filters == "sis_batch":
+        params = {**params, "sis_batch_id": str(SisBatch.objects.order_by("pk")[0].pk)}
+    else:
+        params = {**params, "field": filters}
+    new_client = authenticate("token", auditor)
+    client, headers = new_client()
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path, {**params, "per_page": 100}, headers=headers)
+    assert response.status_code == 200, response.content
+    events = response.json()["events"]
+    assert events
+    if filters == "sis_batch":
+        assert {event["links"]["sis_batch"] for event in events} == {params["sis_batch_id"]}
+    else:
+        assert all(set(event["event_data"]) & set(filters.split(",")) for event in events)
+    sql_run = [query["sql"] for query in captured]
+    access_inserts = [query for query in sql_run if query.startswith(ACCESS_RECORD_INSERT)]
+    assert len(access_inserts) == ACCESS_RECORD_INSERTS
+    assert len(sql_run) - len(access_inserts) == EXPECTED_QUERIES[endpoint, "token"]
+    [sql] = [query["sql"] for query in captured if "course_audit_courseevent" in query["sql"]]
+    assert sql.startswith("SELECT") and ' FROM (SELECT * FROM "course_audit_courseevent" ' in sql

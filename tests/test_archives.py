@@ -149,7 +149,7 @@ def test_a_prune_archives_each_month_drops_it_and_verification_stays_clean(
 
     status, report = verify("--digests")
     assert status == 0, report
-    assert "5 pruned by retention; 0 problems" in report
+    assert "5 pruned by retention, 0 backfilled; 0 problems" in report
     status, report = verify("--archive", str(path))
     assert status == 0 and "intact: archive" in report and "4 events" in report
 

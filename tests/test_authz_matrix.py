@@ -200,6 +200,8 @@ RECORDED_READS = {
     "page.access_log",
     "page.person_history",
     "page.person_export_csv",
+    "page.sis_batch_history",
+    "page.sis_batch_export",
     "page.course_as_of",
     "page.course_as_of_compared",
     "api.course_as_of",

@@ -314,6 +314,52 @@ def test_a_backdated_forged_event_is_reported_before_and_after_sealing(
     assert status == 1 and f"backdated: event {forged}" in report
 
 
+def test_a_backfill_after_sealing_began_is_reported_as_such_not_as_backdated(
+    history: list[Any], department: Any
+) -> None:
+    checkpoint()
+    long_ago = timezone.now() - dt.timedelta(days=3)
+    with audit_context(occurred_at=long_ago):
+        imported = services.course_create(account=department, name="Imported from the old LMS")
+    backfilled = list(CourseEvent.objects.filter(course=imported).order_by("id"))
+    assert backfilled and all(event.created_at == long_ago for event in backfilled)
+    # When it was really written is kept beside the date the backfill gave it.
+    assert all(timezone.now() - event.recorded_at < dt.timedelta(minutes=1) for event in backfilled)
+    status, report = verify()
+    assert status == 0, report  # waiting to be sealed, recorded just now: not "unsealed"
+    checkpoint()
+    status, report = verify()
+    assert status == 0, report
+    for event in backfilled:
+        assert f"backfill (not a problem): event {event.uuid} (id {event.pk}) sealed in" in report
+    assert f"{len(backfilled)} backfilled; 0 problems" in report.splitlines()[-1]
+    # The leaf seals it: moved later (to pass for an ordinary event) or earlier, it shows.
+    tamper(
+        "UPDATE course_audit_courseevent SET recorded_at = %s WHERE id = %s",
+        [long_ago, backfilled[0].pk],
+    )
+    status, report = verify()
+    assert status == 1 and f"modified: event {backfilled[0].uuid}" in report
+
+
+def test_an_event_recorded_now_has_no_backfill_time(history: list[Any]) -> None:
+    assert not CourseEvent.objects.filter(recorded_at__isnull=False).exists()
+    fields = integrity.leaf_fields(
+        CourseEvent.objects.values_list(*integrity.SEALED_COLUMNS).first()
+    )
+    assert "recorded_at" not in fields  # an ordinary event seals as it always did
+
+
+def test_a_forged_event_claiming_an_old_backfill_is_backdated(history: list[Any]) -> None:
+    checkpoint()
+    old = timezone.now() - dt.timedelta(days=3)
+    forged = _forge(some_event(), None, old)
+    tamper("UPDATE course_audit_courseevent SET recorded_at = %s WHERE uuid = %s", [old, forged])
+    checkpoint()
+    status, report = verify()
+    assert status == 1 and f"backdated: event {forged}" in report
+
+
 @postgres_only
 def test_a_dropped_month_partition_is_reported(keys: Path, department: Any) -> None:
     month = partitions.month_start(timezone.now() - dt.timedelta(days=70))

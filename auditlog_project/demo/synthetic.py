@@ -206,6 +206,39 @@ EVENT_KINDS: list[tuple[str, int]] = [
 SOURCES: list[tuple[str, int]] = [("api", 50), ("manual", 30), ("sis", 20)]
 
 
+# Which fields an ``updated`` event of the long tail changes, by its number modulo 100: the
+# name most often, then the public flag, the dates (start and end together now and then)
+# and the code. The description, SIS id and account never change, so a filter on them
+# matches nothing. Drawn from the number, not the random stream: the rest of the data is
+# the same as before the fields varied.
+LONG_TAIL_FIELDS: list[tuple[int, tuple[str, ...]]] = [
+    (5, ("start_at",)),
+    (15, ("conclude_at",)),
+    (16, ("start_at", "conclude_at")),
+    (26, ("is_public",)),
+    (30, ("course_code",)),
+    (100, ("name",)),
+]
+
+
+def long_tail_diff(course_id: int, number: int, start: datetime) -> dict[str, Any]:
+    """The diff of the long tail's ``updated`` event ``number`` (``LONG_TAIL_FIELDS``)."""
+    bucket = number % 100
+    fields = next(fields for bound, fields in LONG_TAIL_FIELDS if bucket < bound)
+    diff: dict[str, Any] = {}
+    for field in fields:
+        if field == "name":
+            diff[field] = [f"Course {course_id} v{number}", f"Course {course_id} v{number + 1}"]
+        elif field == "course_code":
+            diff[field] = [f"C{course_id:05d}", f"C{course_id:05d}-{number % 7}"]
+        elif field == "is_public":
+            diff[field] = [bool(number % 2), not number % 2]
+        else:
+            day = start + timedelta(days=number % 400)
+            diff[field] = [iso(day), iso(day + timedelta(days=7))]
+    return diff
+
+
 def long_tail_rows(
     count: int,
     rng: random.Random,
@@ -257,11 +290,7 @@ def long_tail_rows(
                 created_at=start + step * (number // TIES),
                 source=source,
                 event_type=event_type,
-                data=(
-                    {"name": [f"Course {course_id} v{number}", f"Course {course_id} v{number + 1}"]}
-                    if event_type == UPDATED
-                    else {}
-                ),
+                data=long_tail_diff(course_id, number, start) if event_type == UPDATED else {},
                 user_id=user_id,
                 user_name=user_name,
                 page_view_id=view_ids[number % len(view_ids)]

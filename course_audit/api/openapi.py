@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 
 from course_audit.api.exceptions import WWW_AUTHENTICATE
+from course_audit.diff import TRACKED_FIELDS
 from course_audit.filters import MAX_BIGINT
 from course_audit.models import CourseEvent
 
@@ -73,6 +74,18 @@ LISTING_PARAMETERS = [
         "user_id",
         {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
         description="Only events by this user.",
+    ),
+    comma_separated(
+        "field",
+        list(TRACKED_FIELDS),
+        "Beyond Canvas: only `updated` events whose `event_data` changed any of these "
+        "comma-separated fields, e.g. `start_at,conclude_at` (`created` events, which hold "
+        "a course's first values, never match). An unknown field is a 400 naming it.",
+    ),
+    OpenApiParameter(
+        "sis_batch_id",
+        {"type": "integer", "minimum": 1, "maximum": MAX_BIGINT},
+        description="Beyond Canvas: only events recorded by this SIS import (`links.sis_batch`).",
     ),
 ]
 AS_OF_AT = OpenApiParameter(

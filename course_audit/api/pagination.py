@@ -62,6 +62,7 @@ class KeysetPagination(BasePagination):
             after=after,
             partitions=getattr(view, "keyset_partitions", None),
             fields=getattr(view, "keyset_fields", None),
+            branches=getattr(view, "keyset_branches", None),
         )
         last = rows[-1] if self.has_next else None
         self.next_token: str | None

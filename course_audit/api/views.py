@@ -26,6 +26,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import exceptions, serializers
@@ -86,6 +87,7 @@ from course_audit.filters import (
     too_long_message,
 )
 from course_audit.models import Account, Course, CourseEvent, Permission
+from course_audit.pagination import Branches
 
 SIS_COURSE_PREFIX = "sis_course_id:"
 SIS_ACCOUNT_PREFIX = "sis_account_id:"
@@ -93,6 +95,21 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 # The listings' filter parameters (``CourseEventFilterSet``).
 _FILTER_PARAMETERS = tuple(CourseEventFilterSet.base_filters)
+
+
+class ListingFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, telling the view (``on_filterset``) what the valid filter
+    form asked for beyond the queryset it filtered."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: Any) -> Any:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        if filterset.is_valid():
+            view.on_filterset(filterset)
+        elif self.raise_exception:
+            raise translate_validation(filterset.errors)
+        return filterset.qs
 
 
 class BaseAPIViewSet(GenericViewSet):
@@ -246,10 +263,11 @@ class CourseAuditViewSet(BaseAPIViewSet):
 
     queryset = CourseEvent.objects.all()
     serializer_class = CourseEventPageSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [ListingFilterBackend]
     filterset_class = CourseEventFilterSet
     pagination_class = KeysetPagination
     keyset_partitions: tuple[str, list[int]] | None = None
+    keyset_branches: Branches = None
     # The values a page reads (``ListingColumns.names``), set by ``_page``.
     keyset_fields: tuple[str, ...] | None = None
 
@@ -290,6 +308,11 @@ class CourseAuditViewSet(BaseAPIViewSet):
         if not any(name in self.request.query_params for name in _FILTER_PARAMETERS):
             return queryset
         return super().filter_queryset(queryset)
+
+    def on_filterset(self, filterset: CourseEventFilterSet) -> None:
+        """Called by ``ListingFilterBackend`` with the valid filter form: how the page's
+        rows are read (``CourseEventFilterSet.ranges``)."""
+        self.keyset_partitions, self.keyset_branches = filterset.ranges(self.keyset_partitions)
 
     def _page(
         self, events: QuerySet[CourseEvent], target: Target, *, course: Course | None = None

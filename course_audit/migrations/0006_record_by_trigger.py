@@ -14,7 +14,8 @@ from course_audit import triggers
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        triggers.install(schema_editor.connection.cursor())
+        # The events have no ``recorded_at`` yet: migration 0012 adds it to the functions.
+        triggers.install(schema_editor.connection.cursor(), recorded_at=False)
 
 
 def remove(apps, schema_editor):

@@ -36,10 +36,10 @@ def course_facts(course: Any, events: Any) -> dict[str, Any]:
 
 def collect() -> dict[str, Any]:
     from django.contrib.auth import get_user_model
-    from django.db.models import Count
+    from django.db.models import Count, Q
 
     from auditlog_project.demo.catalogue import DEPT_ADMIN_DEPARTMENT, ROOT_SIS_ID
-    from course_audit.models import Account, Course, CourseEvent, PageView
+    from course_audit.models import Account, Course, CourseEvent, PageView, SisBatch
     from course_audit.recording import display_name
 
     events = CourseEvent.objects.all()
@@ -96,6 +96,24 @@ def collect() -> dict[str, Any]:
         "a course changed by a user",
     )
     actor = get_user_model().objects.get(pk=actor_id)
+    # The SIS import that changed courses most, and the fields its updates changed.
+    batch = first(
+        SisBatch.objects.annotate(
+            n=Count("events"), updates=Count("events", filter=Q(events__event_type="updated"))
+        )
+        .filter(updates__gt=0)
+        .order_by("-updates", "pk"),
+        "a SIS import that changed courses",
+    )
+    batch_fields = sorted(
+        {
+            field
+            for data in events.filter(sis_batch=batch, event_type="updated").values_list(
+                "event_data", flat=True
+            )
+            for field in data
+        }
+    )
     return {
         "person": {
             "id": actor.pk,
@@ -117,6 +135,17 @@ def collect() -> dict[str, Any]:
             "subaccount_courses": sorted(set(below.values_list("course", flat=True))),
         },
         "page_view": str(page_view.pk),
+        "sis_batch": {
+            "id": batch.pk,
+            "events": batch.n,
+            "fields": batch_fields,
+            "updated_of": {
+                field: events.filter(
+                    sis_batch=batch, event_type="updated", event_data__has_key=field
+                ).count()
+                for field in batch_fields
+            },
+        },
         # The admin changelist's first two pages, in its order.
         "newest_events": list(
             events.order_by("-created_at", "-id").values_list("pk", flat=True)[:200]

@@ -250,6 +250,35 @@ def test_a_department_admin_cannot_reach_another_department(login, demo):
     assert response is not None and response.status == 403
 
 
+def test_a_sis_import_and_the_changed_field_filter(login, demo):
+    batch = demo.facts["sis_batch"]
+    page = login("registrar")
+    page.goto(f"/audit/sis-batches/{batch['id']}/?per_page=100")
+    page.get_by_role("heading", level=1, name=f"Changes of SIS import #{batch['id']}").wait_for()
+    events = shown_events(page)
+    assert len(events) == min(100, batch["events"])
+    # each event names its import, a link back to this page
+    link = page.locator("ol.timeline .who a").first
+    assert link.inner_text() == f"SIS import #{batch['id']}"
+    assert link.get_attribute("href") == f"/audit/sis-batches/{batch['id']}/"
+    # the changed-field checkboxes filter the import's updates, without a script
+    field = batch["fields"][0]
+    page.locator(f"#f-field-{field}").check()
+    apply_filters(page)
+    assert f"field={field}" in page.url
+    assert page.locator(f"#f-field-{field}").is_checked()
+    shown = shown_events(page)
+    assert {event["type"] for event in shown} == {"updated"}
+    assert len(shown) == min(100, batch["updated_of"][field])
+    # the export is exactly the filtered page's events
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == batch["updated_of"][field]
+    assert {row["sis_batch_id"] for row in rows} == {str(batch["id"])}
+
+
 def admin_rows(page: Any) -> list[int]:
     hrefs = page.locator("#result_list tbody tr th a").evaluate_all(
         "links => links.map(link => link.getAttribute('href'))"
@@ -341,6 +370,8 @@ def test_the_pages_pass_an_accessibility_audit(login, demo):
         "account history": f"/audit/accounts/{account['id']}/?include_subaccounts=1",
         "page view": f"/audit/page-views/{demo.facts['page_view']}/",
         "a filter error": course_url + "?start_time=yesterday",
+        "SIS import": f"/audit/sis-batches/{demo.facts['sis_batch']['id']}/",
+        "an unknown changed field": course_url + "?field=colour",
     }.items():
         page.goto(url)
         audit(name, page)
@@ -480,6 +511,7 @@ def test_the_pages_fit_a_phone(login, demo):
         f"/audit/courses/{course['id']}/",
         f"/audit/accounts/{account['id']}/?include_subaccounts=1",
         f"/audit/page-views/{demo.facts['page_view']}/",
+        f"/audit/sis-batches/{demo.facts['sis_batch']['id']}/",
     ):
         page.goto(url)
         assert overflow(page) <= 0, f"{url} scrolls sideways by {overflow(page)}px on a phone"

@@ -60,6 +60,8 @@ class Command(BaseCommand):
         )
         for problem in report.problems:
             self.stdout.write(f"{problem.kind}: {problem.message}")
+        for backfill in report.backfills:
+            self.stdout.write(f"backfill (not a problem): {backfill.message}")
         self.stdout.write(f"course_audit_verify: {report.summary()}")
         if not report.intact:
             raise SystemExit(1)

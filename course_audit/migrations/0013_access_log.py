@@ -80,7 +80,7 @@ def unpartition(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('course_audit', '0010_apitoken_write_lsn'),
+        ('course_audit', '0012_courseevent_recorded_at'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
