@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_MAX_EVENTS": 10_000,
     "BACKDATE_TOLERANCE": 600,
     "CHECKPOINT_MAX_AGE": dt.timedelta(hours=1),
+    "ACCESS_LOG": True,
+    "ACCESS_LOG_RETENTION_MONTHS": 24,
 }
 
 
@@ -141,6 +143,19 @@ class Settings:
         seconds (an hour by default)."""
         value = setting("CHECKPOINT_MAX_AGE")
         return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
+
+    @property
+    def ACCESS_LOG(self) -> bool:
+        """Write an access record of every read of audit data (``course_audit.access_log``):
+        a page, an API listing or an export whose record cannot be written is refused."""
+        return bool(setting("ACCESS_LOG"))
+
+    @property
+    def ACCESS_LOG_RETENTION_MONTHS(self) -> int | None:
+        """Months of access records ``course_audit_partitions --prune`` keeps; ``None``
+        keeps every month."""
+        value = setting("ACCESS_LOG_RETENTION_MONTHS")
+        return None if value is None else int(value)
 
 
 conf = Settings()

@@ -28,6 +28,7 @@ urlpatterns = [
         name="sis_batch_export",
     ),
     path("audit/page-views/<uuid:request_id>/", views.page_view, name="page_view"),
+    path("audit/accounts/<int:account_id>/access-log/", views.access_log_page, name="access_log"),
     path("audit/timezone/", views.set_timezone, name="set_timezone"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),
