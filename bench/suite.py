@@ -84,6 +84,8 @@ FLOOR_RATIO = {10: Target(3), 100: Target(2.5)}
 # (issue #15); one more for the sub-accounts of include_subaccounts.
 QUERIES = Target(3, unit=" queries")
 QUERIES_SUBACCOUNTS = Target(4, unit=" queries")
+# Beside the read's queries, its access record (issue #17 item 4): one INSERT, no more.
+ACCESS_RECORD_INSERTS = Target(1, unit=" INSERT")
 PAGE_MS = Target(100, unit=" ms")
 HISTORY_PAGE_MS = Target(30, unit=" ms")
 EXPORT_ROWS_PER_SECOND = Target(10_000, at_most=False, unit=" rows/s")
@@ -313,7 +315,8 @@ def queries_section(run: Run) -> Section:
         "its user and the caller's grants in one query, the course or account, the page of "
         "events with everything `linked` shows; the sub-accounts of `include_subaccounts` "
         "one more. (A token's first use in a minute adds one UPDATE of `last_used_at`, not "
-        "counted here.) `scripts/bench --ci` fails when a request runs more.",
+        "counted here.) Beside them, counted apart, the request's access record: one INSERT. "
+        "`scripts/bench --ci` fails when a request runs more.",
         raw=counts,
     )
     for count in counts:
@@ -326,11 +329,21 @@ def queries_section(run: Run) -> Section:
                 QUERIES_SUBACCOUNTS if count["listing"] == "account+subaccounts" else QUERIES,
             )
         )
+        section.checks.append(
+            Check(
+                f"{count['listing']}, per_page {count['per_page']}: access record",
+                f"{count['access_record_inserts']} INSERT",
+                "—",
+                count["access_record_inserts"],
+                ACCESS_RECORD_INSERTS,
+            )
+        )
     return section
 
 
 # What each query of an audit listing's request is, by a table its SQL reads first.
 _QUERY_KINDS = (
+    ("course_audit_accessrecord", "the access record"),
     ("course_audit_apitoken", "token, user and grants"),
     ("course_audit_courseevent", "events and their links"),
     ("course_audit_course", "the course"),

@@ -22,10 +22,11 @@ from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import ForeignKey, Q, QuerySet
 from django.forms import ModelChoiceField
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -34,8 +35,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from course_audit import presentation, services
+from course_audit import access_log, presentation, services
+from course_audit.access_log import Scope, Surface, Target
+from course_audit.middleware import service_unavailable
 from course_audit.models import (
+    AccessRecord,
     Account,
     AccountMembership,
     ApiToken,
@@ -519,12 +523,65 @@ class KeysetChangeList(ChangeList):
         self.multi_page = self.older_query is not None or self.newer_query is not None
 
 
+class RecordedReadsMixin(admin.ModelAdmin):
+    """Writes the access records of the changelist and the object pages of audit data
+    (``course_audit.access_log``): the list, one per tenant whose rows it shows; an object's
+    page, one. A record that cannot be written refuses the page (503)."""
+
+    list_access_scope: str
+    object_access_scope: str
+
+    def access_tenant(self, obj: Any) -> int | None:
+        """The root account whose data ``obj`` is."""
+        raise NotImplementedError
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = _context(response).get("cl")
+        if changelist is None:  # a redirect, or the page of an out-of-date filter
+            return response
+        try:
+            access_log.record_per_tenant(
+                request,
+                surface=Surface.ADMIN,
+                scope=self.list_access_scope,
+                scope_id=None,
+                tenants=(self.access_tenant(obj) for obj in changelist.result_list),
+            )
+        except DatabaseError:
+            return service_unavailable()
+        return response
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        obj = _context(response).get("original")
+        if obj is None or response.status_code != 200:
+            return response
+        target = Target(self.object_access_scope, obj.pk, self.access_tenant(obj))
+        try:
+            access_log.record(request, surface=Surface.ADMIN, target=target, count=1)
+        except DatabaseError:
+            return service_unavailable()
+        return response
+
+
 @admin.register(CourseEvent)
-class CourseEventAdmin(ReadOnlyAdmin):
+class CourseEventAdmin(RecordedReadsMixin, ReadOnlyAdmin):
     """Stays fast on a table of millions: no exact count, an index behind the ordering and
     each filter, and search that finds the courses and actors first."""
 
     tenant_field = "course__root_account"
+    list_access_scope = Scope.EVENTS
+    object_access_scope = Scope.EVENT
+
     list_display = ("created_at", "event_type", "event_source", "course", "user_name")
     list_filter = ("event_type", "event_source")
     list_select_related = ("course",)
@@ -581,6 +638,9 @@ class CourseEventAdmin(ReadOnlyAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return KeysetChangeList
+
+    def access_tenant(self, obj: CourseEvent) -> int | None:
+        return obj.course.root_account_id
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[CourseEvent], search_term: str
@@ -648,6 +708,13 @@ class CourseEventAdmin(ReadOnlyAdmin):
         page_view = for_reading(PageView.objects.filter(pk=event.page_view_id)).first()
         label = str(page_view) if page_view is not None else str(event.page_view_id)
         return _admin_link(PageView, event.page_view_id, label)
+
+
+def _context(response: HttpResponse) -> dict[str, Any]:
+    """What an admin view's template is rendered with (nothing for a redirect)."""
+    if isinstance(response, TemplateResponse) and response.context_data is not None:
+        return dict(response.context_data)
+    return {}
 
 
 def _course_links(course: Course | None) -> SafeString | str:
@@ -869,3 +936,40 @@ class ExportJobAdmin(ReadOnlyAdmin):
 
     def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
         return Q(requested_by__in=tenant_users(roots))
+
+
+@admin.register(AccessRecord)
+class AccessRecordAdmin(RecordedReadsMixin, ReadOnlyAdmin):
+    """Who read audit data (``course_audit.access_log``): read-only, like the events. A
+    record's tenant is ``root_account``; one of no tenant (a read across tenants) only
+    superusers see. Reading it is recorded too."""
+
+    tenant_field = "root_account"
+    list_access_scope = object_access_scope = Scope.ACCESS_LOG
+
+    list_display = (
+        "created_at",
+        "user_name",
+        "surface",
+        "scope",
+        "scope_id",
+        "count",
+        "root_account_id",
+        "http_method",
+        "path",
+    )
+    list_filter = ("surface", "scope")
+    # Only an exact match: a LIKE would read the whole table.
+    search_fields = ("=user_name",)
+    search_help_text = _("The reader's user name, exactly.")
+    ordering = ("-created_at", "-id")
+    sortable_by = ()
+    show_facets = admin.ShowFacets.NEVER
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return KeysetChangeList
+
+    def access_tenant(self, obj: AccessRecord) -> int | None:
+        return obj.root_account_id

@@ -20,7 +20,10 @@
 - ``course_audit.E014``: ``COURSE_AUDIT_READ_MAX_LAG`` is neither ``None`` nor a positive
   number of seconds or ``timedelta``.
 - ``course_audit.E015``: ``COURSE_AUDIT_DIRECT_DATABASE`` is not an alias in ``DATABASES``.
-- ``course_audit.E016``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is neither ``None`` nor a
+- ``course_audit.E016``: ``COURSE_AUDIT_ACCESS_LOG`` is not ``True`` or ``False``.
+- ``course_audit.E017``: ``COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS`` is neither ``None`` nor
+  a positive integer.
+- ``course_audit.E018``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is neither ``None`` nor a
   positive integer.
 - ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
   ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
@@ -39,8 +42,8 @@
 - ``course_audit.W002``: ``drf_spectacular_sidecar`` (the API docs page's script) is not
   in ``INSTALLED_APPS``.
 - ``course_audit.W003`` (a database check: ``migrate``, ``check --database``): on
-  PostgreSQL, next month has no partition of the events table, so the daily
-  ``course_audit_partitions`` job is not running.
+  PostgreSQL, next month has no partition of the events table (or of the access records
+  table), so the daily ``course_audit_partitions`` job is not running.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from rest_framework.serializers import BaseSerializer
 
 from course_audit import integrity, partitions, triggers
 from course_audit.conf import DEFAULTS, conf, setting
-from course_audit.models import Course, CourseEvent
+from course_audit.models import AccessRecord, Course, CourseEvent
 
 # pg_trigger.tgenabled of a trigger that fires on ordinary writes: O (origin and local)
 # or A (always).
@@ -129,8 +132,8 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E008 to E010, E013 to E016: a ``COURSE_AUDIT_*`` setting of the
-    wrong kind."""
+    """course_audit.E003 to E006, E008 to E010, E013, E016 to E018: a ``COURSE_AUDIT_*``
+    setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
     if not (isinstance(prefix, str) and prefix.startswith("/") and prefix.endswith("/")):
@@ -180,13 +183,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "%(value)r."
         )
         errors.append(_setting_error("DIRECT_DATABASE", message, "course_audit.E015"))
+    if not isinstance(setting("ACCESS_LOG"), bool):
+        message = _("COURSE_AUDIT_ACCESS_LOG must be True or False; it is %(value)r.")
+        errors.append(_setting_error("ACCESS_LOG", message, "course_audit.E016"))
+    access_months = setting("ACCESS_LOG_RETENTION_MONTHS")
+    if access_months is not None and not _is_positive_int(access_months):
+        message = _(
+            "COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS must be a positive integer, or None to "
+            "keep every month; it is %(value)r."
+        )
+        errors.append(_setting_error("ACCESS_LOG_RETENTION_MONTHS", message, "course_audit.E017"))
     background_rows = setting("EXPORT_BACKGROUND_ROWS")
     if background_rows is not None and not _is_positive_int(background_rows):
         message = _(
             "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
             "background exports; it is %(value)r."
         )
-        errors.append(_setting_error("EXPORT_BACKGROUND_ROWS", message, "course_audit.E016"))
+        errors.append(_setting_error("EXPORT_BACKGROUND_ROWS", message, "course_audit.E018"))
     read_database = setting("READ_DATABASE")
     if read_database is not None and not (
         isinstance(read_database, str) and read_database in settings.DATABASES
@@ -314,33 +327,51 @@ def _serializer_error() -> Error | None:
 def check_partitions(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """course_audit.W003: next month's events would land in the default partition."""
-    alias = router.db_for_write(CourseEvent)
-    if not databases or alias not in databases:
-        return []
-    try:
-        if not partitions.is_partitioned(alias):
-            return []
-        made = partitions.list_partitions(alias)
-    except DatabaseError:  # not migrated yet, or the database is away: not ours to report
-        return []
+    """course_audit.W003: next month's events (or access records) would land in the default
+    partition."""
     start = partitions.add_months(partitions.month_start(timezone.now()), 1)
-    if partitions.covered(made, start, partitions.add_months(start, 1)):
-        return []
-    return [
-        Warning(
+    tables = (
+        (
+            partitions.EVENTS,
+            CourseEvent,
             _(
                 "No partition of the course events table on '%(alias)s' covers %(month)s: "
                 "its events will go to the default partition."
-            )
-            % {"alias": alias, "month": f"{start:%Y-%m}"},
-            hint=_(
-                "Run 'manage.py course_audit_partitions --prune' daily (cron, a systemd "
-                "timer); run it now to make the coming months."
             ),
-            id="course_audit.W003",
+        ),
+        (
+            partitions.ACCESS_RECORDS,
+            AccessRecord,
+            _(
+                "No partition of the access records table on '%(alias)s' covers %(month)s: "
+                "its records will go to the default partition."
+            ),
+        ),
+    )
+    warnings: list[CheckMessage] = []
+    for table, model, message in tables:
+        alias = router.db_for_write(model)
+        if not databases or alias not in databases:
+            continue
+        try:
+            if not partitions.is_partitioned(alias, table):
+                continue
+            made = partitions.list_partitions(alias, table)
+        except DatabaseError:  # not migrated yet, or the database is away: not ours to report
+            continue
+        if partitions.covered(made, start, partitions.add_months(start, 1)):
+            continue
+        warnings.append(
+            Warning(
+                message % {"alias": alias, "month": f"{start:%Y-%m}"},
+                hint=_(
+                    "Run 'manage.py course_audit_partitions --prune' daily (cron, a systemd "
+                    "timer); run it now to make the coming months."
+                ),
+                id="course_audit.W003",
+            )
         )
-    ]
+    return warnings
 
 
 @register()

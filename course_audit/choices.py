@@ -34,6 +34,29 @@ class EventSource(models.TextChoices):
     SIS = "sis", _("SIS import")
 
 
+class AccessSurface(models.TextChoices):
+    """Where audit data was read (``AccessRecord.surface``)."""
+
+    PAGE = "page", _("Page")
+    API = "api", _("API")
+    EXPORT = "export", _("Export")
+    ADMIN = "admin", _("Admin")
+
+
+class AccessScope(models.TextChoices):
+    """What a read of audit data asked for (``AccessRecord.scope``)."""
+
+    COURSE = "course", _("Course")
+    ACCOUNT = "account", _("Account")
+    PERSON = "person", _("Person")
+    SIS_BATCH = "sis_batch", _("SIS batch")
+    REQUEST = "request", _("Request")
+    EVENT = "event", _("Event")
+    EVENTS = "events", _("Every event")
+    RECENT = "recent", _("Recent activity")
+    ACCESS_LOG = "access_log", _("Access log")
+
+
 class CourseState(models.TextChoices):
     UNPUBLISHED = "unpublished", _("Unpublished")
     AVAILABLE = "available", _("Published")

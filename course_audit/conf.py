@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_BACKGROUND_ROWS": 100_000,
     "EXPORT_STORAGE": None,
     "EXPORT_DIR": "course_audit_exports",
+    "ACCESS_LOG": True,
+    "ACCESS_LOG_RETENTION_MONTHS": 24,
 }
 
 
@@ -164,6 +166,19 @@ class Settings:
     def EXPORT_DIR(self) -> str:
         """The local directory of the default export storage."""
         return str(setting("EXPORT_DIR"))
+
+    @property
+    def ACCESS_LOG(self) -> bool:
+        """Write an access record of every read of audit data (``course_audit.access_log``):
+        a page, an API listing or an export whose record cannot be written is refused."""
+        return bool(setting("ACCESS_LOG"))
+
+    @property
+    def ACCESS_LOG_RETENTION_MONTHS(self) -> int | None:
+        """Months of access records ``course_audit_partitions --prune`` keeps; ``None``
+        keeps every month."""
+        value = setting("ACCESS_LOG_RETENTION_MONTHS")
+        return None if value is None else int(value)
 
 
 conf = Settings()

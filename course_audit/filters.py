@@ -17,7 +17,7 @@ from django.utils import dateparse, timezone
 from django.utils.translation import gettext as _
 
 from course_audit.diff import TRACKED_FIELDS
-from course_audit.models import CourseEvent
+from course_audit.models import AccessRecord, CourseEvent
 from course_audit.querysets import changed_field_q, changed_fields_q
 
 ONE_SECOND = dt.timedelta(seconds=1)
@@ -149,9 +149,39 @@ class IntegerFilter(django_filters.Filter):
     field_class = BoundedIntegerField
 
 
-class CourseEventFilterSet(django_filters.FilterSet):
+class TimeRangeFilterSet(django_filters.FilterSet):
+    """``start_time`` and ``end_time`` on ``created_at``, inclusive to the second."""
+
     start_time = TimestampFilter(method="filter_start_time")
     end_time = TimestampFilter(method="filter_end_time")
+
+    def filter_start_time(
+        self, queryset: QuerySet[Any], name: str, value: dt.datetime
+    ) -> QuerySet[Any]:
+        return queryset.filter(created_at__gte=whole_second(value))
+
+    def filter_end_time(
+        self, queryset: QuerySet[Any], name: str, value: dt.datetime
+    ) -> QuerySet[Any]:
+        bound = whole_second(value)
+        try:
+            return queryset.filter(created_at__lt=bound + ONE_SECOND)
+        except OverflowError:  # the last second of the calendar: nothing comes after it
+            return queryset.filter(created_at__lte=bound)
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        if valid:
+            start = self.form.cleaned_data.get("start_time")
+            end = self.form.cleaned_data.get("end_time")
+            if start and end and whole_second(start) > whole_second(end):
+                # Translators: start_time and end_time are the API's parameter names; keep them.
+                self.form.add_error("start_time", _("start_time must not be after end_time"))
+                return False
+        return valid
+
+
+class CourseEventFilterSet(TimeRangeFilterSet):
     event_type = CommaListFilter(
         field_name="event_type", choices=[choice.value for choice in CourseEvent.EventType]
     )
@@ -175,20 +205,6 @@ class CourseEventFilterSet(django_filters.FilterSet):
             "field",
             "sis_batch_id",
         ]
-
-    def filter_start_time(
-        self, queryset: QuerySet[CourseEvent], name: str, value: dt.datetime
-    ) -> QuerySet[CourseEvent]:
-        return queryset.filter(created_at__gte=whole_second(value))
-
-    def filter_end_time(
-        self, queryset: QuerySet[CourseEvent], name: str, value: dt.datetime
-    ) -> QuerySet[CourseEvent]:
-        bound = whole_second(value)
-        try:
-            return queryset.filter(created_at__lt=bound + ONE_SECOND)
-        except OverflowError:  # the last second of the calendar: nothing comes after it
-            return queryset.filter(created_at__lte=bound)
 
     def filter_field(
         self, queryset: QuerySet[CourseEvent], name: str, value: list[str] | None
@@ -214,13 +230,23 @@ class CourseEventFilterSet(django_filters.FilterSet):
         branches = [changed_field_q(field) for field in fields] if len(fields) > 1 else None
         return partitions, branches
 
-    def is_valid(self) -> bool:
-        valid = super().is_valid()
-        if valid:
-            start = self.form.cleaned_data.get("start_time")
-            end = self.form.cleaned_data.get("end_time")
-            if start and end and whole_second(start) > whole_second(end):
-                # Translators: start_time and end_time are the API's parameter names; keep them.
-                self.form.add_error("start_time", _("start_time must not be after end_time"))
-                return False
-        return valid
+
+class BoundedCharField(BoundedField, forms.CharField):
+    pass
+
+
+class TextFilter(django_filters.Filter):
+    field_class = BoundedCharField
+
+
+class AccessRecordFilterSet(TimeRangeFilterSet):
+    """The access log page's filters: who read (the user name, exactly), where, when."""
+
+    who = TextFilter(field_name="user_name")
+    surface = CommaListFilter(
+        field_name="surface", choices=[choice.value for choice in AccessRecord.Surface]
+    )
+
+    class Meta:
+        model = AccessRecord
+        fields = ["start_time", "end_time", "who", "surface"]

@@ -49,6 +49,17 @@ def spans_root_accounts(account_ids: set[int]) -> bool:
     return len({root_id or pk for pk, root_id in rows}) > 1
 
 
+def service_unavailable() -> HttpResponse:
+    """The 503 page, with ``Retry-After``: the database failed, try again shortly."""
+    # Rendered without the request: the site's context processors read the session.
+    response = HttpResponse(
+        render_to_string("course_audit/unavailable.html"),
+        status=HTTPStatus.SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 class AuditContextMiddleware:
     """Put after ``AuthenticationMiddleware``."""
 
@@ -136,13 +147,7 @@ class AuditContextMiddleware:
         logger.error(
             "Database error answering %s %s", request.method, request.path, exc_info=exception
         )
-        # Rendered without the request: the site's context processors read the session.
-        response = HttpResponse(
-            render_to_string("course_audit/unavailable.html"),
-            status=HTTPStatus.SERVICE_UNAVAILABLE,
-        )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return service_unavailable()
 
     def save_page_view(
         self, request: HttpRequest, request_id: uuid.UUID, trace: RequestTrace, seconds: float

@@ -919,3 +919,92 @@ class ExportJob(models.Model):
         if not self.rows_total:
             return None
         return min(100, self.rows_written * 100 // self.rows_total)
+
+
+class AccessRecord(models.Model):
+    """One read of audit data: who read which scope with which filters, how many events
+    the answer held, and from which request (``course_audit.access_log`` writes them).
+
+    Append-only like the events: on PostgreSQL the table is partitioned by month on
+    ``created_at`` (``course_audit.partitions.ACCESS_RECORDS``), triggers reject ``UPDATE``,
+    ``DELETE`` and ``TRUNCATE``, and months leave whole, by their own retention
+    (``COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS``). Nothing is a constraint: a record
+    outlives the user, token or account it names.
+    """
+
+    Surface = choices.AccessSurface
+    Scope = choices.AccessScope
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(_("read at"), default=timezone.now, editable=False)
+    # The tenant whose data was read; empty for a read across tenants (a superuser's).
+    root_account = models.ForeignKey(
+        Account,
+        verbose_name=_("root account"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # served by the (root_account, created_at, id) index
+        related_name="+",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    user_name = models.CharField(_("user name at the time"), max_length=255, blank=True)
+    api_token = models.ForeignKey(
+        ApiToken,
+        verbose_name=_("API token"),
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    surface = models.CharField(_("surface"), max_length=8, choices=Surface.choices)
+    scope = models.CharField(_("scope"), max_length=16, choices=Scope.choices)
+    scope_id = models.CharField(_("scope id"), max_length=64, blank=True)
+    filters = models.JSONField(_("filters"), encoder=DjangoJSONEncoder, default=dict, blank=True)
+    count = models.PositiveBigIntegerField(_("events"))
+    complete = models.BooleanField(
+        _("complete"),
+        default=True,
+        help_text=_("False for an export cut short: the count is what was sent."),
+    )
+    request_id = models.UUIDField(_("request id"), null=True, blank=True)
+    http_method = models.CharField(_("HTTP method"), max_length=16)
+    path = models.TextField(_("path"))
+    client_addr = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("access record")
+        verbose_name_plural = _("access records")
+        ordering = ("-created_at", "-id")
+        indexes = [
+            # The access log page: a tenant's records, newest first, and its "who" filter.
+            models.Index(
+                fields=["root_account", "-created_at", "-id"], name="course_audit_acc_root_idx"
+            ),
+            models.Index(
+                fields=["root_account", "user_name", "-created_at", "-id"],
+                name="course_audit_acc_user_idx",
+            ),
+            # The admin's list of every tenant's records.
+            models.Index(fields=["-created_at", "-id"], name="course_audit_acc_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return _("%(user)s read %(scope)s %(id)s at %(when)s") % {
+            "user": self.user_name or "—",
+            "scope": self.get_scope_display(),
+            "id": self.scope_id,
+            "when": f"{self.created_at:%Y-%m-%d %H:%M:%S}",
+        }

@@ -41,6 +41,7 @@ urlpatterns = [
         views.export_job_manifest,
         name="export_job_manifest",
     ),
+    path("audit/accounts/<int:account_id>/access-log/", views.access_log_page, name="access_log"),
     path("audit/timezone/", views.set_timezone, name="set_timezone"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),

@@ -1,4 +1,9 @@
-"""Monthly partitions of the course events table on PostgreSQL, and retention by month.
+"""Monthly partitions of the append-only tables on PostgreSQL, and retention by month.
+
+Two tables are partitioned alike (``Table``): the course events (``EVENTS``, migration
+0004) and the access records (``ACCESS_RECORDS``, migration 0013, ``course_audit.access_log``).
+Every function here takes the table, the events by default; what follows says it of the
+events.
 
 Migration 0004 makes ``course_audit_courseevent`` a table partitioned by range on
 ``created_at`` (its primary key in the database is ``(id, created_at)``; the model's is
@@ -26,16 +31,49 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
-TABLE = "course_audit_courseevent"
-DEFAULT_PARTITION = f"{TABLE}_default"
-LEGACY_PARTITION = f"{TABLE}_legacy"
 # Months made ahead of the current one, so inserts never reach the default partition.
 MONTHS_AHEAD = 3
 # How long a partition change waits for a lock before it gives up (it retries next run)
 # rather than queueing every read of the table behind it.
 LOCK_TIMEOUT = "5s"
-GUARD_FUNCTION = "course_audit_courseevent_append_only"
-TRUNCATE_TRIGGER = "course_audit_evt_no_truncate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table partitioned by month on ``created_at``, with its append-only guard: the
+    trigger function that refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE``, and the name of
+    the ``TRUNCATE`` trigger each partition gets (a statement trigger is not inherited)."""
+
+    name: str
+    guard_function: str
+    truncate_trigger: str
+
+    @property
+    def default_partition(self) -> str:
+        return f"{self.name}_default"
+
+    @property
+    def legacy_partition(self) -> str:
+        return f"{self.name}_legacy"
+
+
+EVENTS = Table(
+    "course_audit_courseevent",
+    "course_audit_courseevent_append_only",
+    "course_audit_evt_no_truncate",
+)
+ACCESS_RECORDS = Table(
+    "course_audit_accessrecord",
+    "course_audit_accessrecord_append_only",
+    "course_audit_acc_no_truncate",
+)
+TABLES = (EVENTS, ACCESS_RECORDS)
+# The events table's names, as the archives and the migrations know them.
+TABLE = EVENTS.name
+DEFAULT_PARTITION = EVENTS.default_partition
+LEGACY_PARTITION = EVENTS.legacy_partition
+GUARD_FUNCTION = EVENTS.guard_function
+TRUNCATE_TRIGGER = EVENTS.truncate_trigger
 
 _BOUND = re.compile(r"FROM \((?P<start>MINVALUE|'[^']+')\) TO \((?P<end>MAXVALUE|'[^']+')\)")
 
@@ -58,12 +96,12 @@ class PartitionInfo:
         return f"{start} to {end}"
 
 
-def is_partitioned(using: str = "default") -> bool:
+def is_partitioned(using: str = "default", table: Table = EVENTS) -> bool:
     connection = connections[using]
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [TABLE])
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table.name])
         row = cursor.fetchone()
     return row is not None and row[0] == "p"
 
@@ -85,8 +123,8 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, last_day))
 
 
-def month_partition_name(start: dt.datetime) -> str:
-    return f"{TABLE}_p{start:%Y%m}"
+def month_partition_name(start: dt.datetime, table: Table = EVENTS) -> str:
+    return f"{table.name}_p{start:%Y%m}"
 
 
 def _parse_bound(text: str) -> dt.datetime | None:
@@ -95,7 +133,7 @@ def _parse_bound(text: str) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.strip("'")).astimezone(dt.UTC)
 
 
-def list_partitions(using: str = "default") -> list[PartitionInfo]:
+def list_partitions(using: str = "default", table: Table = EVENTS) -> list[PartitionInfo]:
     """The partitions, oldest first, the default one last (none for a plain table)."""
     connection = connections[using]
     if connection.vendor != "postgresql":
@@ -105,7 +143,7 @@ def list_partitions(using: str = "default") -> list[PartitionInfo]:
             "SELECT child.relname, pg_get_expr(child.relpartbound, child.oid)"
             " FROM pg_inherits JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
             " WHERE pg_inherits.inhparent = to_regclass(%s)",
-            [TABLE],
+            [table.name],
         )
         found = cursor.fetchall()
     partitions = []
@@ -146,6 +184,7 @@ def ensure_partitions(
     start: dt.date | dt.datetime | None = None,
     months_ahead: int | None = None,
     now: dt.datetime | None = None,
+    table: Table = EVENTS,
 ) -> list[str]:
     """Make the month partitions from ``start``'s month (default: this month) to
     ``months_ahead`` months after this one (or to ``start``'s month, if later); returns
@@ -153,7 +192,7 @@ def ensure_partitions(
 
     Rows that already sit in the default partition for a new month are moved into it.
     """
-    if not is_partitioned(using):
+    if not is_partitioned(using, table):
         return []
     ahead = MONTHS_AHEAD if months_ahead is None else months_ahead
     current = month_start(now or timezone.now())
@@ -163,13 +202,13 @@ def ensure_partitions(
     connection = connections[using]
     with transaction.atomic(using=using):
         _prepare(connection)
-        existing = list_partitions(using)
+        existing = list_partitions(using, table)
         month = first
         while month <= last:
             following = add_months(month, 1)
             if not covered(existing, month, following):
-                _create_month(connection, month, following)
-                made.append(month_partition_name(month))
+                _create_month(connection, table, month, following)
+                made.append(month_partition_name(month, table))
             month = following
     return made
 
@@ -182,13 +221,14 @@ def _prepare(connection: Any) -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None:
+def _create_month(connection: Any, table: Table, start: dt.datetime, end: dt.datetime) -> None:
     quote = connection.ops.quote_name
-    name = month_partition_name(start)
+    name = month_partition_name(start, table)
+    default = table.default_partition
     with connection.cursor() as cursor:
-        _lock_referenced(cursor, TABLE)
+        _lock_referenced(cursor, table.name)
         cursor.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {quote(DEFAULT_PARTITION)}"
+            f"SELECT EXISTS (SELECT 1 FROM {quote(default)}"
             " WHERE created_at >= %s AND created_at < %s)",
             [start, end],
         )
@@ -197,29 +237,26 @@ def _create_month(connection: Any, start: dt.datetime, end: dt.datetime) -> None
             # PostgreSQL refuses a partition whose rows sit in the default one: take the
             # default out (its copies of the row triggers go with it), move the rows,
             # put it back.
-            cursor.execute(
-                f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(DEFAULT_PARTITION)}"
-            )
+            cursor.execute(f"ALTER TABLE {quote(table.name)} DETACH PARTITION {quote(default)}")
         # DDL takes no parameters once a host binds them server-side: literals, of the
         # app's own month bounds.
         cursor.execute(
-            f"CREATE TABLE {quote(name)} PARTITION OF {quote(TABLE)} "
+            f"CREATE TABLE {quote(name)} PARTITION OF {quote(table.name)} "
             f"FOR VALUES FROM ({timestamp_literal(start)}) TO ({timestamp_literal(end)})"
         )
-        guard_truncate(cursor, name, quote)
+        guard_truncate(cursor, table, name, quote)
         if strays:
             cursor.execute(
-                f"INSERT INTO {quote(name)} SELECT * FROM {quote(DEFAULT_PARTITION)}"
+                f"INSERT INTO {quote(name)} SELECT * FROM {quote(default)}"
                 " WHERE created_at >= %s AND created_at < %s",
                 [start, end],
             )
             cursor.execute(
-                f"DELETE FROM {quote(DEFAULT_PARTITION)}"
-                " WHERE created_at >= %s AND created_at < %s",
+                f"DELETE FROM {quote(default)} WHERE created_at >= %s AND created_at < %s",
                 [start, end],
             )
             cursor.execute(
-                f"ALTER TABLE {quote(TABLE)} ATTACH PARTITION {quote(DEFAULT_PARTITION)} DEFAULT"
+                f"ALTER TABLE {quote(table.name)} ATTACH PARTITION {quote(default)} DEFAULT"
             )
 
 
@@ -249,11 +286,11 @@ def timestamp_literal(value: dt.datetime) -> str:
     return f"'{value.isoformat()}'::timestamptz"
 
 
-def guard_truncate(cursor: Any, table: str, quote: Any) -> None:
+def guard_truncate(cursor: Any, table: Table, partition: str, quote: Any) -> None:
     """Reject ``TRUNCATE`` of one partition (a statement trigger is not inherited)."""
     cursor.execute(
-        f"CREATE TRIGGER {TRUNCATE_TRIGGER} BEFORE TRUNCATE ON {quote(table)}"
-        f" FOR EACH STATEMENT EXECUTE FUNCTION {GUARD_FUNCTION}()"
+        f"CREATE TRIGGER {table.truncate_trigger} BEFORE TRUNCATE ON {quote(partition)}"
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {table.guard_function}()"
     )
 
 
@@ -262,33 +299,36 @@ def retention_cutoff(keep_months: int, now: dt.datetime | None = None) -> dt.dat
     return add_months((now or timezone.now()).astimezone(dt.UTC), -keep_months)
 
 
-def expired_partitions(using: str, cutoff: dt.datetime) -> list[PartitionInfo]:
+def expired_partitions(
+    using: str, cutoff: dt.datetime, table: Table = EVENTS
+) -> list[PartitionInfo]:
     """The partitions whose rows are all older than ``cutoff``, oldest first, with their
-    row counts (``course_audit.archives.prune`` archives and drops them)."""
-    if not is_partitioned(using):
+    row counts (``course_audit.archives.prune`` archives and drops the events' ones,
+    ``course_audit.access_log.prune`` drops the access records' ones)."""
+    if not is_partitioned(using, table):
         return []
     connection = connections[using]
     return [
         dataclasses.replace(part, rows=_count(connection, part.name))
-        for part in list_partitions(using)
+        for part in list_partitions(using, table)
         if not part.is_default and part.end is not None and part.end <= cutoff
     ]
 
 
-def drop_partition(using: str, part: PartitionInfo) -> None:
-    """Detach and drop one partition: never a ``DELETE``, a month goes whole. The caller
-    (``archives.prune``) has archived it first, in the same transaction."""
+def drop_partition(using: str, part: PartitionInfo, table: Table = EVENTS) -> None:
+    """Detach and drop one partition: never a ``DELETE``, a month goes whole. For the
+    events the caller (``archives.prune``) has archived it first, in the same transaction."""
     connection = connections[using]
     quote = connection.ops.quote_name
     with transaction.atomic(using=using):
         _prepare(connection)
         with connection.cursor() as cursor:
             _lock_referenced(cursor, part.name)
-            cursor.execute(f"ALTER TABLE {quote(TABLE)} DETACH PARTITION {quote(part.name)}")
+            cursor.execute(f"ALTER TABLE {quote(table.name)} DETACH PARTITION {quote(part.name)}")
             cursor.execute(f"DROP TABLE {quote(part.name)}")
 
 
-def create_month(using: str, start: dt.datetime) -> str:
+def create_month(using: str, start: dt.datetime, table: Table = EVENTS) -> str:
     """Make the partition of ``start``'s month alone if no partition covers it (a restored
     month: ``ensure_partitions`` would make every month from it to now); returns its name."""
     start = month_start(start)
@@ -296,19 +336,19 @@ def create_month(using: str, start: dt.datetime) -> str:
     connection = connections[using]
     with transaction.atomic(using=using):
         _prepare(connection)
-        if not covered(list_partitions(using), start, end):
-            _create_month(connection, start, end)
-    return month_partition_name(start)
+        if not covered(list_partitions(using, table), start, end):
+            _create_month(connection, table, start, end)
+    return month_partition_name(start, table)
 
 
-def default_rows_before(using: str, cutoff: dt.datetime) -> int:
+def default_rows_before(using: str, cutoff: dt.datetime, table: Table = EVENTS) -> int:
     """Rows in the default partition older than ``cutoff`` (prune cannot drop those)."""
-    if not is_partitioned(using):
+    if not is_partitioned(using, table):
         return 0
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM {connection.ops.quote_name(DEFAULT_PARTITION)}"
+            f"SELECT count(*) FROM {connection.ops.quote_name(table.default_partition)}"
             " WHERE created_at < %s",
             [cutoff],
         )

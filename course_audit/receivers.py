@@ -1,7 +1,7 @@
 """The app's signal receivers, connected by ``CourseAuditConfig.ready()``.
 
-- After ``migrate`` (and ``flush``), the coming months' partitions of the events table
-  exist (PostgreSQL; see ``course_audit.partitions``).
+- After ``migrate`` (and ``flush``), the coming months' partitions of the events and access
+  records tables exist (PostgreSQL; see ``course_audit.partitions``).
 - ``COURSE_AUDIT_ALLOW_TRUNCATE = True`` (for test settings only) lets ``TRUNCATE`` through
   the events table's append-only trigger on every connection the site opens, which is what
   Django's ``flush`` needs between ``TransactionTestCase`` tests. Production leaves it off:
@@ -27,7 +27,8 @@ def connect_signals(app_config: AppConfig) -> None:
 
 def make_partitions(using: str = "default", **kwargs: Any) -> None:
     """After ``migrate`` (and ``flush``), the coming months' partitions exist."""
-    partitions.ensure_partitions(using)
+    for table in partitions.TABLES:
+        partitions.ensure_partitions(using, table=table)
 
 
 def allow_truncate(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -36,6 +36,7 @@ from django.http import Http404
 
 from course_audit import replication
 from course_audit.models import (
+    AccessRecord,
     Account,
     AccountMembership,
     Course,
@@ -418,6 +419,12 @@ def batch_events(grants: Grants, batch: SisBatch) -> QuerySet[CourseEvent]:
         if len(allowed) < len(accounts):
             events = events.filter(account_id__in=allowed)
     return for_reading(events.with_links().newest_first())
+
+
+def access_records(root: Account) -> QuerySet[AccessRecord]:
+    """A tenant's access records (``course_audit.access_log``), newest first."""
+    records = AccessRecord.objects.filter(root_account_id=root.pk).order_by("-created_at", "-id")
+    return for_reading(records)
 
 
 @dataclasses.dataclass

@@ -37,7 +37,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -46,6 +46,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from course_audit import (
+    access_log,
     charts,
     exports,
     integrity,
@@ -55,11 +56,13 @@ from course_audit import (
     services,
     tasks,
 )
+from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
 from course_audit.diff import TRACKED_FIELDS, json_value
-from course_audit.filters import CourseEventFilterSet
+from course_audit.filters import AccessRecordFilterSet, CourseEventFilterSet
 from course_audit.forms import AsOfForm
 from course_audit.models import (
+    AccessRecord,
     Account,
     Course,
     CourseEvent,
@@ -116,6 +119,14 @@ def _account(request: HttpRequest, account_id: int) -> Account:
     return account
 
 
+def _course_target(course: Course) -> Target:
+    return Target(Scope.COURSE, course.pk, course.root_account_id)
+
+
+def _account_target(account: Account) -> Target:
+    return Target(Scope.ACCOUNT, account.pk, account.resolved_root_id)
+
+
 def _account_scope(
     request: HttpRequest, account: Account
 ) -> tuple[QuerySet[CourseEvent], Partitions]:
@@ -130,6 +141,10 @@ def _sis_batch(request: HttpRequest, batch_id: int) -> tuple[SisBatch, QuerySet[
     if batch is None:
         raise Http404
     return batch, selectors.sis_batch_events(request, batch)
+
+
+def _batch_target(batch: SisBatch) -> Target:
+    return Target(Scope.SIS_BATCH, batch.pk, batch.root_account.resolved_root_id)
 
 
 def _include_subaccounts(request: HttpRequest) -> bool:
@@ -179,14 +194,15 @@ def set_timezone(request: HttpRequest) -> HttpResponse:
 # --- filters and paging --------------------------------------------------------------------
 
 
-def _filter_data(params: QueryDict) -> dict[str, str]:
+def _filter_data(
+    params: QueryDict,
+    fields: tuple[str, ...] = ("start_time", "end_time", "user_id", "sis_batch_id"),
+    lists: tuple[str, ...] = _LIST_PARAMS,
+) -> dict[str, str]:
     """The page's GET form as the API's parameters: checkboxes become comma lists and an
     end date means the end of that day."""
-    data = {
-        key: params.get(key, "").strip()
-        for key in ("start_time", "end_time", "user_id", "sis_batch_id")
-    }
-    for key in _LIST_PARAMS:
+    data = {key: params.get(key, "").strip() for key in fields}
+    for key in lists:
         data[key] = ",".join(value for value in params.getlist(key) if value)
     if _DATE.match(data["end_time"]):
         data["end_time"] += "T23:59:59"
@@ -202,6 +218,8 @@ def _filter_label(field: str) -> str:
         "event_source": _("Sources"),
         "field": _("Changed fields"),
         "sis_batch_id": _("SIS import"),
+        "who": _("Who"),
+        "surface": _("Where"),
     }
     return labels.get(field, field)
 
@@ -274,6 +292,7 @@ def _history(
     events: QuerySet[CourseEvent],
     partitions: Partitions,
     context: dict[str, Any],
+    target: Target,
 ) -> HttpResponse:
     if "person" not in context:  # a person's own page has no picker
         picked = _pick_person(request, context)
@@ -319,6 +338,16 @@ def _history(
         partitions=partitions,
         branches=branches,
     )
+    if target.per_tenant:
+        access_log.record_per_tenant(
+            request,
+            surface=Surface.PAGE,
+            scope=target.scope,
+            scope_id=target.scope_id,
+            tenants=(event.course.root_account_id for event in page.rows),
+        )
+    else:
+        access_log.record(request, surface=Surface.PAGE, target=target, count=len(page.rows))
     context.update(
         per_page=per_page,
         per_page_choices=PER_PAGE_CHOICES,
@@ -501,6 +530,14 @@ def _recent_activity(
         return []
     events, partitions = scope
     rows = fetch_ordered(events, RECENT_EVENTS, partitions)
+    if rows:
+        access_log.record_per_tenant(
+            request,
+            surface=Surface.PAGE,
+            scope=Scope.RECENT,
+            scope_id=None,
+            tenants=(event.course.root_account_id for event in rows),
+        )
     shown = presentation.present_all(rows)
     zone = timezone.get_current_timezone()
     return [
@@ -521,6 +558,7 @@ def course_history(request: HttpRequest, course_id: int) -> HttpResponse:
             selectors.course_events(course),
             None,
             {"course": course, "export_url_name": "course_audit:course_export", "subject": course},
+            _course_target(course),
         )
 
 
@@ -543,7 +581,7 @@ def account_history(request: HttpRequest, account_id: int) -> HttpResponse:
     if request.method == "POST":
         context["verification"] = _verify_account(events, partitions)
     with timezone.override(_viewer_zone(request)):
-        return _history(request, events, partitions, context)
+        return _history(request, events, partitions, context, _account_target(account))
 
 
 def _person_scope(
@@ -573,16 +611,21 @@ def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
         "show_course": True,
         "export_url_name": "course_audit:person_export",
     }
+    target = Target(Scope.PERSON, person.pk, None, per_tenant=True)
     with timezone.override(_viewer_zone(request)):
-        return _history(request, events, None, context)
+        return _history(request, events, None, context, target)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     person, events = _person_scope(request, user_id)
+    # An export's rows do not carry their tenant: the viewer's, when they have one.
+    roots = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES).roots
+    root_id = next(iter(roots)) if len(roots) == 1 else None
+    target = Target(Scope.PERSON, person.pk, root_id)
     scope = ExportScope(ExportJob.Scope.PERSON, person.pk, person.name)
-    return _export(request, events, None, f"person-{person.pk}-history", scope)
+    return _export(request, events, None, f"person-{person.pk}-history", scope, target)
 
 
 @require_GET
@@ -598,7 +641,7 @@ def sis_batch_history(request: HttpRequest, batch_id: int) -> HttpResponse:
         "show_course": True,
     }
     with timezone.override(_viewer_zone(request)):
-        return _history(request, events, None, context)
+        return _history(request, events, None, context, _batch_target(batch))
 
 
 @require_GET
@@ -624,6 +667,13 @@ def page_view(request: HttpRequest, request_id: UUID) -> HttpResponse:
         events = presentation.present_all(
             list(selectors.course_events(course).filter(page_view_id=view.pk)[:100])
         )
+    root_id = account.resolved_root_id if account is not None else None
+    access_log.record(
+        request,
+        surface=Surface.PAGE,
+        target=Target(Scope.REQUEST, view.pk, root_id),
+        count=len(events),
+    )
     with timezone.override(_viewer_zone(request)):
         return render(
             request,
@@ -722,6 +772,12 @@ def course_as_of(request: HttpRequest, course_id: int) -> HttpResponse:
         compare = form.cleaned_data["compare"]
         moments = [at] if compare is None else [at, compare]
         states = selectors.course_as_of(course, moments)
+        access_log.record(
+            request,
+            surface=Surface.PAGE,
+            target=_course_target(course),
+            count=access_log.events_shown(states),
+        )
         context.update(
             at=at,
             compare=compare,
@@ -755,6 +811,7 @@ def _export(
     partitions: Partitions,
     name: str,
     scope: ExportScope,
+    target: Target,
 ) -> HttpResponseBase:
     """The filtered events as a file: streamed now, or, above
     ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` events, a page offering a background job (a
@@ -793,14 +850,18 @@ def _export(
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
     rows = itertools.chain(list(itertools.islice(rows, 1)), rows)
-    if kind == "csv":
-        response = StreamingHttpResponse(
-            exports.csv_lines(rows, zone), content_type="text/csv; charset=utf-8"
-        )
-    else:
-        response = StreamingHttpResponse(
-            exports.jsonl_lines(rows, zone), content_type="application/x-ndjson"
-        )
+    render_lines = exports.csv_lines if kind == "csv" else exports.jsonl_lines
+    response = StreamingHttpResponse(
+        # The access record is written when the stream ends (see ``access_log``).
+        access_log.recorded_stream(
+            request,
+            rows,
+            lambda counted: render_lines(counted, zone),
+            surface=Surface.EXPORT,
+            target=target,
+        ),
+        content_type="text/csv; charset=utf-8" if kind == "csv" else "application/x-ndjson",
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}.{kind}"'
     return response
 
@@ -821,6 +882,7 @@ def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
         None,
         f"course-{course.pk}-history",
         ExportScope(ExportJob.Scope.COURSE, course.pk, course.name),
+        _course_target(course),
     )
 
 
@@ -832,7 +894,14 @@ def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     scope = ExportScope(
         ExportJob.Scope.ACCOUNT, account.pk, account.name, _include_subaccounts(request)
     )
-    return _export(request, events, partitions, f"account-{account.pk}-history", scope)
+    return _export(
+        request,
+        events,
+        partitions,
+        f"account-{account.pk}-history",
+        scope,
+        _account_target(account),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -840,7 +909,9 @@ def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
 def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
     batch, events = _sis_batch(request, batch_id)
     scope = ExportScope(ExportJob.Scope.SIS_BATCH, batch.pk, batch.filename or str(batch.pk))
-    return _export(request, events, None, f"sis-batch-{batch.pk}-changes", scope)
+    return _export(
+        request, events, None, f"sis-batch-{batch.pk}-changes", scope, _batch_target(batch)
+    )
 
 
 # --- background exports --------------------------------------------------------------------
@@ -918,3 +989,87 @@ def export_job_manifest(request: HttpRequest, job_id: int) -> HttpResponseBase:
     name = f"{tasks.download_name(job)}.manifest.json"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+# --- the access log ------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def access_log_page(request: HttpRequest, account_id: int) -> HttpResponse:
+    """Who read a tenant's audit data: its access records, newest first, filtered by who,
+    where and when. For the tenant's root admins (a grant with ``view_course_changes`` on
+    the root account) and superusers; the access rule answers anyone else (404 outside the
+    tenant, 403 inside it). Reading it is recorded too."""
+    root = Account.objects.filter(pk=account_id, parent__isnull=True).first()
+    if root is None:
+        raise Http404
+    selectors.authorize_account(request, root)
+    context: dict[str, Any] = {
+        "account": root,
+        "time_zones": _time_zones(),
+        "surfaces": AccessRecord.Surface.choices,
+        "selected_surfaces": request.GET.getlist("surface"),
+        "per_page_choices": PER_PAGE_CHOICES,
+    }
+    with timezone.override(_viewer_zone(request)):
+        data = _filter_data(request.GET, ("start_time", "end_time", "who"), ("surface",))
+        filterset = AccessRecordFilterSet(data, queryset=selectors.access_records(root))
+        valid = filterset.is_valid()
+        context["filter_errors"] = [
+            (_filter_label(field), errors) for field, errors in filterset.errors.items()
+        ]
+        if not valid:
+            return render(request, "course_audit/access_log.html", context, status=400)
+        cursor = Cursor(request.path.rstrip("/"))
+        try:
+            after = _position(request, cursor, "after")
+            before = _position(request, cursor, "before")
+        except InvalidCursor:
+            context["page_error"] = _("This page link is out of date; start again from the newest.")
+            return render(request, "course_audit/access_log.html", context, status=400)
+        per_page = _per_page(request)
+        page = keyset_page(filterset.qs, cursor, limit=per_page, after=after, before=before)
+        access_log.record(
+            request,
+            surface=Surface.PAGE,
+            target=Target(Scope.ACCESS_LOG, root.pk, root.pk),
+            count=len(page.rows),
+        )
+        context.update(
+            per_page=per_page,
+            records=[_present_record(record) for record in page.rows],
+            older_query=_query(request, after=page.older, before=None) if page.older else None,
+            newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
+            first_query=_query(request, after=None, before=None) if before or after else None,
+        )
+        return render(request, "course_audit/access_log.html", context)
+
+
+_SCOPE_PAGES = {
+    AccessRecord.Scope.COURSE.value: "course_audit:course_history",
+    AccessRecord.Scope.ACCOUNT.value: "course_audit:account_history",
+    AccessRecord.Scope.REQUEST.value: "course_audit:page_view",
+}
+
+
+def _present_record(record: AccessRecord) -> dict[str, Any]:
+    """A record as the page shows it: its filters as pairs (in a template,
+    ``filters.items`` of a query string with a parameter named "items" is that parameter)
+    and the page of its scope, if any."""
+    url_name = _SCOPE_PAGES.get(record.scope)
+    scope_url = None
+    if url_name is not None and record.scope_id:
+        try:
+            scope_url = reverse(url_name, args=[record.scope_id])
+        except NoReverseMatch:
+            scope_url = None
+    filters = record.filters if isinstance(record.filters, dict) else {}
+    return {
+        "record": record,
+        "filters": [
+            (key, ", ".join(map(str, value)) if isinstance(value, list) else value)
+            for key, value in filters.items()
+        ],
+        "scope_url": scope_url,
+    }

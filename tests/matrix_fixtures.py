@@ -49,6 +49,7 @@ from course_audit import services, tasks
 from course_audit.api import authentication
 from course_audit.context import audit_context
 from course_audit.models import (
+    AccessRecord,
     Account,
     AccountMembership,
     ApiToken,
@@ -462,6 +463,12 @@ def build_world() -> World:
     sessions = {kind: _session_key(user) for kind, user in users.items()}
 
     # "A moment ago": the grant works, then it is revoked, as an admin revokes one.
+    # A read in each tenant (the revoked kinds' below are the home tenant's): the access
+    # logs have something of their own to show, and to keep from the other tenant.
+    Client().get(
+        reverse("course_audit_api:audit-course", kwargs={"course_id": COURSES["rival"].pk}),
+        HTTP_AUTHORIZATION=f"Bearer {tokens['rival_admin/token']}",
+    )
     before = {}
     for kind in ("revoked_membership", "revoked_override", "deactivated"):
         api = Client().get(
@@ -542,6 +549,12 @@ def build_world() -> World:
                 ApiToken.objects.filter(user=users["registrar"]).earliest("pk"),
                 ApiToken.objects.filter(user=users["rival_admin"]).earliest("pk"),
                 shown="name",
+            ),
+            # The reads build_world made: the revoked kinds' (home), the rival admin's.
+            "accessrecord": _rows(
+                AccessRecord.objects.filter(root_account=accounts["home_root"]).earliest("pk"),
+                AccessRecord.objects.filter(root_account=accounts["rival_root"]).earliest("pk"),
+                shown="user_name",
             ),
         },
         mixed_request_id=CourseEvent.objects.get(
@@ -1047,6 +1060,20 @@ def _home_oracle(world: World, kind: Kind, target: str, request: Request) -> Exp
     return Expect(200, visible=kind.visible, must_show=shown)
 
 
+def _access_log_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    # Only a root account has an access log; its root admins (the view permission on the
+    # root) read it, and see only their tenant's reads.
+    if target not in ("home_root", "rival_root"):
+        return Expect(404)
+    status = access(kind, target, "view")
+    if status != 200:
+        return Expect(status)
+    # Whose reads the world made (build_world): the rival admin's of its course; the
+    # revoked kinds' of bio101, before their revocation.
+    shows = str(COURSES["rival" if target == "rival_root" else "bio101"].pk)
+    return Expect(200, visible=kind.visible, must_show=(shows,))
+
+
 def _timezone_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
     return Expect(302, location=reverse("course_audit:home"))
 
@@ -1280,6 +1307,14 @@ PAGE_SURFACES = [
         _page_view_id,
     ),
     _view(
+        "access_log",
+        "page",
+        "course_audit:access_log",
+        ("home_root", "rival_root", "bio", "missing"),
+        _access_log_oracle,
+        _account_pk,
+    ),
+    _view(
         "set_timezone",
         "page",
         "course_audit:set_timezone",
@@ -1311,6 +1346,7 @@ ADMIN_ROW_MODELS = (
     "apitoken",
     "legalhold",
     "exportjob",
+    "accessrecord",
 )
 ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint", "prunenote")
 

@@ -4,7 +4,8 @@ A page of 100 events linking users, page views, copied and reset courses and SIS
 costs exactly what a page of one costs: the linked objects come from the events query's
 joins, never from a query per event. The budget is at most six queries, counting
 authentication honestly: a bearer token's first use within a minute writes its
-``last_used_at`` (one UPDATE), a session costs the session and the user.
+``last_used_at`` (one UPDATE), a session costs the session and the user. Beyond the
+budget, by name: the request's access record, one INSERT (``course_audit.access_log``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ from django.test.utils import CaptureQueriesContext
 
 from course_audit import services
 from course_audit.context import audit_context
-from course_audit.models import Account, ApiToken, Course, CourseEvent, PageView, SisBatch
+from course_audit.models import (
+    AccessRecord,
+    Account,
+    ApiToken,
+    Course,
+    CourseEvent,
+    PageView,
+    SisBatch,
+)
 
 pytestmark = pytest.mark.django_db
 
 T0 = dt.datetime(2025, 3, 3, 12, 0, 0, tzinfo=dt.UTC)
 BUDGET = 6
+# The access record of the read: allowed by name, never out of the read budget.
+ACCESS_RECORD_INSERTS = 1
+ACCESS_RECORD_INSERT = 'INSERT INTO "course_audit_accessrecord"'
 
 
 @dataclasses.dataclass
@@ -86,7 +98,8 @@ ENDPOINTS: dict[str, Callable[[History], tuple[str, dict[str, str]]]] = {
 
 # A token: the token, its user and the caller's grants in one query [+ the last_used_at
 # UPDATE]; a session: the session, the user, the grants. Then the course or account, [the
-# sub-accounts,] and the page of events with its links.
+# sub-accounts,] and the page of events with its links. (And the access record's INSERT,
+# counted apart.)
 EXPECTED_QUERIES = {
     ("course", "token"): 3,
     ("course", "token first use"): 4,
@@ -140,14 +153,19 @@ def test_page_size_does_not_change_the_queries(
     counts: dict[int, int] = {}
     for per_page in (1, 100):
         client, headers = new_client()
-        with django_assert_max_num_queries(BUDGET) as captured:
+        with django_assert_max_num_queries(BUDGET + ACCESS_RECORD_INSERTS) as captured:
             response = client.get(path, {**params, "per_page": per_page}, headers=headers)
         assert response.status_code == 200, response.content
         body = response.json()
         assert len(body["events"]) == per_page
         assert 'rel="next"' in response["Link"]
-        counts[per_page] = len(captured)
         sql = [query["sql"] for query in captured.captured_queries]
+        access_inserts = [query for query in sql if query.startswith(ACCESS_RECORD_INSERT)]
+        assert len(access_inserts) == ACCESS_RECORD_INSERTS
+        counts[per_page] = len(sql) - len(access_inserts)
+        record = AccessRecord.objects.order_by("-id").first()
+        assert record is not None
+        assert (record.surface, record.count, record.user_id) == ("api", per_page, auditor.pk)
         assert sum('FROM "course_audit_courseevent"' in query for query in sql) == 1
         token_writes = [
             query for query in sql if query.startswith('UPDATE "course_audit_apitoken"')
@@ -239,6 +257,9 @@ def test_the_changed_field_and_batch_filters_cost_no_query_more(
         assert {event["links"]["sis_batch"] for event in events} == {params["sis_batch_id"]}
     else:
         assert all(set(event["event_data"]) & set(filters.split(",")) for event in events)
-    assert len(captured) == EXPECTED_QUERIES[endpoint, "token"]
+    sql_run = [query["sql"] for query in captured]
+    access_inserts = [query for query in sql_run if query.startswith(ACCESS_RECORD_INSERT)]
+    assert len(access_inserts) == ACCESS_RECORD_INSERTS
+    assert len(sql_run) - len(access_inserts) == EXPECTED_QUERIES[endpoint, "token"]
     [sql] = [query["sql"] for query in captured if "course_audit_courseevent" in query["sql"]]
     assert sql.startswith("SELECT") and ' FROM (SELECT * FROM "course_audit_courseevent" ' in sql

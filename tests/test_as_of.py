@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2025, 9, 1, 8, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
 
+ACCESS_RECORD_INSERT = 'INSERT INTO "course_audit_accessrecord"'
+
 
 @pytest.fixture
 def timeline(department, make_user) -> Course:
@@ -296,10 +298,16 @@ def test_the_api_reads_the_history_in_one_query(
     registrar = caller("registrar", (root_account, admin_role))
     registrar.get(api_url(timeline), at="2025-09-02")  # the token's first use stamps it
     add_events(timeline, 50, when=T0 + MINUTE, step=dt.timedelta(seconds=1))
-    # The token (with the grants), the course, its events.
-    with django_assert_num_queries(3):
+    # The token (with the grants), the course, its events; and, by name, the access record.
+    with django_assert_num_queries(3 + 1) as captured:
         response = registrar.get(api_url(timeline), at="2025-09-02")
     assert response.status_code == 200
+    assert [q["sql"].startswith(ACCESS_RECORD_INSERT) for q in captured.captured_queries] == [
+        False,
+        False,
+        False,
+        True,
+    ]
     assert response.json()["fields"]["name"]["value"] == "Cells"  # the rename came after them
 
 
@@ -309,9 +317,12 @@ def test_the_page_costs_the_same_whatever_the_history(
     query = {"at": "2025-09-02", "compare": "2025-08-01"}
     registrar_browser.get(page_url(timeline), query)
     add_events(timeline, 50, when=T0 + MINUTE, step=dt.timedelta(seconds=1))
-    # The session, its user, the course, the grants, the events, the accounts' names.
-    with django_assert_num_queries(6):
+    # The session, its user, the course, the grants, the events, the accounts' names; and,
+    # by name, the access record.
+    with django_assert_num_queries(6 + 1) as captured:
         assert registrar_browser.get(page_url(timeline), query).status_code == 200
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith(ACCESS_RECORD_INSERT)]
+    assert len(inserts) == 1
 
 
 def test_the_api_is_documented_and_answers_as_documented(

@@ -23,13 +23,14 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from course_audit.models import Course, CourseEvent, ExportJob, PageView
+from course_audit.models import AccessRecord, Course, CourseEvent, ExportJob, PageView
 from course_audit.urls import DEPRECATED_NAMES
 from tests.matrix_fixtures import (
     ACCOUNTS,
     CALLERS,
     COURSES,
     FORM,
+    KINDS,
     MARKERS,
     NEW_COURSE_NAME,
     RENAMED,
@@ -177,6 +178,69 @@ def _assert_effect(
     assert after == [row for row in rows if row[0] not in touched]
 
 
+# The surfaces that read audit data: each answer of theirs that shows it (a 200) writes
+# access records of the caller (course_audit.access_log), one, or for the admin's lists one
+# per tenant shown; every other answer writes none.
+RECORDED_READS = {
+    "api.audit_course",
+    "api.audit_account",
+    "api.audit_account_subaccounts",
+    "api.event_proof",
+    "page.course_history",
+    "page.course_export_csv",
+    "page.course_export_jsonl",
+    "page.account_history",
+    "page.account_history_subaccounts",
+    "page.account_verify",
+    "page.account_verify_subaccounts",
+    "page.account_export_csv",
+    "page.account_export_jsonl",
+    "page.account_export_subaccounts",
+    "page.page_view",
+    "page.access_log",
+    "page.person_history",
+    "page.person_export_csv",
+    "page.sis_batch_history",
+    "page.sis_batch_export",
+    "page.course_as_of",
+    "page.course_as_of_compared",
+    "api.course_as_of",
+    "admin.courseevent_changelist",
+    "admin.courseevent_changelist_search",
+    "admin.courseevent_change",
+    "admin.accessrecord_changelist",
+    "admin.accessrecord_change",
+}
+# The home page records its recent activity when it shows some (one record per tenant).
+RECORDED_IF_SHOWN = {"page.home"}
+# One record per tenant whose events the answer showed.
+PER_TENANT = {"page.home", "page.person_history"}
+
+
+def _last_access_record() -> int:
+    return AccessRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def _assert_access_records(
+    world: World, cell: Cell, caller: CallerSpec, expected: Expect, after_id: int
+) -> None:
+    records = list(AccessRecord.objects.filter(id__gt=after_id))
+    shows_events = caller.kind is not None and bool(KINDS[caller.kind].view)
+    recorded = cell.surface in RECORDED_READS or (
+        cell.surface in RECORDED_IF_SHOWN and shows_events
+    )
+    if expected.status != 200 or not recorded:
+        assert records == [], f"{cell}: recorded a read that showed nothing"
+        return
+    assert caller.kind is not None
+    assert records, f"{cell}: a read of audit data left no access record"
+    if cell.surface.startswith("page.") and cell.surface not in PER_TENANT:
+        assert len(records) == 1, f"{cell}: {records}"
+    if cell.surface.startswith("api."):
+        assert len(records) == 1, f"{cell}: {records}"
+    assert {record.user_id for record in records} == {world.users[caller.kind].pk}
+
+
 @pytest.fixture(scope="module")
 def baseline(matrix_world: World) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
     """The world's counts and course rows: what every cell starts from, since each runs in
@@ -195,6 +259,7 @@ def test_cell(matrix_world: World, baseline: tuple[Any, ...], cell: Cell) -> Non
     counts, rows = baseline
 
     jobs = ExportJob.objects.count()
+    last_record = _last_access_record()
     response = _send(client, headers, request)
     content = _content(response)
 
@@ -217,6 +282,7 @@ def test_cell(matrix_world: World, baseline: tuple[Any, ...], cell: Cell) -> Non
     assert ExportJob.objects.count() == jobs + expected.jobs_added, f"{cell}: jobs queued"
     if expected.status == 200 and cell.surface.startswith("api.audit_"):
         _assert_listing(json.loads(content), expected)
+    _assert_access_records(matrix_world, cell, caller, expected, last_record)
     if expected.effect is not None:
         _assert_effect(matrix_world, caller, expected, response, counts, rows)
     else:

@@ -101,3 +101,5 @@ def test_queries_are_counted_per_listing_and_page_size(dataset: Any) -> None:
         for per_page in (1, 10, 100)
     ]
     assert all(1 <= count["queries"] <= 6 for count in counts)
+    # The access record of each read: one INSERT, counted apart from the read's queries.
+    assert all(count["access_record_inserts"] == 1 for count in counts)

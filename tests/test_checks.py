@@ -158,6 +158,29 @@ def test_retention_may_be_a_count_or_none(settings, value):
     assert _messages() == []
 
 
+def test_a_non_boolean_access_log_is_e016(settings):
+    settings.COURSE_AUDIT_ACCESS_LOG = "off"
+    [message] = _messages()
+    assert message.id == "course_audit.E016"
+    assert message.msg == "COURSE_AUDIT_ACCESS_LOG must be True or False; it is 'off'."
+
+
+@pytest.mark.parametrize("value", [0, -3, "24", 2.5, True])
+def test_a_bad_access_log_retention_is_e017(settings, value):
+    settings.COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS = value
+    [message] = _messages()
+    assert message.id == "course_audit.E017"
+    assert message.msg.startswith(
+        "COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS must be a positive integer"
+    )
+
+
+@pytest.mark.parametrize("value", [None, 24])
+def test_access_log_retention_may_be_a_count_or_none(settings, value):
+    settings.COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS = value
+    assert _messages() == []
+
+
 def test_a_non_boolean_allow_truncate_is_e010(settings):
     settings.COURSE_AUDIT_ALLOW_TRUNCATE = "yes"
     [message] = _messages()
@@ -297,10 +320,10 @@ def test_a_stale_newest_checkpoint_with_events_waiting_is_w005(settings, tmp_pat
 
 
 @pytest.mark.parametrize("value", [0, -5, "1000", 2.5, True])
-def test_a_bad_export_background_threshold_is_e016(settings, value):
+def test_a_bad_export_background_threshold_is_e018(settings, value):
     settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
     [message] = _messages()
-    assert message.id == "course_audit.E016"
+    assert message.id == "course_audit.E018"
     assert message.msg == (
         "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
         f"background exports; it is {value!r}."

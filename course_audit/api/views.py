@@ -38,7 +38,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from course_audit import integrity, selectors, services
+from course_audit import access_log, integrity, selectors, services
+from course_audit.access_log import Scope, Surface, Target
 from course_audit.api.authentication import BearerTokenAuthentication
 from course_audit.api.exceptions import (
     NOT_FOUND_MESSAGE,
@@ -277,7 +278,11 @@ class CourseAuditViewSet(BaseAPIViewSet):
     )
     def for_course(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
-        return self._page(selectors.course_events(course), course=course)
+        return self._page(
+            selectors.course_events(course),
+            Target(Scope.COURSE, course.pk, course.root_account_id),
+            course=course,
+        )
 
     @document(
         summary="Query by account",
@@ -292,7 +297,10 @@ class CourseAuditViewSet(BaseAPIViewSet):
             self.keyset_partitions = ("account_id", account_ids)
         else:
             account_ids = [account.pk]
-        return self._page(selectors.account_events(account_ids))
+        return self._page(
+            selectors.account_events(account_ids),
+            Target(Scope.ACCOUNT, account.pk, account.resolved_root_id),
+        )
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         # No filter parameter, no filter form: building and validating it costs more than
@@ -306,15 +314,18 @@ class CourseAuditViewSet(BaseAPIViewSet):
         rows are read (``CourseEventFilterSet.ranges``)."""
         self.keyset_partitions, self.keyset_branches = filterset.ranges(self.keyset_partitions)
 
-    def _page(self, events: QuerySet[CourseEvent], *, course: Course | None = None) -> Response:
+    def _page(
+        self, events: QuerySet[CourseEvent], target: Target, *, course: Course | None = None
+    ) -> Response:
         """A page of ``events`` as the compound document, read as values: one query joins
         each event's linked page view, courses and user, and no model is built but the
-        users (for the user serializer)."""
+        users (for the user serializer). Then its access record: one INSERT."""
         columns = ListingColumns.for_listing(course_known=course is not None)
         self.keyset_fields = columns.names
         events = self.filter_queryset(events)
         page: Any = self.paginate_queryset(events)
         assert page is not None
+        access_log.record(self.request, surface=Surface.API, target=target, count=len(page))
         template = self.request.build_absolute_uri(
             reverse("course_audit_api:course", kwargs={"course_id": "__course__"})
         ).replace("__course__", "{events.course}")
@@ -372,9 +383,16 @@ class EventProofViewSet(BaseAPIViewSet):
             raise exceptions.NotFound()
         self.check_object_permissions(request, event.course)
         try:
-            return Response(integrity.event_proof(event))
+            proof = integrity.event_proof(event)
         except integrity.NotSealed as error:
             raise Unsealed() from error
+        access_log.record(
+            request,
+            surface=Surface.API,
+            target=Target(Scope.EVENT, event.pk, event.course.root_account_id),
+            count=1,
+        )
+        return Response(proof)
 
 
 class CourseAsOfViewSet(BaseAPIViewSet):
@@ -391,6 +409,12 @@ class CourseAsOfViewSet(BaseAPIViewSet):
     def retrieve(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
         (state,) = selectors.course_as_of(course, [_moment(request, "at")])
+        access_log.record(
+            request,
+            surface=Surface.API,
+            target=Target(Scope.COURSE, course.pk, course.root_account_id),
+            count=access_log.events_shown([state]),
+        )
         return Response(as_of_json(course.pk, state))
 
 

@@ -125,6 +125,7 @@ def collect() -> dict[str, Any]:
         "outside": course_facts(outside, events),
         "inside": course_facts(inside, events),
         "department": department.name,
+        "root": {"id": root.pk, "name": root.name},
         "account": {
             "id": college.pk,
             "name": college.name,

@@ -1,4 +1,5 @@
-"""Make the coming months' event partitions and drop the months past retention.
+"""Make the coming months' partitions of the events and the access records, and drop the
+months past retention.
 
 Run it daily (cron, a systemd timer, a Kubernetes CronJob)::
 
@@ -7,8 +8,10 @@ Run it daily (cron, a systemd timer, a Kubernetes CronJob)::
 Without ``--prune`` it only makes partitions: this month and ``--ahead`` months after it
 (and back to ``--from``), then lists them. With ``--prune`` it also archives, then detaches
 and drops, each month whose rows are all older than ``--keep-months`` months (default
-``COURSE_AUDIT_RETENTION_MONTHS``, 14), unless a legal hold keeps it; ``--dry-run`` shows
-what would go, how many rows, and what the holds keep, and changes nothing.
+``COURSE_AUDIT_RETENTION_MONTHS``, 14), unless a legal hold keeps it, and drops each month
+of access records older than ``COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS`` (24; no archive,
+no hold); ``--dry-run`` shows what would go, how many rows, and what the holds keep, and
+changes nothing.
 ``--restore YYYY-MM`` loads an archived month back (see ``course_audit.archives``).
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
-from course_audit import archives, partitions
+from course_audit import access_log, archives, partitions
 from course_audit.conf import conf
 
 
@@ -101,11 +104,12 @@ class Command(BaseCommand):
             if options["prune"]:
                 self._prune(using, options)
             if not options["dry_run"]:
-                made = partitions.ensure_partitions(
-                    using, start=options["start"], months_ahead=options["ahead"]
-                )
-                for name in made:
-                    self.stdout.write(f"made {name}")
+                for table in partitions.TABLES:
+                    made = partitions.ensure_partitions(
+                        using, start=options["start"], months_ahead=options["ahead"], table=table
+                    )
+                    for name in made:
+                        self.stdout.write(f"made {name}")
         except OperationalError as error:
             # Most often the lock timeout: a long query held the table. Try again later.
             raise CommandError(f"the partitions were left as they were: {error}") from error
@@ -140,6 +144,16 @@ class Command(BaseCommand):
                 "partition, which is never dropped: make their months with --from YYYY-MM "
                 "(which moves them), then prune again."
             )
+        self._prune_access_records(using, dry_run)
+
+    def _prune_access_records(self, using: str, dry_run: bool) -> None:
+        keep = conf.ACCESS_LOG_RETENTION_MONTHS
+        if keep is None:
+            self.stdout.write("access records: kept (COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS)")
+            return
+        verb = "would drop" if dry_run else "dropped"
+        for part in access_log.prune(using, keep_months=keep, dry_run=dry_run):
+            self.stdout.write(f"{verb} {part.name} ({part.label()}): {part.rows:,} rows")
 
     def _restore(self, using: str, month: str) -> None:
         try:
@@ -156,5 +170,6 @@ class Command(BaseCommand):
         )
 
     def _list(self, using: str) -> None:
-        for part in partitions.list_partitions(using):
-            self.stdout.write(f"  {part.name}: {part.label()}")
+        for table in partitions.TABLES:
+            for part in partitions.list_partitions(using, table):
+                self.stdout.write(f"  {part.name}: {part.label()}")

@@ -13,7 +13,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('course_audit', '0012_courseevent_recorded_at'),
+        ('course_audit', '0013_access_log'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,266 @@
+"""Who looked: an access record of every read of audit data.
+
+The history pages, the page view page, the home page's recent activity, the API's
+listings and event proofs, the exports and the admin's event list and event page each
+write access records (``AccessRecord``):
+who read, when, which scope with which filters (the query string as sent, bounded), how
+many events the answer held, and from which request (method, path, request id, client
+address; the API token, if one authenticated it). A read writes them in **one** ``INSERT``,
+once its rows are known: one record, or, for the admin's event list and the home page's
+recent activity, one per tenant whose events the page showed (each tenant's root admins
+see their own).
+
+Record or refuse: a page, an API listing or an admin page whose record cannot be written
+is not served. The ``DatabaseError`` goes up and the request answers 503 with
+``Retry-After`` (the middleware for the pages, the API's exception handler, the admin's
+own hook), as when the database is away: nobody reads audit data without a trace.
+
+An export streams, so its count is known only at its end: its record is written then,
+with the rows sent and ``complete`` false if the stream was cut short (the client went
+away, or the database failed mid-way). An append-only record cannot be written first and
+finished later. Before the 200 goes out the export has read its first rows, so a
+database that is away is still a 503; one that fails between the last row and the
+record loses the record, which is logged as an error.
+
+One exception: read-only mode (``course_audit.replication``: the primary is away and a
+site with ``ReadOnlyFailoverRouter`` serves safe requests from the standby), where no
+write can succeed and the site chose to keep answering. There each record goes to this
+module's logger (a warning with every field) instead of the table.
+
+``COURSE_AUDIT_ACCESS_LOG = False`` turns all of it off.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from django.db import DatabaseError
+from django.http import QueryDict
+
+from course_audit import partitions, replication
+from course_audit.conf import conf
+from course_audit.models import AccessRecord, ApiToken
+from course_audit.types import UserRequest
+
+logger = logging.getLogger(__name__)
+
+# The query string is kept as sent, within bounds: a request cannot fill the log.
+MAX_FILTERS = 20
+MAX_FILTER_LENGTH = 200
+MAX_PATH_LENGTH = 2048
+
+Surface = AccessRecord.Surface
+Scope = AccessRecord.Scope
+_Row = TypeVar("_Row")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a read asked for: a scope (``AccessRecord.Scope``), its id, and the tenant
+    (root account) whose data it is, ``None`` for a read across tenants."""
+
+    scope: str
+    scope_id: object
+    root_account_id: int | None
+    # True: the rows may be of several tenants (a person's events): one record per tenant
+    # whose rows the answer showed (``record_per_tenant``), not one of ``root_account_id``.
+    per_tenant: bool = False
+
+
+def enabled() -> bool:
+    return conf.ACCESS_LOG
+
+
+def record(
+    request: UserRequest, *, surface: str, target: Target, count: int, complete: bool = True
+) -> None:
+    """Write the access record of a read of ``count`` events of ``target`` (one INSERT).
+    A ``DatabaseError`` is the caller's to answer: refuse the read (see the module)."""
+    if not enabled():
+        return
+    _write([_record(request, surface=surface, target=target, count=count, complete=complete)])
+
+
+def events_shown(states: Iterable[Any]) -> int:
+    """How many events the as-of answers show: those that set a value shown (each
+    ``replay.CourseAsOf`` setting links the event that set it)."""
+    return len(
+        {
+            setting.event.id
+            for state in states
+            for setting in state.settings.values()
+            if setting.event is not None
+        }
+    )
+
+
+def record_per_tenant(
+    request: UserRequest,
+    *,
+    surface: str,
+    scope: str,
+    scope_id: object,
+    tenants: Iterable[int | None],
+) -> None:
+    """Write one record per tenant whose rows a read showed (``tenants``: each row's root
+    account id), with its count, all in one INSERT; a read that showed none writes one
+    record of no tenant."""
+    if not enabled():
+        return
+    counts: dict[int | None, int] = dict(Counter(tenants)) or {None: 0}
+    _write(
+        [
+            _record(
+                request,
+                surface=surface,
+                target=Target(scope, scope_id, root_id),
+                count=count,
+                complete=True,
+            )
+            for root_id, count in counts.items()
+        ]
+    )
+
+
+def recorded_stream(
+    request: UserRequest,
+    rows: Iterable[_Row],
+    render: Callable[[Iterator[_Row]], Iterator[str]],
+    *,
+    surface: str,
+    target: Target,
+) -> Iterator[str]:
+    """``render(rows)`` (an export's lines), with the rows counted as they go, and the
+    access record written when the stream ends: every row sent, or cut short (the client
+    went away, the database failed: ``complete`` false)."""
+    if not enabled():
+        yield from render(iter(rows))
+        return
+    sent = 0
+
+    def counted() -> Iterator[_Row]:
+        # Counted as handed over: the renderers yield a row's line as soon as they have it,
+        # so a stream cut short stops at a line, and every row counted went out.
+        nonlocal sent
+        for row in rows:
+            sent += 1
+            yield row
+
+    complete = False
+    try:
+        yield from render(counted())
+        complete = True
+    finally:
+        try:
+            record(request, surface=surface, target=target, count=sent, complete=complete)
+        except DatabaseError:
+            # The rows are out: too late to refuse. Said loudly instead.
+            logger.error(
+                "The access record of an export of %s %s (%d rows) could not be written",
+                target.scope,
+                target.scope_id,
+                sent,
+                exc_info=True,
+            )
+
+
+def prune(
+    using: str, *, keep_months: int, dry_run: bool = False, now: dt.datetime | None = None
+) -> list[partitions.PartitionInfo]:
+    """Drop every month of access records wholly older than ``keep_months`` months (no
+    archive: the access log is kept for its retention, then goes); ``dry_run`` only
+    lists them. Returns the months, with their row counts."""
+    if keep_months < 1:
+        raise ValueError("keep_months must be at least 1")
+    cutoff = partitions.retention_cutoff(keep_months, now)
+    table = partitions.ACCESS_RECORDS
+    expired = partitions.expired_partitions(using, cutoff, table)
+    if not dry_run:
+        for part in expired:
+            partitions.drop_partition(using, part, table)
+    return expired
+
+
+def _write(records: list[AccessRecord]) -> None:
+    if replication.read_only():
+        for record in records:
+            logger.warning(
+                "Access record kept in the log (read-only mode: the primary is away): %s",
+                _as_text(record),
+                extra={"access_record": _fields(record)},
+            )
+        return
+    if len(records) == 1:
+        # Alone, outside any transaction of the request's: bulk_create's own would cost a
+        # BEGIN and a COMMIT besides the INSERT.
+        records[0].save(force_insert=True)
+    else:
+        AccessRecord.objects.bulk_create(records)
+
+
+def _record(
+    request: UserRequest, *, surface: str, target: Target, count: int, complete: bool
+) -> AccessRecord:
+    http: Any = getattr(request, "_request", request)  # a DRF request wraps one
+    user = getattr(http, "user", None)
+    user_id, user_name = None, ""
+    if user is not None and user.is_authenticated:
+        user_id, user_name = user.pk, user.get_username()[:255]
+    # DRF keeps the token it authenticated with on the Django request too.
+    token = getattr(http, "auth", None)
+    return AccessRecord(
+        root_account_id=target.root_account_id,
+        user_id=user_id,
+        user_name=user_name,
+        api_token_id=token.pk if isinstance(token, ApiToken) else None,
+        surface=surface,
+        scope=target.scope,
+        scope_id=_clean(str(target.scope_id))[:64] if target.scope_id is not None else "",
+        filters=request_filters(http.GET),
+        count=count,
+        complete=complete,
+        request_id=getattr(http, "course_audit_request_id", None),
+        http_method=(http.method or "")[:16],
+        path=_clean(http.path)[:MAX_PATH_LENGTH],
+        client_addr=_address(http.META.get("REMOTE_ADDR")),
+    )
+
+
+def _fields(record: AccessRecord) -> dict[str, Any]:
+    return {
+        field.attname: getattr(record, field.attname)
+        for field in AccessRecord._meta.concrete_fields
+        if field.attname != "id"
+    }
+
+
+def _as_text(record: AccessRecord) -> str:
+    return " ".join(f"{name}={value!s}" for name, value in _fields(record).items())
+
+
+def request_filters(query: QueryDict) -> dict[str, Any]:
+    """The query string as sent (a value, or the list of a repeated parameter), bounded in
+    parameters and length."""
+    filters: dict[str, Any] = {}
+    for key, values in list(query.lists())[:MAX_FILTERS]:
+        kept = [_clean(value)[:MAX_FILTER_LENGTH] for value in values[:MAX_FILTERS]]
+        filters[_clean(key)[:MAX_FILTER_LENGTH]] = kept[0] if len(kept) == 1 else kept
+    return filters
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL stores no NUL in text or jsonb.
+    return text.replace("\x00", "")
+
+
+def _address(value: Any) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
