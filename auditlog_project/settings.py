@@ -48,6 +48,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "course_audit",
+    # The task framework (Django 6.0's django.tasks, backported) and its database backend:
+    # big exports are queued there and run by `manage.py db_worker` (scripts/demo starts it).
+    "django_tasks",
+    "django_tasks_db",
     # The demo university and manage.py seed_demo: the demo host's own, never the app's.
     "auditlog_project.demo",
 ]
@@ -164,6 +168,11 @@ COURSE_AUDIT_SIGNING_KEY = (
     or None
 )
 COURSE_AUDIT_DIGEST_DIR = os.environ.get("COURSE_AUDIT_DIGEST_DIR", str(DEMO_VAR / "digests"))
+
+# Background exports (course_audit.tasks) are queued in the database and run by the worker,
+# `manage.py db_worker`: queued tasks outlive a restart of the server or the worker.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+COURSE_AUDIT_EXPORT_DIR = os.environ.get("COURSE_AUDIT_EXPORT_DIR", str(DEMO_VAR / "exports"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "course_audit:home"

@@ -7,6 +7,8 @@ import os
 from auditlog_project.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.bench_urls"
+# The exports measured are the streamed ones, whatever their size: never a background job.
+COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = None
 
 # scripts/load --replication: the server writes through PgBouncer in transaction mode
 # (DATABASE_URL) and reads the audit events from a streaming standby

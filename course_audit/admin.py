@@ -46,6 +46,7 @@ from course_audit.models import (
     Checkpoint,
     Course,
     CourseEvent,
+    ExportJob,
     LegalHold,
     PageView,
     PruneNote,
@@ -912,6 +913,29 @@ class ApiTokenAdmin(TenantAdmin):
             % {"count": count},
             messages.SUCCESS,
         )
+
+
+@admin.register(ExportJob)
+class ExportJobAdmin(ReadOnlyAdmin):
+    """Background exports, read-only: a job is its requester's, so outside superusers only
+    the jobs of users who belong to the viewer's tenants alone (as the API tokens)."""
+
+    list_display = (
+        "pk",
+        "requested_by",
+        "subject_name",
+        "scope",
+        "scope_id",
+        "format",
+        "state",
+        "created_at",
+    )
+    list_filter = ("state", "format")
+    list_select_related = ("requested_by",)
+    show_facets = admin.ShowFacets.NEVER
+
+    def tenant_q(self, request: HttpRequest, roots: frozenset[int]) -> Q:
+        return Q(requested_by__in=tenant_users(roots))
 
 
 @admin.register(AccessRecord)

@@ -23,6 +23,8 @@
 - ``course_audit.E016``: ``COURSE_AUDIT_ACCESS_LOG`` is not ``True`` or ``False``.
 - ``course_audit.E017``: ``COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS`` is neither ``None`` nor
   a positive integer.
+- ``course_audit.E018``: ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` is neither ``None`` nor a
+  positive integer.
 - ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
   ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
   the primary is away, the pages and listings would answer 503 instead of reading the
@@ -130,7 +132,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E008 to E010, E013, E016, E017: a ``COURSE_AUDIT_*``
+    """course_audit.E003 to E006, E008 to E010, E013, E016 to E018: a ``COURSE_AUDIT_*``
     setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
@@ -191,6 +193,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "keep every month; it is %(value)r."
         )
         errors.append(_setting_error("ACCESS_LOG_RETENTION_MONTHS", message, "course_audit.E017"))
+    background_rows = setting("EXPORT_BACKGROUND_ROWS")
+    if background_rows is not None and not _is_positive_int(background_rows):
+        message = _(
+            "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
+            "background exports; it is %(value)r."
+        )
+        errors.append(_setting_error("EXPORT_BACKGROUND_ROWS", message, "course_audit.E018"))
     read_database = setting("READ_DATABASE")
     if read_database is not None and not (
         isinstance(read_database, str) and read_database in settings.DATABASES

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "CHECKPOINT_MAX_EVENTS": 10_000,
     "BACKDATE_TOLERANCE": 600,
     "CHECKPOINT_MAX_AGE": dt.timedelta(hours=1),
+    "EXPORT_BACKGROUND_ROWS": 100_000,
+    "EXPORT_STORAGE": None,
+    "EXPORT_DIR": "course_audit_exports",
     "ACCESS_LOG": True,
     "ACCESS_LOG_RETENTION_MONTHS": 24,
 }
@@ -143,6 +146,26 @@ class Settings:
         seconds (an hour by default)."""
         value = setting("CHECKPOINT_MAX_AGE")
         return value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value)
+
+    @property
+    def EXPORT_BACKGROUND_ROWS(self) -> int | None:
+        """An export of more events than this becomes a background job (``ExportJob``,
+        run by the task worker) instead of streaming in the request; ``None``: every
+        export streams (and none is counted first)."""
+        value = setting("EXPORT_BACKGROUND_ROWS")
+        return None if value is None else int(value)
+
+    @property
+    def EXPORT_STORAGE(self) -> str | dict[str, Any] | None:
+        """Where background exports and their manifests are written: an alias of
+        ``STORAGES`` or a ``STORAGES`` entry; ``None``: ``EXPORT_DIR`` on disk."""
+        value = setting("EXPORT_STORAGE")
+        return value if value is None or isinstance(value, dict) else str(value)
+
+    @property
+    def EXPORT_DIR(self) -> str:
+        """The local directory of the default export storage."""
+        return str(setting("EXPORT_DIR"))
 
     @property
     def ACCESS_LOG(self) -> bool:

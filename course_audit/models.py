@@ -836,6 +836,91 @@ class PruneNote(models.Model):
         }
 
 
+class ExportJob(models.Model):
+    """A big export, written in the background by the task worker (``course_audit.tasks``):
+    what was asked (scope, filters, format, time zone), how far it got, and the file it made
+    (in ``COURSE_AUDIT_EXPORT_STORAGE``) with its manifest beside it.
+
+    A job is its requester's: only they (and superusers) see it, its progress and its file.
+    """
+
+    class Scope(models.TextChoices):
+        COURSE = "course", _("course")
+        ACCOUNT = "account", _("account")
+        PERSON = "person", _("person")
+        SIS_BATCH = "sis_batch", _("SIS import")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSONL = "jsonl", "JSON Lines"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    # States a job does not leave.
+    FINISHED = (State.DONE, State.FAILED, State.CANCELLED)
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("requested by"),
+        on_delete=models.CASCADE,
+        related_name="course_audit_export_jobs",
+    )
+    scope = models.CharField(_("scope"), max_length=10, choices=Scope.choices)
+    # The course's or account's id, or the person's (a user model's key, as text).
+    scope_id = models.CharField(_("scope id"), max_length=64)
+    include_subaccounts = models.BooleanField(_("with sub-accounts"), default=False)
+    # The course's, account's or person's name when the job was asked for (as the events keep
+    # their actor's): what the job's pages call it.
+    subject_name = models.CharField(_("name"), max_length=255, blank=True)
+    # The page's filters, as the API's parameters (``CourseEventFilterSet``'s data).
+    filters = models.JSONField(_("filters"), default=dict, encoder=DjangoJSONEncoder, blank=True)
+    # The viewer's time zone: dates in the filters and in the file are read and written in it.
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    format = models.CharField(_("format"), max_length=5, choices=Format.choices)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    rows_written = models.BigIntegerField(_("rows written"), default=0)
+    rows_total = models.BigIntegerField(_("rows expected"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    file_name = models.CharField(_("file"), max_length=255, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    task_id = models.CharField(_("task id"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # The worker's last sign of life (each chunk written).
+    heartbeat_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("export job")
+        verbose_name_plural = _("export jobs")
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(fields=["requested_by", "-created_at"], name="course_audit_job_user_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.scope_id} ({self.format}, {self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.FINISHED
+
+    @property
+    def manifest_name(self) -> str:
+        return f"{self.file_name}.manifest.json" if self.file_name else ""
+
+    @property
+    def percent(self) -> int | None:
+        if not self.rows_total:
+            return None
+        return min(100, self.rows_written * 100 // self.rows_total)
+
+
 class AccessRecord(models.Model):
     """One read of audit data: who read which scope with which filters, how many events
     the answer held, and from which request (``course_audit.access_log`` writes them).

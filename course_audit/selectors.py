@@ -41,6 +41,7 @@ from course_audit.models import (
     AccountMembership,
     Course,
     CourseEvent,
+    ExportJob,
     Permission,
     Role,
     RoleOverride,
@@ -235,11 +236,7 @@ def authorize_account(
 ) -> None:
     """``account_access`` as Django's exceptions: ``Http404`` when not found,
     ``PermissionDenied`` when forbidden (DRF answers them as its 404 and 403)."""
-    access = account_access(request, account, permission)
-    if access is Access.NOT_FOUND:
-        raise Http404
-    if access is Access.FORBIDDEN:
-        raise PermissionDenied
+    _authorize(request_grants(request, permission), account)
 
 
 def auditable_subtree(
@@ -326,6 +323,60 @@ def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
     return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
 
 
+def _authorize(grants: Grants, account: Account) -> None:
+    access = grants.access(account)
+    if access is Access.NOT_FOUND:
+        raise Http404
+    if access is Access.FORBIDDEN:
+        raise PermissionDenied
+
+
+def export_job_events(
+    job: ExportJob, grants: Grants
+) -> tuple[QuerySet[CourseEvent], tuple[str, list[int]] | None]:
+    """The events a background export of ``job``'s scope reads (before its filters), with
+    its partitions, by the access rule with ``grants`` (its requester's, loaded now: a grant
+    revoked since the job was queued stops it): ``Http404`` or ``PermissionDenied`` as the
+    pages answer. The pages' scopes: a course, an account (with the auditable accounts below
+    it), a person's events in what the requester may audit, a SIS import's."""
+    if job.scope == ExportJob.Scope.PERSON:
+        user = job.requested_by
+        allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
+        if allowed is not None and not allowed:
+            raise PermissionDenied
+        person = person_seen(user, job.scope_id, grants=grants)
+        if person is None:
+            raise Http404
+        return person_events(person.pk, allowed), None
+    if job.scope == ExportJob.Scope.SIS_BATCH:
+        batch = SisBatch.objects.select_related("root_account").filter(pk=job.scope_id).first()
+        if batch is None:
+            raise Http404
+        return batch_events(grants, batch), None
+    if job.scope == ExportJob.Scope.COURSE:
+        course = Course.objects.select_related("account").filter(pk=job.scope_id).first()
+        if course is None:
+            raise Http404
+        _authorize(grants, course.account)
+        return course_events(course), None
+    account = Account.objects.filter(
+        pk=job.scope_id, workflow_state=Account.WorkflowState.ACTIVE
+    ).first()
+    if account is None:
+        raise Http404
+    _authorize(grants, account)
+    if not job.include_subaccounts:
+        return account_events([account.pk]), None
+    ids = [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
+    return account_events(ids), ("account_id", ids)
+
+
+def export_jobs_of(user: User) -> QuerySet[ExportJob]:
+    """The background exports ``user`` may see: their own; every one for a superuser."""
+    jobs = ExportJob.objects.select_related("requested_by")
+    return jobs if user.is_superuser else jobs.filter(requested_by_id=user.pk)
+
+
 def course_as_of(course: Course, moments: Sequence[dt.datetime]) -> list[CourseAsOf]:
     """The course as its log replays it at each of ``moments`` (``replay.replay``).
 
@@ -351,8 +402,12 @@ def sis_batch_events(request: UserRequest, batch: SisBatch) -> QuerySet[CourseEv
     forbidden when they may audit none of its accounts; else the batch's events in the
     accounts where they hold ``view_course_changes`` (all of them for a root's auditor).
     """
+    return batch_events(request_grants(request, Permission.VIEW_COURSE_CHANGES), batch)
+
+
+def batch_events(grants: Grants, batch: SisBatch) -> QuerySet[CourseEvent]:
+    """``sis_batch_events`` with ``grants`` (a background export's requester's)."""
     root = batch.root_account
-    grants = request_grants(request, Permission.VIEW_COURSE_CHANGES)
     if not grants.is_member(root.resolved_root_id):
         raise Http404
     events = CourseEvent.objects.filter(sis_batch_id=batch.pk)

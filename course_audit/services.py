@@ -1,5 +1,5 @@
-"""Writes to courses (each service runs in one transaction and records its events), and to
-legal holds.
+"""Writes to courses (each service runs in one transaction and records its events), to
+legal holds and to background export jobs.
 
 Every service takes an optional ``user``: the actor to record. Without it the active audit
 context decides (the request's user in a view, ``audit_context(user=...)`` in a script).
@@ -19,12 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from course_audit import recording
+from course_audit import recording, tasks
 from course_audit.choices import CourseState as State
 from course_audit.choices import EventType
 from course_audit.context import audit_context
 from course_audit.diff import COPIED_FIELDS, EDITABLE_FIELDS, RESET_FIELDS, TRANSITIONS
-from course_audit.models import Account, Course, CourseEvent, LegalHold
+from course_audit.models import Account, Course, CourseEvent, ExportJob, LegalHold
 from course_audit.types import User
 
 
@@ -311,3 +311,42 @@ def legal_hold_release(*, hold: LegalHold, user: User | None = None) -> LegalHol
     hold.released_by_id = user.pk if user is not None else None
     hold.save(update_fields=["released_at", "released_by_id"])
     return hold
+
+
+def export_job_create(
+    *,
+    user: User,
+    scope: str,
+    scope_id: Any,
+    subject_name: str = "",
+    include_subaccounts: bool = False,
+    filters: dict[str, str],
+    time_zone: str,
+    format: str,
+    rows_total: int | None = None,
+) -> ExportJob:
+    """Record a background export for ``user`` and queue its task once the job is committed
+    (a worker must find the row). The caller has checked ``user``'s access to the scope."""
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            requested_by=user,  # type: ignore[misc]  # the host's user model
+            scope=ExportJob.Scope(scope),
+            scope_id=str(scope_id),
+            subject_name=subject_name[:255],
+            include_subaccounts=include_subaccounts,
+            filters=filters,
+            time_zone=time_zone,
+            format=ExportJob.Format(format),
+            rows_total=rows_total,
+        )
+        transaction.on_commit(lambda: tasks.enqueue(job.pk))
+    return job
+
+
+def export_job_cancel(*, job: ExportJob) -> bool:
+    """Cancel a job that has not finished: a queued one never starts, a running one stops at
+    its next chunk and keeps no file. False when it had already finished."""
+    cancelled = ExportJob.objects.filter(pk=job.pk).exclude(state__in=ExportJob.FINISHED)
+    changed = cancelled.update(state=ExportJob.State.CANCELLED, finished_at=timezone.now())
+    job.refresh_from_db()
+    return bool(changed)

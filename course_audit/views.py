@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import re
 import zoneinfo
 from functools import cache
@@ -23,9 +24,17 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -36,7 +45,17 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from course_audit import access_log, charts, exports, integrity, presentation, replay, selectors
+from course_audit import (
+    access_log,
+    charts,
+    exports,
+    integrity,
+    presentation,
+    replay,
+    selectors,
+    services,
+    tasks,
+)
 from course_audit.access_log import Scope, Surface, Target
 from course_audit.conf import conf
 from course_audit.diff import TRACKED_FIELDS, json_value
@@ -47,6 +66,7 @@ from course_audit.models import (
     Account,
     Course,
     CourseEvent,
+    ExportJob,
     PageView,
     Permission,
     SisBatch,
@@ -70,6 +90,8 @@ CHART_CEILING = dt.date(9998, 12, 30)
 CHART_MAX_EVENTS = 5000
 # Events on the home page's recent activity.
 RECENT_EVENTS = 20
+# A background export's page reloads itself this often until the job finishes.
+JOB_REFRESH_SECONDS = 3
 ONE_DAY = dt.timedelta(days=1)
 TIMEZONE_SESSION_KEY = "course_audit_timezone"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -594,7 +616,7 @@ def person_history(request: HttpRequest, user_id: str) -> HttpResponse:
         return _history(request, events, None, context, target)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     person, events = _person_scope(request, user_id)
@@ -602,7 +624,8 @@ def person_export(request: HttpRequest, user_id: str) -> HttpResponseBase:
     roots = selectors.request_grants(request, Permission.VIEW_COURSE_CHANGES).roots
     root_id = next(iter(roots)) if len(roots) == 1 else None
     target = Target(Scope.PERSON, person.pk, root_id)
-    return _export(request, events, None, f"person-{person.pk}-history", target)
+    scope = ExportScope(ExportJob.Scope.PERSON, person.pk, person.name)
+    return _export(request, events, None, f"person-{person.pk}-history", scope, target)
 
 
 @require_GET
@@ -772,13 +795,27 @@ def course_as_of(request: HttpRequest, course_id: int) -> HttpResponse:
 # --- exports -------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportScope:
+    """What an export reads, as a background job records it (``ExportJob``)."""
+
+    kind: str
+    object_id: Any
+    name: str
+    include_subaccounts: bool = False
+
+
 def _export(
     request: HttpRequest,
     events: QuerySet[CourseEvent],
     partitions: Partitions,
     name: str,
+    scope: ExportScope,
     target: Target,
 ) -> HttpResponseBase:
+    """The filtered events as a file: streamed now, or, above
+    ``COURSE_AUDIT_EXPORT_BACKGROUND_ROWS`` events, a page offering a background job (a
+    GET changes nothing); its POST queues the job and leads to its page."""
     kind = request.GET.get("format", "csv")
     if kind not in ("csv", "jsonl"):
         return HttpResponse(
@@ -790,6 +827,25 @@ def _export(
     if filtered is None:
         lines = [f"{field}: {' '.join(errors)}" for field, errors in filterset.errors.items()]
         return HttpResponse("\n".join(lines), status=400, content_type="text/plain")
+    if request.method == "POST":
+        job = services.export_job_create(
+            user=request.user,
+            scope=scope.kind,
+            scope_id=scope.object_id,
+            subject_name=scope.name,
+            include_subaccounts=scope.include_subaccounts,
+            filters=_filter_data(request.GET),
+            time_zone=str(zone),
+            format=kind,
+        )
+        return redirect("course_audit:export_job", job.pk)
+    threshold = conf.EXPORT_BACKGROUND_ROWS
+    if threshold is not None and _count_up_to(filtered, threshold + 1) > threshold:
+        return render(
+            request,
+            "course_audit/export_background.html",
+            {"threshold": threshold, "format": kind, "subject": name},
+        )
     rows = exports.walk(filtered, *filterset.ranges(partitions))
     # The first chunk is read now, not once the 200 and its headers are out: a database
     # that is away then answers 503 (AuditContextMiddleware) instead of an empty file.
@@ -810,7 +866,13 @@ def _export(
     return response
 
 
-@require_GET
+def _count_up_to(events: QuerySet[CourseEvent], limit: int) -> int:
+    """How many events match, counted up to ``limit`` only (a LIMIT subquery): a cheap
+    bound whatever the scope's size."""
+    return events.order_by().values("pk")[:limit].count()
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
     course = _course(request, course_id)
@@ -819,25 +881,114 @@ def course_export(request: HttpRequest, course_id: int) -> HttpResponseBase:
         selectors.course_events(course),
         None,
         f"course-{course.pk}-history",
+        ExportScope(ExportJob.Scope.COURSE, course.pk, course.name),
         _course_target(course),
     )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @login_required
 def account_export(request: HttpRequest, account_id: int) -> HttpResponseBase:
     account = _account(request, account_id)
     events, partitions = _account_scope(request, account)
+    scope = ExportScope(
+        ExportJob.Scope.ACCOUNT, account.pk, account.name, _include_subaccounts(request)
+    )
     return _export(
-        request, events, partitions, f"account-{account.pk}-history", _account_target(account)
+        request,
+        events,
+        partitions,
+        f"account-{account.pk}-history",
+        scope,
+        _account_target(account),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
+    batch, events = _sis_batch(request, batch_id)
+    scope = ExportScope(ExportJob.Scope.SIS_BATCH, batch.pk, batch.filename or str(batch.pk))
+    return _export(
+        request, events, None, f"sis-batch-{batch.pk}-changes", scope, _batch_target(batch)
+    )
+
+
+# --- background exports --------------------------------------------------------------------
+# A job is its requester's: anyone else (a superuser excepted) gets the 404 of a job that
+# does not exist, even in the same tenant. Its file is served only while the requester may
+# still see the scope (``selectors.export_job_events`` with their grants of now).
+
+
+def _job(request: HttpRequest, job_id: int) -> ExportJob:
+    job = selectors.export_jobs_of(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404
+    return job
+
+
+def _downloadable(job: ExportJob) -> None:
+    """404 unless the job's file is there and its requester may still see its scope."""
+    if job.state != ExportJob.State.DONE or not job.file_name:
+        raise Http404
+    grants = selectors.load_grants(job.requested_by, Permission.VIEW_COURSE_CHANGES)
+    selectors.export_job_events(job, grants)
+
+
+@require_GET
+@login_required
+def export_jobs(request: HttpRequest) -> HttpResponse:
+    """The viewer's background exports, newest first."""
+    jobs = list(selectors.export_jobs_of(request.user)[:100])
+    with timezone.override(_viewer_zone(request)):
+        return render(request, "course_audit/export_jobs.html", {"jobs": jobs})
+
+
+@require_GET
+@login_required
+def export_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A job's progress (the page refreshes itself, without JavaScript, until it finishes),
+    its cancel button, and once done its download and manifest."""
+    job = _job(request, job_id)
+    context: dict[str, Any] = {"job": job, "refresh_seconds": JOB_REFRESH_SECONDS}
+    if job.state == ExportJob.State.DONE:
+        context["manifest"] = json.dumps(tasks.manifest(job), cls=DjangoJSONEncoder, indent=2)
+    with timezone.override(_viewer_zone(request)):
+        return render(request, "course_audit/export_job.html", context)
+
+
+@require_POST
+@login_required
+def export_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = _job(request, job_id)
+    services.export_job_cancel(job=job)
+    return redirect("course_audit:export_job", job.pk)
+
+
+@require_GET
+@login_required
+def export_job_download(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    job = _job(request, job_id)
+    _downloadable(job)
+    try:
+        handle = tasks.open_file(job)
+    except OSError as error:
+        raise Http404 from error
+    content_type = "text/csv; charset=utf-8" if job.format == "csv" else "application/x-ndjson"
+    return FileResponse(
+        handle, as_attachment=True, filename=tasks.download_name(job), content_type=content_type
     )
 
 
 @require_GET
 @login_required
-def sis_batch_export(request: HttpRequest, batch_id: int) -> HttpResponseBase:
-    batch, events = _sis_batch(request, batch_id)
-    return _export(request, events, None, f"sis-batch-{batch.pk}-changes", _batch_target(batch))
+def export_job_manifest(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    job = _job(request, job_id)
+    _downloadable(job)
+    response = HttpResponse(tasks.manifest_bytes(job), content_type="application/json")
+    name = f"{tasks.download_name(job)}.manifest.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 # --- the access log ------------------------------------------------------------------------

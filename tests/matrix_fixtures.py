@@ -7,9 +7,12 @@ Two tenants, built once per module inside a transaction that is rolled back at i
   (course chem);
 - rival: ``RIVAL-SECRET-ROOT`` (course rival2) > ``DEPT`` (course rival).
 
-Each tenant also has a role of its own, a role override, a SIS batch, a legal hold and a
-registrar whose API token is named for it: a row of each model for the admin's cells
-(``World.admin_rows``).
+Each tenant also has a role of its own, a role override, a SIS batch, a legal hold, a
+registrar whose API token is named for it and a background export written for its admin (the
+department admin's, at home; ``EXPORT_JOBS``): a row of each model for the admin's cells
+(``World.admin_rows``). The registrar also exported the chemistry course. A job is its
+requester's: the registrar gets 404 on the department admin's, and the department admin
+on the registrar's chemistry export.
 
 Every name, code, SIS id, URL and file name of a tenant carries its marker (``HOMEU-SECRET``,
 ``HOMEU-SECRET-CHEM`` for the chemistry department, ``RIVAL-SECRET``), and every account,
@@ -42,7 +45,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from course_audit import services
+from course_audit import services, tasks
 from course_audit.api import authentication
 from course_audit.context import audit_context
 from course_audit.models import (
@@ -52,6 +55,7 @@ from course_audit.models import (
     ApiToken,
     Course,
     CourseEvent,
+    ExportJob,
     PageView,
     Role,
     RoleOverride,
@@ -130,6 +134,12 @@ PAGE_VIEWS = {
     "pv_rival": (uuid.UUID("91300001-0000-4000-8000-00000000a001"), "rival"),
 }
 MISSING_PAGE_VIEW = uuid.UUID("77777777-0000-4000-8000-000000000001")
+# Each tenant's background export: (its pk, whose, of which course).
+EXPORT_JOBS = {
+    HOME: (820_004_271, "dept_admin", "bio101"),
+    CHEM: (820_004_293, "registrar", "chem"),
+    RIVAL: (913_004_283, "rival_admin", "rival"),
+}
 REGISTRAR_PK, RIVAL_ADMIN_PK, RIVAL_BATCH_PK = 820_002_221, 913_002_233, 913_003_247
 HOME_BATCH_PK = 820_003_259
 # The courses each SIS import changed (a batch belongs to its courses' root account).
@@ -288,6 +298,8 @@ class World:
     strings: dict[str, set[str]]  # data group -> strings that identify it
     # (status of an API read, status of a page) for the revoked kinds just before revocation
     before_revocation: dict[str, tuple[int, int]]
+    # "home" / "chem" / "rival" -> the background export job of that group (EXPORT_JOBS)
+    export_jobs: dict[str, int]
 
 
 def _make_user(name: str, **fields: Any) -> Any:
@@ -484,6 +496,22 @@ def build_world() -> World:
         services.legal_hold_place(course=courses["bio101"], reason="HOMEU-SECRET-HOLD"),
         services.legal_hold_place(account=accounts["rival_dept"], reason="RIVAL-SECRET-HOLD"),
     )
+    # A background export of each tenant, written: the department admin's of bio101 and the
+    # rival admin's of their course (EXPORT_JOBS).
+    export_jobs = {}
+    for group, (pk, kind, course_key) in EXPORT_JOBS.items():
+        ExportJob.objects.create(
+            pk=pk,
+            requested_by=users[kind],
+            scope=ExportJob.Scope.COURSE,
+            scope_id=str(COURSES[course_key].pk),
+            subject_name=COURSES[course_key].name,
+            format=ExportJob.Format.CSV,
+            filters={"event_type": "updated"},
+        )
+        tasks.export_job_run(pk)
+        assert ExportJob.objects.get(pk=pk).state == ExportJob.State.DONE
+        export_jobs[group] = pk
     event_pks = {
         group: CourseEvent.objects.filter(course=courses[key]).values_list("pk", flat=True)[0]
         for group, key in ((HOME, "bio101"), (RIVAL, "rival"))
@@ -513,6 +541,10 @@ def build_world() -> World:
                 shown="url",
             ),
             "legalhold": _rows(*holds, shown="reason"),
+            "exportjob": _rows(
+                *(ExportJob.objects.get(pk=export_jobs[group]) for group in (HOME, RIVAL)),
+                shown="scope_id",
+            ),
             "apitoken": _rows(
                 ApiToken.objects.filter(user=users["registrar"]).earliest("pk"),
                 ApiToken.objects.filter(user=users["rival_admin"]).earliest("pk"),
@@ -530,6 +562,7 @@ def build_world() -> World:
         ).page_view_id,
         strings=_identifying_strings(users),
         before_revocation=before,
+        export_jobs=export_jobs,
     )
 
 
@@ -669,6 +702,8 @@ class Expect:
     # What an allowed write must have done: (action, course key, other course key)
     effect: tuple[str, str | None, str | None] | None = None
     must_show: tuple[str, ...] = ()  # strings a 200 must hold
+    must_hide: tuple[str, ...] = ()  # strings the answer must not hold
+    jobs_added: int = 0  # background export jobs the request queued
     listed: frozenset[int] | None = None  # the courses an audit listing's events are of
 
 
@@ -1100,6 +1135,58 @@ def _page_person(world: World, kind: Kind, target: str, request: Request) -> Exp
     return Expect(200, visible=kind.visible)
 
 
+def _export_post(oracle: Callable[..., Expect]) -> Callable[..., Expect]:
+    """An export's POST (its background job): the page's access rule, then a job queued and
+    a redirect to its page."""
+
+    def post(world: World, kind: Kind, target: str, request: Request) -> Expect:
+        page = oracle(world, kind, target, request)
+        if page.status != 200:
+            return page
+        return Expect(302, jobs_added=1)
+
+    return post
+
+
+def _job_url(world: World, group: str, name: str = "export_job") -> str:
+    return reverse(f"course_audit:{name}", args=[world.export_jobs[group]])
+
+
+def _owns(kind: Kind, group: str) -> bool:
+    return kind.superuser or KINDS[EXPORT_JOBS[group][1]] is kind
+
+
+def _export_jobs_oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+    """The viewer's own jobs (every one for a superuser), no one else's, even in the tenant."""
+    mine = tuple(_job_url(world, group) for group in EXPORT_JOBS if _owns(kind, group))
+    others = tuple(_job_url(world, group) for group in EXPORT_JOBS if not _owns(kind, group))
+    return Expect(200, visible=kind.visible, must_show=mine, must_hide=others)
+
+
+def _export_job_pk(world: World, target: str) -> int:
+    return world.export_jobs[target] if target != "missing" else MISSING_ID
+
+
+def _export_job_oracle(name: str) -> Callable[..., Expect]:
+    """A job's page, file, manifest and cancel button: its requester's (and a superuser's);
+    anyone else, even of its tenant, gets the 404 of a missing job. The file and manifest
+    are served while the requester may still see the course (both still may here)."""
+
+    def oracle(world: World, kind: Kind, target: str, request: Request) -> Expect:
+        if target == "missing" or not _owns(kind, target):
+            return Expect(404)
+        if name == "export_job_cancel":
+            return Expect(302, location=_job_url(world, target))
+        shown = {
+            "export_job": str(COURSES[EXPORT_JOBS[target][2]].pk),
+            "export_job_download": "id,created_at,course_id",
+            "export_job_manifest": '"sha256"',
+        }[name]
+        return Expect(200, visible=kind.visible, must_show=(shown,))
+
+    return oracle
+
+
 PAGE_COURSE_TARGETS = ("bio101", "chem", "rival", "missing")
 PAGE_ACCOUNT_TARGETS = ("bio", "chem", "home_root", "rival_root", "missing")
 SUBTREE_TARGETS = ("bio", "home_root", "rival_root")
@@ -1147,6 +1234,44 @@ PAGE_SURFACES = [
         )
     ),
     _view(
+        "course_export_background",
+        "page",
+        "course_audit:course_export",
+        PAGE_COURSE_TARGETS,
+        _export_post(_page_course),
+        _course_pk,
+        method="post",
+        query={"format": "csv"},
+    ),
+    _view(
+        "account_export_background",
+        "page",
+        "course_audit:account_export",
+        SUBTREE_TARGETS,
+        _export_post(_page_account),
+        _account_pk,
+        method="post",
+        query={"format": "jsonl", **SUBTREE},
+    ),
+    _view("export_jobs", "page", "course_audit:export_jobs", ("-",), _export_jobs_oracle),
+    *(
+        _view(
+            name,
+            "page",
+            f"course_audit:{name}",
+            (HOME, CHEM, RIVAL, "missing"),
+            _export_job_oracle(name),
+            _export_job_pk,
+            method="post" if name == "export_job_cancel" else "get",
+        )
+        for name in (
+            "export_job",
+            "export_job_download",
+            "export_job_manifest",
+            "export_job_cancel",
+        )
+    ),
+    _view(
         "sis_batch_history",
         "page",
         "course_audit:sis_batch_history",
@@ -1161,6 +1286,16 @@ PAGE_SURFACES = [
         ("home_batch", "rival_batch", "missing"),
         _page_batch,
         _batch_pk,
+        query={"format": "csv"},
+    ),
+    _view(
+        "sis_batch_export_background",
+        "page",
+        "course_audit:sis_batch_export",
+        ("home_batch", "rival_batch", "missing"),
+        _export_post(_page_batch),
+        _batch_pk,
+        method="post",
         query={"format": "csv"},
     ),
     _view(
@@ -1210,6 +1345,7 @@ ADMIN_ROW_MODELS = (
     "pageview",
     "apitoken",
     "legalhold",
+    "exportjob",
     "accessrecord",
 )
 ADMIN_MODELS = (*ADMIN_ROW_MODELS, "checkpoint", "prunenote")

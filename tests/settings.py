@@ -26,3 +26,5 @@ COURSE_AUDIT_ALLOW_TRUNCATE = True
 COURSE_AUDIT_SIGNING_KEY = None
 # A prune writes archives to the digest storage: never the demo's var/digests.
 COURSE_AUDIT_DIGEST_DIR = tempfile.mkdtemp(prefix="course-audit-test-digests-")
+# Background exports go to a directory of their own, never the demo's var/exports.
+COURSE_AUDIT_EXPORT_DIR = tempfile.mkdtemp(prefix="course-audit-test-exports-")

@@ -28,6 +28,7 @@ from course_audit.models import (
     AccountMembership,
     ApiToken,
     CourseEvent,
+    ExportJob,
     LegalHold,
     PageView,
     Role,
@@ -85,7 +86,7 @@ def test_records_are_read_only_even_for_superusers(admin_client, superuser, cour
     request = RequestFactory().get("/")
     request.user = superuser
     event = last_event(course)
-    for model in (CourseEvent, SisBatch):
+    for model in (CourseEvent, SisBatch, ExportJob):
         model_admin = admin.site._registry[model]
         assert not model_admin.has_add_permission(request)
         assert not model_admin.has_change_permission(request, event)

@@ -23,7 +23,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from course_audit.models import AccessRecord, Course, CourseEvent, PageView
+from course_audit.models import AccessRecord, Course, CourseEvent, ExportJob, PageView
 from course_audit.urls import DEPRECATED_NAMES
 from tests.matrix_fixtures import (
     ACCOUNTS,
@@ -258,6 +258,7 @@ def test_cell(matrix_world: World, baseline: tuple[Any, ...], cell: Cell) -> Non
     writes = request.method != "get"
     counts, rows = baseline
 
+    jobs = ExportJob.objects.count()
     last_record = _last_access_record()
     response = _send(client, headers, request)
     content = _content(response)
@@ -276,6 +277,9 @@ def test_cell(matrix_world: World, baseline: tuple[Any, ...], cell: Cell) -> Non
     _assert_no_foreign_data(matrix_world, response, content, expected, cell)
     for text in expected.must_show:
         assert text in content, f"{cell}: {text!r} not shown"
+    for text in expected.must_hide:
+        assert text not in content, f"{cell}: {text!r} shown"
+    assert ExportJob.objects.count() == jobs + expected.jobs_added, f"{cell}: jobs queued"
     if expected.status == 200 and cell.surface.startswith("api.audit_"):
         _assert_listing(json.loads(content), expected)
     _assert_access_records(matrix_world, cell, caller, expected, last_record)

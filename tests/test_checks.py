@@ -317,3 +317,21 @@ def test_a_stale_newest_checkpoint_with_events_waiting_is_w005(settings, tmp_pat
     settings.COURSE_AUDIT_CHECKPOINT_MAX_AGE = 3600
     integrity.seal()
     assert w005() == []
+
+
+@pytest.mark.parametrize("value", [0, -5, "1000", 2.5, True])
+def test_a_bad_export_background_threshold_is_e018(settings, value):
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
+    [message] = _messages()
+    assert message.id == "course_audit.E018"
+    assert message.msg == (
+        "COURSE_AUDIT_EXPORT_BACKGROUND_ROWS must be a positive integer, or None for no "
+        f"background exports; it is {value!r}."
+    )
+    assert message.hint == "Remove it to use the default, 100000."
+
+
+@pytest.mark.parametrize("value", [None, 1, 100_000])
+def test_a_background_threshold_or_none_passes(settings, value):
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
+    assert _ids() == set()

@@ -92,7 +92,8 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """The demo as a user runs it: a fresh SQLite database, ``migrate``, ``seed_demo``
     (Northwind State University, users registrar / dept_admin / admin, password ``demo``)
-    and ``runserver`` on a free port of 127.0.0.1. Seeded once for the session; the tests
+    and ``runserver`` on a free port of 127.0.0.1, with the export worker (``db_worker``)
+    beside it. Seeded once for the session; the tests
     only read, apart from the time zone each viewer keeps in its own session."""
     if not shutil.which(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
@@ -103,6 +104,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         "DJANGO_SETTINGS_MODULE": "auditlog_project.settings",
         "PYTHONDONTWRITEBYTECODE": "1",
         "TIME_ZONE": "UTC",
+        "COURSE_AUDIT_EXPORT_DIR": str(folder / "exports"),
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     manage = [sys.executable, str(REPO / "manage.py")]
@@ -116,6 +118,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         env=env,
         cwd=REPO,
         stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    # The export worker, as scripts/demo starts it beside the server.
+    worker_log = (folder / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [*manage, "db_worker", "--no-reload", "--interval", "0.5"],
+        env=env,
+        cwd=REPO,
+        stdout=worker_log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -135,8 +146,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield Demo(url=url, facts=facts)
     finally:
         server.terminate()
+        worker.terminate()
         server.wait(timeout=10)
+        worker.wait(timeout=10)
         log.close()
+        worker_log.close()
 
 
 @pytest.fixture
