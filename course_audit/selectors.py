@@ -498,16 +498,24 @@ class Person:
     login: str
 
 
-# Fields of the host's user model a person is found by, when the model has them.
-PERSON_SEARCH_FIELDS = ("first_name", "last_name", "email")
+# Fields of the host's user model a person is found by (beside its login), when the
+# model has them: Django's own, and the usual names of a custom model's name field.
+PERSON_SEARCH_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "display_name",
+    "full_name",
+    "name",
+)
 
 
 def people_matching(
     user: User, text: str, *, grants: Grants | None = None, limit: int = 20
 ) -> list[Person]:
-    """Users whose login (or first or last name, or email, when the user model has them)
-    contains ``text`` and who caused at least one event the viewer may audit: nobody else's
-    name is offered. In login order, at most ``limit``."""
+    """Users whose login (or a name or email field of ``PERSON_SEARCH_FIELDS`` that the
+    user model has) contains ``text`` and who caused at least one event the viewer may
+    audit: nobody else's name is offered. In login order, at most ``limit``."""
     model = get_user_model()
     field_names = {field.name for field in model._meta.get_fields()}
     match = Q(**{f"{model.USERNAME_FIELD}__icontains": text})
