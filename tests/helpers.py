@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
 from course_audit.models import Course, CourseEvent
 
 
@@ -56,3 +58,11 @@ def fail_event_writes(monkeypatch, error: Exception) -> None:
 
     monkeypatch.setattr(recording, "insert_events", fail)
     monkeypatch.setattr(recording, "bind_context", fail)
+
+
+def named(first: str, last: str) -> dict[str, str]:
+    """A user's name in the fields the user model has (Django's, or a custom one's)."""
+    fields = {field.name for field in get_user_model()._meta.get_fields()}
+    if "first_name" in fields:
+        return {"first_name": first, "last_name": last}
+    return {"display_name": f"{first} {last}"}

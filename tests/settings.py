@@ -6,6 +6,7 @@ test runner points at the test database (``MIRROR``) instead of creating another
 Nothing reads from it unless a test sets ``COURSE_AUDIT_READ_DATABASE``.
 """
 
+import os
 import tempfile
 
 from auditlog_project.settings import *  # noqa: F403
@@ -27,4 +28,6 @@ COURSE_AUDIT_SIGNING_KEY = None
 # A prune writes archives to the digest storage: never the demo's var/digests.
 COURSE_AUDIT_DIGEST_DIR = tempfile.mkdtemp(prefix="course-audit-test-digests-")
 # Background exports go to a directory of their own, never the demo's var/exports.
-COURSE_AUDIT_EXPORT_DIR = tempfile.mkdtemp(prefix="course-audit-test-exports-")
+COURSE_AUDIT_EXPORT_DIR = os.environ.get("COURSE_AUDIT_EXPORT_DIR") or tempfile.mkdtemp(
+    prefix="course-audit-test-exports-"
+)

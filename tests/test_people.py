@@ -8,27 +8,19 @@ import io
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from course_audit import selectors, services
 from course_audit.models import CourseEvent
+from tests.helpers import named
 
 pytestmark = pytest.mark.django_db
 
 
 def body(response: Any) -> str:
     return response.content.decode()
-
-
-def named(first: str, last: str) -> dict[str, str]:
-    """A user's name in the fields the user model has (Django's, or a custom one's)."""
-    fields = {field.name for field in get_user_model()._meta.get_fields()}
-    if "first_name" in fields:
-        return {"first_name": first, "last_name": last}
-    return {"display_name": f"{first} {last}"}
 
 
 @pytest.fixture
