@@ -15,6 +15,14 @@ is not served. The ``DatabaseError`` goes up and the request answers 503 with
 ``Retry-After`` (the middleware for the pages, the API's exception handler, the admin's
 own hook), as when the database is away: nobody reads audit data without a trace.
 
+A background export (``course_audit.tasks``) writes two kinds: its task's read of the
+events into the file (surface ``job``, method ``TASK``: no request is running; the record
+names the one that queued the job), written with the job's completion in one transaction,
+so a job whose record cannot be written keeps no file; and each download of the file
+(surface ``export``, the job's scope and filters, its row count), written before the file
+is served. A job cancelled or failed part-way keeps no file and discloses nothing: no
+record.
+
 An export streams, so its count is known only at its end: its record is written then,
 with the rows sent and ``complete`` false if the stream was cut short (the client went
 away, or the database failed mid-way). An append-only record cannot be written first and
@@ -41,11 +49,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from django.db import DatabaseError
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
+from django.urls import reverse
 
 from course_audit import partitions, replication
 from course_audit.conf import conf
-from course_audit.models import AccessRecord, ApiToken
+from course_audit.models import AccessRecord, ApiToken, ExportJob
 from course_audit.types import UserRequest
 
 logger = logging.getLogger(__name__)
@@ -54,6 +63,8 @@ logger = logging.getLogger(__name__)
 MAX_FILTERS = 20
 MAX_FILTER_LENGTH = 200
 MAX_PATH_LENGTH = 2048
+# The method of a record written by a background export's task, not by a request.
+TASK_METHOD = "TASK"
 
 Surface = AccessRecord.Surface
 Scope = AccessRecord.Scope
@@ -78,13 +89,69 @@ def enabled() -> bool:
 
 
 def record(
-    request: UserRequest, *, surface: str, target: Target, count: int, complete: bool = True
+    request: UserRequest,
+    *,
+    surface: str,
+    target: Target,
+    count: int,
+    complete: bool = True,
+    filters: dict[str, Any] | None = None,
 ) -> None:
-    """Write the access record of a read of ``count`` events of ``target`` (one INSERT).
-    A ``DatabaseError`` is the caller's to answer: refuse the read (see the module)."""
+    """Write the access record of a read of ``count`` events of ``target`` (one INSERT),
+    with ``filters`` (default: the request's query string). A ``DatabaseError`` is the
+    caller's to answer: refuse the read (see the module)."""
     if not enabled():
         return
-    _write([_record(request, surface=surface, target=target, count=count, complete=complete)])
+    _write(
+        [
+            _record(
+                request,
+                surface=surface,
+                target=target,
+                count=count,
+                complete=complete,
+                filters=filters,
+            )
+        ]
+    )
+
+
+def job_filters(job: ExportJob) -> dict[str, Any]:
+    """A background export's filters as its access records keep them."""
+    filters = {key: _clean(str(value))[:MAX_FILTER_LENGTH] for key, value in job.filters.items()}
+    if job.include_subaccounts:
+        filters["include_subaccounts"] = "1"
+    return filters
+
+
+def record_job(job: ExportJob, *, target: Target, count: int) -> None:
+    """Write the access record of a background export's read: its task read ``count``
+    events of ``target`` into the job's file for its requester. No request is running: the
+    record names the one that queued the job (its id and client address), the job's page
+    as its path, and ``TASK`` as its method. A ``DatabaseError`` is the task's to answer:
+    it keeps no file (see ``course_audit.tasks``)."""
+    if not enabled():
+        return
+    user = job.requested_by
+    _write(
+        [
+            AccessRecord(
+                root_account_id=target.root_account_id,
+                user_id=user.pk,
+                user_name=user.get_username()[:255],
+                surface=Surface.JOB,
+                scope=target.scope,
+                scope_id=_scope_id(target),
+                filters=job_filters(job),
+                count=count,
+                complete=True,
+                request_id=job.request_id,
+                http_method=TASK_METHOD,
+                path=reverse("course_audit:export_job", args=[job.pk]),
+                client_addr=job.client_addr,
+            )
+        ]
+    )
 
 
 def events_shown(states: Iterable[Any]) -> int:
@@ -205,7 +272,13 @@ def _write(records: list[AccessRecord]) -> None:
 
 
 def _record(
-    request: UserRequest, *, surface: str, target: Target, count: int, complete: bool
+    request: UserRequest,
+    *,
+    surface: str,
+    target: Target,
+    count: int,
+    complete: bool,
+    filters: dict[str, Any] | None = None,
 ) -> AccessRecord:
     http: Any = getattr(request, "_request", request)  # a DRF request wraps one
     user = getattr(http, "user", None)
@@ -221,15 +294,19 @@ def _record(
         api_token_id=token.pk if isinstance(token, ApiToken) else None,
         surface=surface,
         scope=target.scope,
-        scope_id=_clean(str(target.scope_id))[:64] if target.scope_id is not None else "",
-        filters=request_filters(http.GET),
+        scope_id=_scope_id(target),
+        filters=request_filters(http.GET) if filters is None else filters,
         count=count,
         complete=complete,
         request_id=getattr(http, "course_audit_request_id", None),
         http_method=(http.method or "")[:16],
         path=_clean(http.path)[:MAX_PATH_LENGTH],
-        client_addr=_address(http.META.get("REMOTE_ADDR")),
+        client_addr=client_address(http),
     )
+
+
+def _scope_id(target: Target) -> str:
+    return _clean(str(target.scope_id))[:64] if target.scope_id is not None else ""
 
 
 def _fields(record: AccessRecord) -> dict[str, Any]:
@@ -259,8 +336,9 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def _address(value: Any) -> str | None:
+def client_address(request: HttpRequest) -> str | None:
+    """The request's client address (``REMOTE_ADDR``), ``None`` when it is not one."""
     try:
-        return str(ipaddress.ip_address(value))
+        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
     except ValueError:
         return None

@@ -41,6 +41,8 @@ class AccessSurface(models.TextChoices):
     API = "api", _("API")
     EXPORT = "export", _("Export")
     ADMIN = "admin", _("Admin")
+    # A background export's task, reading the events into the job's file.
+    JOB = "job", _("Background export")
 
 
 class AccessScope(models.TextChoices):

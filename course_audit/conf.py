@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_BACKGROUND_ROWS": 100_000,
     "EXPORT_STORAGE": None,
     "EXPORT_DIR": "course_audit_exports",
+    "EXPORT_RETENTION_DAYS": 30,
     "ACCESS_LOG": True,
     "ACCESS_LOG_RETENTION_MONTHS": 24,
 }
@@ -166,6 +167,13 @@ class Settings:
     def EXPORT_DIR(self) -> str:
         """The local directory of the default export storage."""
         return str(setting("EXPORT_DIR"))
+
+    @property
+    def EXPORT_RETENTION_DAYS(self) -> int | None:
+        """Days a finished background export (and its file) is kept after it finished:
+        ``course_audit_exports --prune`` deletes older ones; ``None`` keeps them all."""
+        value = setting("EXPORT_RETENTION_DAYS")
+        return None if value is None else int(value)
 
     @property
     def ACCESS_LOG(self) -> bool:

@@ -894,6 +894,9 @@ class ExportJob(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # The worker's last sign of life (each chunk written).
     heartbeat_at = models.DateTimeField(_("last progress at"), null=True, blank=True)
+    # The request that asked for the job: the task's access record names it.
+    request_id = models.UUIDField(_("request id"), null=True, blank=True)
+    client_addr = models.GenericIPAddressField(_("client address"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("export job")

@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, NamedTuple, TypeGuard, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -331,14 +331,22 @@ def _authorize(grants: Grants, account: Account) -> None:
         raise PermissionDenied
 
 
-def export_job_events(
-    job: ExportJob, grants: Grants
-) -> tuple[QuerySet[CourseEvent], tuple[str, list[int]] | None]:
+class JobEvents(NamedTuple):
+    """What a background export reads: its events (before its filters), their partitions,
+    and the tenant (root account) they belong to, ``None`` across tenants."""
+
+    events: QuerySet[CourseEvent]
+    partitions: tuple[str, list[int]] | None
+    root_account_id: int | None
+
+
+def export_job_events(job: ExportJob, grants: Grants) -> JobEvents:
     """The events a background export of ``job``'s scope reads (before its filters), with
-    its partitions, by the access rule with ``grants`` (its requester's, loaded now: a grant
-    revoked since the job was queued stops it): ``Http404`` or ``PermissionDenied`` as the
-    pages answer. The pages' scopes: a course, an account (with the auditable accounts below
-    it), a person's events in what the requester may audit, a SIS import's."""
+    its partitions and tenant, by the access rule with ``grants`` (its requester's, loaded
+    now: a grant revoked since the job was queued stops it): ``Http404`` or
+    ``PermissionDenied`` as the pages answer. The pages' scopes: a course, an account (with
+    the auditable accounts below it), a person's events in what the requester may audit, a
+    SIS import's."""
     if job.scope == ExportJob.Scope.PERSON:
         user = job.requested_by
         allowed = allowed_account_ids(user, Permission.VIEW_COURSE_CHANGES, grants)
@@ -347,18 +355,20 @@ def export_job_events(
         person = person_seen(user, job.scope_id, grants=grants)
         if person is None:
             raise Http404
-        return person_events(person.pk, allowed), None
+        # A person's rows do not carry their tenant: the requester's, when they have one.
+        root_id = next(iter(grants.roots)) if len(grants.roots) == 1 else None
+        return JobEvents(person_events(person.pk, allowed), None, root_id)
     if job.scope == ExportJob.Scope.SIS_BATCH:
         batch = SisBatch.objects.select_related("root_account").filter(pk=job.scope_id).first()
         if batch is None:
             raise Http404
-        return batch_events(grants, batch), None
+        return JobEvents(batch_events(grants, batch), None, batch.root_account.resolved_root_id)
     if job.scope == ExportJob.Scope.COURSE:
         course = Course.objects.select_related("account").filter(pk=job.scope_id).first()
         if course is None:
             raise Http404
         _authorize(grants, course.account)
-        return course_events(course), None
+        return JobEvents(course_events(course), None, course.root_account_id)
     account = Account.objects.filter(
         pk=job.scope_id, workflow_state=Account.WorkflowState.ACTIVE
     ).first()
@@ -366,9 +376,9 @@ def export_job_events(
         raise Http404
     _authorize(grants, account)
     if not job.include_subaccounts:
-        return account_events([account.pk]), None
+        return JobEvents(account_events([account.pk]), None, account.resolved_root_id)
     ids = [sub.pk for sub in subtree_accounts(account) if grants.allows(sub)]
-    return account_events(ids), ("account_id", ids)
+    return JobEvents(account_events(ids), ("account_id", ids), account.resolved_root_id)
 
 
 def export_jobs_of(user: User) -> QuerySet[ExportJob]:

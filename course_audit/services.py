@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -324,9 +325,13 @@ def export_job_create(
     time_zone: str,
     format: str,
     rows_total: int | None = None,
+    request_id: UUID | None = None,
+    client_addr: str | None = None,
 ) -> ExportJob:
     """Record a background export for ``user`` and queue its task once the job is committed
-    (a worker must find the row). The caller has checked ``user``'s access to the scope."""
+    (a worker must find the row). The caller has checked ``user``'s access to the scope;
+    ``request_id`` and ``client_addr`` name the request that asked (the task's access
+    record names it)."""
     with transaction.atomic():
         job = ExportJob.objects.create(
             requested_by=user,  # type: ignore[misc]  # the host's user model
@@ -338,6 +343,8 @@ def export_job_create(
             time_zone=time_zone,
             format=ExportJob.Format(format),
             rows_total=rows_total,
+            request_id=request_id,
+            client_addr=client_addr,
         )
         transaction.on_commit(lambda: tasks.enqueue(job.pk))
     return job

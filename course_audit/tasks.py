@@ -8,6 +8,10 @@ count, times and SHA-256). Each chunk records the progress and is where a cancel
 stops. The requester's access is checked again when the task runs, with their grants of
 that moment: a grant revoked since the job was queued fails it.
 
+Finished jobs are kept ``COURSE_AUDIT_EXPORT_RETENTION_DAYS`` (30) days, then
+``export_jobs_prune`` (``manage.py course_audit_exports --prune``, a daily job) deletes them
+with their files.
+
 A job survives a restart: its row, and its task's in a database backend, are in the
 database. A worker killed while it ran leaves the job ``running``: ``export_jobs_recover``
 (``manage.py course_audit_exports --recover``, run before the workers start) queues it
@@ -16,6 +20,7 @@ again from the start.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import tempfile
@@ -28,13 +33,14 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 from django_tasks import task
 
-from course_audit import exports, selectors
+from course_audit import access_log, exports, selectors
 from course_audit.conf import conf
 from course_audit.filters import CourseEventFilterSet
 from course_audit.models import ExportJob, Permission
@@ -108,17 +114,17 @@ def _fail(job: ExportJob, reason: str) -> None:
 
 def _write(job: ExportJob) -> None:
     grants = selectors.load_grants(job.requested_by, Permission.VIEW_COURSE_CHANGES)
-    events, partitions = selectors.export_job_events(job, grants)
+    scope = selectors.export_job_events(job, grants)
     zone = zoneinfo.ZoneInfo(job.time_zone)
     with timezone.override(zone):
-        filterset = CourseEventFilterSet(job.filters, queryset=events)
+        filterset = CourseEventFilterSet(job.filters, queryset=scope.events)
         if not filterset.is_valid():
             _fail(job, FILTERS_INVALID)
             return
         filtered = filterset.qs
     total = filtered.order_by().count()
     ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
-    rows = _counted(job, exports.walk(filtered, *filterset.ranges(partitions)))
+    rows = _counted(job, exports.walk(filtered, *filterset.ranges(scope.partitions)))
     lines = (
         exports.csv_lines(rows, zone)
         if job.format == ExportJob.Format.CSV
@@ -138,17 +144,30 @@ def _write(job: ExportJob) -> None:
     job.file_name, job.sha256, job.finished_at = name, digest.hexdigest(), finished
     job.rows_total = total
     storage.save(job.manifest_name, ContentFile(manifest_bytes(job)))
-    done = ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(
-        state=ExportJob.State.DONE,
-        rows_written=written,
-        file_name=name,
-        sha256=job.sha256,
-        finished_at=finished,
-        heartbeat_at=finished,
-    )
+    target = access_log.Target(access_log.Scope(job.scope), job.scope_id, scope.root_account_id)
+    try:
+        # Done and recorded together: a job whose read cannot be recorded keeps no file.
+        with transaction.atomic():
+            done = ExportJob.objects.filter(pk=job.pk, state=ExportJob.State.RUNNING).update(
+                state=ExportJob.State.DONE,
+                rows_written=written,
+                file_name=name,
+                sha256=job.sha256,
+                finished_at=finished,
+                heartbeat_at=finished,
+            )
+            if done:
+                access_log.record_job(job, target=target, count=written)
+    except DatabaseError:
+        _discard(storage, job)
+        raise
     if not done:  # cancelled as the last rows were written: no file is kept
-        storage.delete(job.manifest_name)
-        storage.delete(name)
+        _discard(storage, job)
+
+
+def _discard(storage: Storage, job: ExportJob) -> None:
+    storage.delete(job.manifest_name)
+    storage.delete(job.file_name)
 
 
 def _counted(job: ExportJob, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -213,6 +232,31 @@ def export_jobs_recover() -> list[int]:
         )
         enqueue(job_id)
     return ids
+
+
+def export_jobs_prune(
+    *, keep_days: int, dry_run: bool = False, now: dt.datetime | None = None
+) -> list[ExportJob]:
+    """Delete every finished job (done, failed or cancelled) that finished more than
+    ``keep_days`` days ago, with its file and manifest; a queued or running one is never
+    touched. ``dry_run`` only lists them. Returns the jobs, oldest first."""
+    if keep_days < 1:
+        raise ValueError("keep_days must be at least 1")
+    cutoff = (now or timezone.now()) - dt.timedelta(days=keep_days)
+    # A job cancelled before it started has no finish time of its own but its creation.
+    old = ExportJob.objects.filter(state__in=ExportJob.FINISHED).filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+    )
+    jobs = list(old.select_related("requested_by").order_by("created_at", "id"))
+    if dry_run or not jobs:
+        return jobs
+    storage = export_storage()
+    for job in jobs:
+        # The file first: a file whose job is gone would be kept forever.
+        if job.file_name:
+            _discard(storage, job)
+        ExportJob.objects.filter(pk=job.pk).delete()
+    return jobs
 
 
 def enqueue(job_id: int) -> None:

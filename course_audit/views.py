@@ -25,7 +25,7 @@ from uuid import UUID
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import QuerySet
 from django.http import (
     FileResponse,
@@ -837,6 +837,8 @@ def _export(
             filters=_filter_data(request.GET),
             time_zone=str(zone),
             format=kind,
+            request_id=getattr(request, "course_audit_request_id", None),
+            client_addr=access_log.client_address(request),
         )
         return redirect("course_audit:export_job", job.pk)
     threshold = conf.EXPORT_BACKGROUND_ROWS
@@ -927,12 +929,14 @@ def _job(request: HttpRequest, job_id: int) -> ExportJob:
     return job
 
 
-def _downloadable(job: ExportJob) -> None:
-    """404 unless the job's file is there and its requester may still see its scope."""
+def _downloadable(job: ExportJob) -> Target:
+    """404 unless the job's file is there and its requester may still see its scope; what
+    the file holds, for its access record."""
     if job.state != ExportJob.State.DONE or not job.file_name:
         raise Http404
     grants = selectors.load_grants(job.requested_by, Permission.VIEW_COURSE_CHANGES)
-    selectors.export_job_events(job, grants)
+    root_id = selectors.export_job_events(job, grants).root_account_id
+    return Target(Scope(job.scope), job.scope_id, root_id)
 
 
 @require_GET
@@ -969,11 +973,23 @@ def export_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 @login_required
 def export_job_download(request: HttpRequest, job_id: int) -> HttpResponseBase:
     job = _job(request, job_id)
-    _downloadable(job)
+    target = _downloadable(job)
     try:
         handle = tasks.open_file(job)
     except OSError as error:
         raise Http404 from error
+    # Written before the file goes: a download that cannot be recorded is a 503.
+    try:
+        access_log.record(
+            request,
+            surface=Surface.EXPORT,
+            target=target,
+            count=job.rows_written,
+            filters=access_log.job_filters(job),
+        )
+    except DatabaseError:
+        handle.close()
+        raise
     content_type = "text/csv; charset=utf-8" if job.format == "csv" else "application/x-ndjson"
     return FileResponse(
         handle, as_attachment=True, filename=tasks.download_name(job), content_type=content_type

@@ -202,6 +202,7 @@ RECORDED_READS = {
     "page.person_export_csv",
     "page.sis_batch_history",
     "page.sis_batch_export",
+    "page.export_job_download",
     "page.course_as_of",
     "page.course_as_of_compared",
     "api.course_as_of",

@@ -335,3 +335,21 @@ def test_a_bad_export_background_threshold_is_e018(settings, value):
 def test_a_background_threshold_or_none_passes(settings, value):
     settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = value
     assert _ids() == set()
+
+
+@pytest.mark.parametrize("value", [0, -1, "30", 1.5, False])
+def test_a_bad_export_retention_is_e019(settings, value):
+    settings.COURSE_AUDIT_EXPORT_RETENTION_DAYS = value
+    [message] = _messages()
+    assert message.id == "course_audit.E019"
+    assert message.msg == (
+        "COURSE_AUDIT_EXPORT_RETENTION_DAYS must be a positive integer, or None to keep "
+        f"every background export; it is {value!r}."
+    )
+    assert message.hint == "Remove it to use the default, 30."
+
+
+@pytest.mark.parametrize("value", [None, 1, 365])
+def test_an_export_retention_or_none_passes(settings, value):
+    settings.COURSE_AUDIT_EXPORT_RETENTION_DAYS = value
+    assert _ids() == set()

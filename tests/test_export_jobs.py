@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import FileSystemStorage
-from django.core.management import call_command
-from django.db import connection
+from django.core.management import CommandError, call_command
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from course_audit import exports, services, tasks
-from course_audit.models import AccountMembership, CourseEvent, ExportJob, SisBatch
+from course_audit.models import AccessRecord, AccountMembership, CourseEvent, ExportJob, SisBatch
 from tests.helpers import named
 
 pytestmark = pytest.mark.django_db
@@ -323,6 +323,210 @@ def test_a_post_to_an_export_needs_the_scope(
     chemist = browser("chemist", (chemistry, admin_role))
     assert chemist.post(export_url(history)).status_code == 403
     assert not ExportJob.objects.exists()
+
+
+# --- who looked: the access records of a job ------------------------------------------------
+
+
+def records(**filters: Any) -> list[AccessRecord]:
+    return list(AccessRecord.objects.filter(**filters).order_by("id"))
+
+
+def test_the_task_and_each_download_write_access_records_and_the_manifest_none(
+    dept_admin_browser: Any,
+    history: Any,
+    root_account: Any,
+    settings: Any,
+    immediate: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.COURSE_AUDIT_EXPORT_BACKGROUND_ROWS = 1
+    user = dept_admin_browser.user
+    job = queue(
+        dept_admin_browser,
+        export_url(history, format="csv", event_type="updated"),
+        django_capture_on_commit_callbacks,
+    )
+    assert job.state == ExportJob.State.DONE, job.error
+    assert job.request_id is not None and job.client_addr == "127.0.0.1"
+    [read] = records(surface="job")
+    assert (read.user_id, read.user_name) == (user.pk, user.get_username())
+    assert (read.scope, read.scope_id, read.root_account_id) == (
+        "course",
+        str(history.pk),
+        root_account.pk,
+    )
+    assert (read.count, read.complete) == (12, True)
+    assert read.filters == {"event_type": "updated"}
+    # The request that queued it, from where; the worker read it, not a request.
+    assert (read.request_id, read.client_addr) == (job.request_id, "127.0.0.1")
+    assert read.http_method == "TASK"
+    assert read.path == reverse("course_audit:export_job", args=[job.pk])
+    assert not records(surface="export")
+
+    download = reverse("course_audit:export_job_download", args=[job.pk])
+    for _ in range(2):
+        assert streamed(dept_admin_browser.get(download)).count(b"\n") == 13
+    downloads = records(surface="export")
+    assert len(downloads) == 2  # each download is a disclosure of its own
+    for record in downloads:
+        assert (record.user_id, record.scope, record.scope_id) == (
+            user.pk,
+            "course",
+            str(history.pk),
+        )
+        assert (record.root_account_id, record.count) == (root_account.pk, 12)
+        assert record.filters == {"event_type": "updated"}
+        assert (record.http_method, record.path) == ("GET", download)
+    manifest = reverse("course_audit:export_job_manifest", args=[job.pk])
+    assert dept_admin_browser.get(manifest).status_code == 200
+    assert len(records(surface="export")) == 2  # the manifest shows no event
+
+
+def test_a_superusers_download_of_a_sub_account_job_is_recorded_as_theirs(
+    registrar_browser: Any,
+    browser: Any,
+    history: Any,
+    root_account: Any,
+    immediate: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    admin_browser = browser("root")
+    admin_browser.user.is_superuser = True
+    admin_browser.user.save()
+    url = reverse("course_audit:account_export", args=[root_account.pk])
+    job = queue(
+        registrar_browser, f"{url}?include_subaccounts=1", django_capture_on_commit_callbacks
+    )
+    [read] = records(surface="job")
+    assert read.filters == {"include_subaccounts": "1"}
+    assert (read.scope, read.scope_id, read.count) == ("account", str(root_account.pk), 13)
+    download = admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
+    assert streamed(download).count(b"\n") == 14
+    [record] = records(surface="export")
+    assert record.user_id == admin_browser.user.pk != registrar_browser.user.pk
+    assert record.root_account_id == root_account.pk and record.count == 13
+
+
+def test_a_job_whose_read_cannot_be_recorded_fails_and_keeps_no_file(
+    dept_admin_browser: Any,
+    history: Any,
+    export_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("the access log cannot be written")
+
+    monkeypatch.setattr(AccessRecord, "save", refuse)
+    tasks.export_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.state == ExportJob.State.FAILED
+    assert "the access log cannot be written" in job.error
+    assert not job.file_name and not job.sha256
+    assert not [path for path in export_dir.rglob("*") if path.is_file()]  # nor its manifest
+    assert not records()
+    monkeypatch.undo()
+    download = reverse("course_audit:export_job_download", args=[job.pk])
+    assert dept_admin_browser.get(download).status_code == 404
+
+
+def test_a_download_that_cannot_be_recorded_is_refused(
+    dept_admin_browser: Any,
+    history: Any,
+    immediate: None,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("the access log cannot be written")
+
+    monkeypatch.setattr(AccessRecord, "save", refuse)
+    response = dept_admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert b"Biology" not in b"".join(getattr(response, "streaming_content", [response.content]))
+
+
+def test_with_the_access_log_off_a_job_writes_no_record(
+    dept_admin_browser: Any,
+    history: Any,
+    settings: Any,
+    immediate: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.COURSE_AUDIT_ACCESS_LOG = False
+    job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
+    assert job.state == ExportJob.State.DONE
+    download = dept_admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
+    assert download.status_code == 200 and streamed(download).count(b"\n") == 14
+    assert not records()
+
+
+# --- old jobs go --------------------------------------------------------------------------------
+
+
+def test_prune_deletes_old_finished_jobs_and_their_files_only(
+    dept_admin_browser: Any,
+    history: Any,
+    export_dir: Path,
+    immediate: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    old = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
+    recent = ExportJob.objects.create(
+        requested_by=dept_admin_browser.user, scope="course", scope_id=str(history.pk), format="csv"
+    )
+    tasks.export_job_run(recent.pk)
+    waiting = ExportJob.objects.create(
+        requested_by=dept_admin_browser.user, scope="course", scope_id=str(history.pk), format="csv"
+    )
+    cancelled = ExportJob.objects.create(
+        requested_by=dept_admin_browser.user,
+        scope="course",
+        scope_id=str(history.pk),
+        format="csv",
+        state=ExportJob.State.CANCELLED,
+    )
+    now = dt.datetime.now(dt.UTC)
+    ExportJob.objects.filter(pk=old.pk).update(finished_at=now - dt.timedelta(days=31))
+    ExportJob.objects.filter(pk__in=[waiting.pk, cancelled.pk]).update(
+        created_at=now - dt.timedelta(days=40)
+    )
+    old.refresh_from_db()
+    files = {old.file_name, old.manifest_name}
+    assert all((export_dir / name).is_file() for name in files)
+
+    out = StringIO()
+    call_command("course_audit_exports", "--prune", "--dry-run", stdout=out)
+    assert f"Would delete export job {old.pk}:" in out.getvalue()
+    assert "Would delete 2 export job(s) older than 30 day(s)." in out.getvalue()
+    assert ExportJob.objects.count() == 4
+
+    out = StringIO()
+    call_command("course_audit_exports", "--prune", stdout=out)
+    assert "Deleted 2 export job(s) older than 30 day(s)." in out.getvalue()
+    assert set(ExportJob.objects.values_list("pk", flat=True)) == {recent.pk, waiting.pk}
+    assert not any((export_dir / name).exists() for name in files)
+    recent.refresh_from_db()
+    assert (export_dir / recent.file_name).is_file()
+
+    call_command("course_audit_exports", "--prune", "--keep-days", "1", stdout=StringIO())
+    assert ExportJob.objects.filter(pk=recent.pk).exists()  # finished today
+
+
+def test_prune_keeps_everything_without_a_retention(settings: Any) -> None:
+    settings.COURSE_AUDIT_EXPORT_RETENTION_DAYS = None
+    out = StringIO()
+    call_command("course_audit_exports", "--prune", stdout=out)
+    assert "Every export job is kept" in out.getvalue()
+    with pytest.raises(CommandError, match="Nothing to do"):
+        call_command("course_audit_exports")
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("course_audit_exports", "--prune", "--keep-days", "0")
 
 
 # --- a restart --------------------------------------------------------------------------------
