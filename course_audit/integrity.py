@@ -471,12 +471,18 @@ class _LeafReader:
     def open(
         cls, using: str, *, after: int, through: int, limit: int
     ) -> Iterator[_LeafReader | None]:
-        """A reader over ``(after, through]``, or None where the serial path must read:
-        not PostgreSQL, no ``_LEAF_SELECT``, or inside a transaction (whose own writes
-        another connection would not see)."""
+        """A reader over ``(after, through]``, or None where the serial path reads: not
+        PostgreSQL through psycopg 3, no ``_LEAF_SELECT``, inside a transaction (whose own
+        writes another connection would not see), or a range of one chunk at most (nothing
+        to overlap: a run every few minutes opens no second connection)."""
         connection: Any = connections[using]
         sql = _leaf_sql(connection)
-        if sql is None or connection.in_atomic_block or not _psycopg3():
+        if (
+            sql is None
+            or through - after <= _LEAF_CHUNK
+            or connection.in_atomic_block
+            or not _psycopg3()
+        ):
             yield None
             return
         database = connection.Database

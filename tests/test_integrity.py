@@ -771,10 +771,11 @@ def test_the_read_ahead_gives_the_serial_entries_a_checkpoint_at_a_time(
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_the_read_ahead_refuses_a_range_it_is_not_at(history: list[Any]) -> None:
+def test_the_read_ahead_refuses_a_range_it_is_not_at(history: list[Any], monkeypatch: Any) -> None:
     """Another run's checkpoint moves the start of the next range: the read-ahead, which is
     elsewhere, refuses it rather than seal entries from another range."""
     ids = _more_events(history, 5)
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 3)
     with integrity._LeafReader.open("default", after=0, through=ids[-1], limit=4) as reader:
         assert reader is not None
         reader.entries(after=0, limit=4)
@@ -787,10 +788,19 @@ def test_the_read_ahead_refuses_a_range_it_is_not_at(history: list[Any]) -> None
 def test_a_database_error_in_the_read_ahead_is_djangos_and_seals_nothing(
     history: list[Any], monkeypatch: Any
 ) -> None:
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 2)
     monkeypatch.setattr(integrity, "_leaf_sql", lambda connection: "SELECT broken %s %s %s")
-    with pytest.raises(DatabaseError):
+    with pytest.raises(DatabaseError, match="broken"):
         integrity.seal()
     assert not Checkpoint.objects.exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_range_of_one_chunk_is_read_without_a_second_connection(history: list[Any]) -> None:
+    first, last = CourseEvent.objects.order_by("id")[0].pk, CourseEvent.objects.latest("id").pk
+    with integrity._LeafReader.open("default", after=first - 1, through=last, limit=5) as reader:
+        assert reader is None
 
 
 def test_inside_a_transaction_the_serial_path_reads(history: list[Any]) -> None:
@@ -842,4 +852,21 @@ def test_checkpoints_sealed_with_the_read_ahead_store_their_lists_sent_as_binary
         )
         assert bytes(stored.leaves) == checkpoint.leaves == serial
         assert stored.hash == checkpoint.hash
+    assert integrity.verify(digests=True).intact
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_without_a_second_connection_the_serial_path_seals(
+    history: list[Any], settings: Any, monkeypatch: Any
+) -> None:
+    _more_events(history, 10)
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 4
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 3)
+    params = connection.get_connection_params()
+    monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "port": 1})
+    with integrity._LeafReader.open("default", after=0, through=10**6, limit=4) as reader:
+        assert reader is None
+    made = integrity.seal()
+    assert sum(checkpoint.count for checkpoint in made) == CourseEvent.objects.count()
     assert integrity.verify(digests=True).intact
