@@ -1,7 +1,7 @@
 """A checkpoint's sealed list (``Checkpoint.leaves``) is stored without compression on
 PostgreSQL (``STORAGE EXTERNAL``): ids, UUIDs and hashes do not compress, and trying cost
-the server about 11 ms a checkpoint of 10,000 events, a tenth of sealing's database time
-(docs/benchmarks.md). Rows written before keep their storage; both read alike."""
+the server about 11 ms a checkpoint of 10,000 events, a quarter of sealing's database
+time. Rows written before keep their storage; both read alike."""
 
 from django.db import migrations
 
