@@ -21,12 +21,15 @@ database is left as it was loaded.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench._common import Timed, measure_in_rounds
 from bench._report import TIMES, Check, Section, Target, ms, number, table
@@ -109,7 +112,14 @@ def _measure(run: Any) -> Section:
         )
     section.details.append(
         table(
-            ["what", "seconds", "events/s", "CPU s (Python)", "CPU s (PostgreSQL)"],
+            [
+                "what",
+                "seconds",
+                "events/s",
+                "CPU s (Python)",
+                "CPU s (PostgreSQL)",
+                "of which the read-ahead connection's",
+            ],
             [
                 [
                     name,
@@ -119,6 +129,7 @@ def _measure(run: Any) -> Section:
                     "—"
                     if figures["database_cpu_seconds"] is None
                     else round(figures["database_cpu_seconds"], 1),
+                    round(figures["reader_database_cpu_seconds"], 1),
                 ]
                 for name, figures in (("seal", sealing), ("verify", verifying))
             ],
@@ -135,20 +146,45 @@ def _measure(run: Any) -> Section:
 
 
 def _timed(call: Any) -> dict[str, Any]:
-    """``call()`` timed: wall and CPU seconds, the database backend's CPU seconds."""
+    """``call()`` timed: wall and CPU seconds, the database backends' CPU seconds (this
+    connection's and the second connection's that reads ahead while sealing)."""
     backend = _backend_cpu_seconds()
+    readers: list[float] = []
     cpu = time.process_time()
     started = time.perf_counter()
-    result = call()
+    with _reader_cpu_seconds(readers):
+        result = call()
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     after = _backend_cpu_seconds()
+    reader = sum(readers)
     return {
         "result": result,
         "seconds": seconds,
         "cpu_seconds": cpu,
-        "database_cpu_seconds": None if backend is None or after is None else after - backend,
+        "database_cpu_seconds": None
+        if backend is None or after is None
+        else after - backend + reader,
+        "reader_database_cpu_seconds": reader,
     }
+
+
+@contextlib.contextmanager
+def _reader_cpu_seconds(found: list[float]) -> Iterator[None]:
+    """Collect in ``found`` the CPU seconds of each read-ahead connection's backend
+    (``integrity._LeafReader``), read when its thread is done, before it closes."""
+    from course_audit import integrity
+
+    close = integrity._LeafReader._close
+
+    def counted(reader: Any) -> None:
+        close(reader)
+        seconds = _pid_cpu_seconds(reader._raw.info.backend_pid)
+        if seconds is not None:
+            found.append(seconds)
+
+    with mock.patch.object(integrity._LeafReader, "_close", counted):
+        yield
 
 
 def _backend_cpu_seconds() -> float | None:
@@ -159,6 +195,10 @@ def _backend_cpu_seconds() -> float | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         [(pid,)] = cursor.fetchall()
+    return _pid_cpu_seconds(pid)
+
+
+def _pid_cpu_seconds(pid: int) -> float | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:

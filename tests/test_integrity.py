@@ -714,3 +714,159 @@ def test_a_backlog_sealed_in_several_checkpoints_by_one_run_is_not_backdated(
     assert status == 1
     assert f"backdated: event {forged}" in report
     assert f"before checkpoint #{first_run.sequence + 1}" in report
+
+
+# Reading ahead while sealing (``integrity._LeafReader``)
+
+
+def _more_events(history: list[Any], count: int) -> list[int]:
+    """``count`` events more, some that only ``leaf_fields`` encodes (a time before the year
+    1000) and some with an erased name; every event's id, in order."""
+    first = CourseEvent.objects.order_by("id").first()
+    for i in range(count):
+        CourseEvent.objects.create(
+            course=first.course,
+            account=first.account,
+            event_type="updated",
+            event_source="api",
+            event_data={"n": i, "s": AWKWARD[i % len(AWKWARD)]},
+            user_name="" if i % 5 == 0 else f"Ada {i}",
+            user_name_digest="b" * 64 if i % 5 == 0 else None,
+            **({"created_at": dt.datetime(999, 1, 1, tzinfo=dt.UTC)} if i % 7 == 3 else {}),
+        )
+    return list(CourseEvent.objects.order_by("id").values_list("id", flat=True))
+
+
+def _joined(keys: list[bytes], hashes: list[bytes]) -> bytes:
+    return b"".join(key + hashed for key, hashed in zip(keys, hashes, strict=True))
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_read_ahead_gives_the_serial_entries_a_checkpoint_at_a_time(
+    history: list[Any], monkeypatch: Any
+) -> None:
+    """Chunk by chunk on its own connection, cut where each checkpoint ends (a limit that
+    is no multiple of the chunk), the read-ahead's entries are the serial path's."""
+    ids = _more_events(history, 30)
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 3)
+    limit, through = 8, ids[-2]
+    after, seen = 0, 0
+    with integrity._LeafReader.open("default", after=0, through=through, limit=limit) as reader:
+        assert reader is not None
+        while not reader.exhausted:
+            keys, hashes = reader.entries(after=after, limit=limit)
+            serial, serial_hashes = integrity.sealed_entries(
+                "default", after=after, through=through, limit=limit
+            )
+            assert (_joined(keys, hashes), hashes) == (serial, serial_hashes)
+            assert len(keys) == limit or reader.exhausted
+            seen += len(keys)
+            if keys:
+                after = integrity._entry_id(serial, len(keys) - 1)
+        # Asked again past the end: nothing more.
+        assert reader.entries(after=after, limit=limit) == ([], [])
+    assert seen == len(ids) - 1 and after == through
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_read_ahead_refuses_a_range_it_is_not_at(history: list[Any], monkeypatch: Any) -> None:
+    """Another run's checkpoint moves the start of the next range: the read-ahead, which is
+    elsewhere, refuses it rather than seal entries from another range."""
+    ids = _more_events(history, 5)
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 3)
+    with integrity._LeafReader.open("default", after=0, through=ids[-1], limit=4) as reader:
+        assert reader is not None
+        reader.entries(after=0, limit=4)
+        with pytest.raises(integrity.SealingError, match="at the same time"):
+            reader.entries(after=ids[5], limit=4)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_database_error_in_the_read_ahead_is_djangos_and_seals_nothing(
+    history: list[Any], monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 2)
+    monkeypatch.setattr(integrity, "_leaf_sql", lambda connection: "SELECT broken %s %s %s")
+    with pytest.raises(DatabaseError, match="broken"):
+        integrity.seal()
+    assert not Checkpoint.objects.exists()
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_range_of_one_chunk_is_read_without_a_second_connection(history: list[Any]) -> None:
+    first, last = CourseEvent.objects.order_by("id")[0].pk, CourseEvent.objects.latest("id").pk
+    with integrity._LeafReader.open("default", after=first - 1, through=last, limit=5) as reader:
+        assert reader is None
+
+
+def test_inside_a_transaction_the_serial_path_reads(history: list[Any]) -> None:
+    """Another connection would not see the transaction's own events."""
+    assert connection.in_atomic_block
+    with integrity._LeafReader.open("default", after=0, through=10**6, limit=5) as reader:
+        assert reader is None
+    assert [made.count for made in integrity.seal()] == [CourseEvent.objects.count()]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_checkpoints_sealed_with_the_read_ahead_store_their_lists_sent_as_binary(
+    history: list[Any], settings: Any, monkeypatch: Any
+) -> None:
+    """Several checkpoints in one run, read ahead; each one's sealed list goes to the
+    server as a binary parameter (not as a literal in the SQL) and reads back as sealed."""
+    ids = _more_events(history, 20)
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 6
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 4)
+    reads = []
+    entries = integrity._LeafReader.entries
+
+    def counted(reader: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs["after"])
+        return entries(reader, **kwargs)
+
+    monkeypatch.setattr(integrity._LeafReader, "entries", counted)
+    sent = []
+    execute = psycopg.Cursor.execute
+
+    def spied(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        if str(query).startswith(f'INSERT INTO "{Checkpoint._meta.db_table}"'):
+            sent.append((type(cursor), query, params))
+        return execute(cursor, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", spied)
+    made = integrity.seal()
+    assert [checkpoint.count for checkpoint in made] == [6, 6, 6, 6, len(ids) - 24]
+    assert reads == [0] + [checkpoint.last_id for checkpoint in made[:-1]]
+    assert len(sent) == len(made)
+    for cursor_class, query, params in sent:
+        assert not issubclass(cursor_class, psycopg.ClientCursor)
+        assert "\\x" not in query and any(isinstance(p, psycopg.Binary) for p in params)
+    for checkpoint in made:
+        stored = Checkpoint.objects.get(pk=checkpoint.pk)
+        serial, _ = integrity.sealed_entries(
+            "default", after=stored.after_id, through=stored.last_id
+        )
+        assert bytes(stored.leaves) == checkpoint.leaves == serial
+        assert stored.hash == checkpoint.hash
+    assert integrity.verify(digests=True).intact
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_without_a_second_connection_the_serial_path_seals(
+    history: list[Any], settings: Any, monkeypatch: Any
+) -> None:
+    _more_events(history, 10)
+    settings.COURSE_AUDIT_CHECKPOINT_MAX_EVENTS = 4
+    monkeypatch.setattr(integrity, "_LEAF_CHUNK", 3)
+    params = connection.get_connection_params()
+    monkeypatch.setattr(connection, "get_connection_params", lambda: {**params, "port": 1})
+    with integrity._LeafReader.open("default", after=0, through=10**6, limit=4) as reader:
+        assert reader is None
+    made = integrity.seal()
+    assert sum(checkpoint.count for checkpoint in made) == CourseEvent.objects.count()
+    assert integrity.verify(digests=True).intact
