@@ -31,6 +31,14 @@ class _Compiled:
     select: Any
     klass_info: Any
     annotation_col_map: Any
+    # For each column that has them, its index and what turns it into a Python value.
+    converters: tuple[tuple[int, Any, tuple[Any, ...]], ...]
+    # The model's attribute names of its own columns, and where they sit in a row.
+    names: tuple[str, ...]
+    start: int
+    end: int
+    # What builds the ``select_related`` objects from a row (stateless between rows).
+    populators: tuple[Any, ...]
 
 
 class CompiledLookup:
@@ -63,12 +71,29 @@ class CompiledLookup:
                 break
             slots.append(matches[0])
         else:
+            klass_info = compiler.klass_info
+            start = klass_info["select_fields"][0]
+            end = klass_info["select_fields"][-1] + 1
+            converters = []
+            for index, (expression, _, _) in enumerate(compiler.select):
+                functions = connection.ops.get_db_converters(
+                    expression
+                ) + expression.get_db_converters(connection)
+                if functions:
+                    converters.append((index, expression, tuple(functions)))
             compiled = _Compiled(
                 sql=sql,
                 slots=tuple(slots),
                 select=compiler.select,
                 klass_info=compiler.klass_info,
                 annotation_col_map=compiler.annotation_col_map,
+                converters=tuple(converters),
+                names=tuple(column[0].target.attname for column in compiler.select[start:end]),
+                start=start,
+                end=end,
+                populators=tuple(
+                    get_related_populators(compiler.klass_info, compiler.select, using)
+                ),
             )
         with self._lock:
             self._compiled[key] = compiled
@@ -88,18 +113,12 @@ class CompiledLookup:
         if row is None:
             return None
         row = list(row)
-        for index, (expression, _, _) in enumerate(compiled.select):
-            converters = connection.ops.get_db_converters(
-                expression
-            ) + expression.get_db_converters(connection)
-            for converter in converters:
-                row[index] = converter(row[index], expression, connection)
-        klass_info = compiled.klass_info
-        model = klass_info["model"]
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        names = [column[0].target.attname for column in compiled.select[start:end]]
-        instance = model.from_db(using, names, row[start:end])
-        for populator in get_related_populators(klass_info, compiled.select, using):
+        for index, expression, functions in compiled.converters:
+            for function in functions:
+                row[index] = function(row[index], expression, connection)
+        model = compiled.klass_info["model"]
+        instance = model.from_db(using, list(compiled.names), row[compiled.start : compiled.end])
+        for populator in compiled.populators:
             populator.populate(row, instance)
         for name, position in (compiled.annotation_col_map or {}).items():
             setattr(instance, name, row[position])

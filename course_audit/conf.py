@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_RETENTION_DAYS": 30,
     "ACCESS_LOG": True,
     "ACCESS_LOG_RETENTION_MONTHS": 24,
+    "ACCESS_LOG_SYNCHRONOUS_COMMIT": False,
 }
 
 
@@ -187,6 +188,15 @@ class Settings:
         keeps every month."""
         value = setting("ACCESS_LOG_RETENTION_MONTHS")
         return None if value is None else int(value)
+
+    @property
+    def ACCESS_LOG_SYNCHRONOUS_COMMIT(self) -> bool:
+        """Whether a read waits for its access record to reach the database's disk. False
+        (the default): on PostgreSQL the record's commit does not wait for the flush (it
+        costs more than the read), so a crash of the database server may lose the records
+        of its last fraction of a second; a record that cannot be written still refuses
+        the read. True: every record served is on disk, at a flush per read."""
+        return bool(setting("ACCESS_LOG_SYNCHRONOUS_COMMIT"))
 
 
 conf = Settings()

@@ -112,8 +112,38 @@ def keyset_rows(
     newer = before is not None
     # A page token may have asked for more than the standby the queryset was bound for has.
     queryset = replication.rebind(queryset)
-    # The plain bound on created_at beside each row comparison lets PostgreSQL skip the
-    # month partitions the page cannot reach; the row comparison alone does not.
+    rows = None
+    if fields is not None and _one_range(queryset, partitions, branches):
+        # Rows as values from one index range: the bound goes into the SQL as text
+        # (``_values_rows``), without the ORM building and compiling its filter per page.
+        rows = _values_rows(
+            queryset, tuple(fields), limit + 1, ascending=newer, after=after, before=before
+        )
+    if rows is None:
+        rows = fetch_ordered(
+            _bounded(queryset, after=after, before=before),
+            limit + 1,
+            partitions,
+            ascending=newer,
+            fields=fields,
+            branches=branches,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if newer:
+        rows.reverse()
+    return rows, more
+
+
+def _bounded(
+    queryset: QuerySet[Any], *, after: Position | None, before: Position | None
+) -> QuerySet[Any]:
+    """The rows after ``after`` (older) or before ``before`` (newer) in (created_at, id).
+
+    The plain bound on created_at beside each row comparison lets PostgreSQL skip the
+    month partitions the page cannot reach; the row comparison alone does not.
+    ``_keyset_sql`` is the same condition as SQL text.
+    """
     if after is not None:
         queryset = queryset.filter(
             TupleLessThan(Tuple("created_at", "id"), after), created_at__lte=after[0]
@@ -122,14 +152,35 @@ def keyset_rows(
         queryset = queryset.filter(
             TupleGreaterThan(Tuple("created_at", "id"), before), created_at__gte=before[0]
         )
-    rows = fetch_ordered(
-        queryset, limit + 1, partitions, ascending=newer, fields=fields, branches=branches
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if newer:
-        rows.reverse()
-    return rows, more
+    return queryset
+
+
+def _keyset_sql(
+    queryset: QuerySet[Any], *, after: Position | None, before: Position | None
+) -> tuple[list[str], list[Any]]:
+    """``_bounded``'s condition as SQL text and parameters, one condition per bound."""
+    connection = connections[queryset.db]
+    qn = connection.ops.quote_name
+    opts = queryset.model._meta
+    table = qn(opts.db_table)
+    created, pk = f"{table}.{qn('created_at')}", f"{table}.{qn(opts.pk.column)}"
+    field = opts.get_field("created_at")
+    conditions: list[str] = []
+    params: list[Any] = []
+    for position, (row_op, op) in ((after, ("<", "<=")), (before, (">", ">="))):
+        if position is None:
+            continue
+        at = field.get_db_prep_value(position[0], connection)
+        conditions.append(f"({created}, {pk}) {row_op} (%s, %s) AND {created} {op} %s")
+        params += [at, position[1], at]
+    return conditions, params
+
+
+def _one_range(queryset: QuerySet[Any], partitions: Partitions, branches: Branches) -> bool:
+    """Whether ``fetch_ordered`` reads the rows as one range (no fan-out of its own)."""
+    fan = partitions is not None and len(partitions[1]) > 1
+    arms = branches is not None and len(branches) > 1
+    return not (fan or arms) or connections[queryset.db].vendor != "postgresql"
 
 
 def fetch_ordered(
@@ -265,12 +316,19 @@ def _select_template(
 
 
 def _values_rows(
-    ordered: QuerySet[Any], fields: tuple[str, ...], limit: int, *, ascending: bool
+    ordered: QuerySet[Any],
+    fields: tuple[str, ...],
+    limit: int,
+    *,
+    ascending: bool,
+    after: Position | None = None,
+    before: Position | None = None,
 ) -> list[dict[str, Any]] | None:
-    """``list(ordered.values(*fields)[:limit])`` without compiling the SELECT list and its
-    joins for each page: only ``ordered``'s WHERE is compiled, and put between the parts of
-    a template compiled once (``_select_template``). Reading a page of the audit listings
-    costs Django more to compile than PostgreSQL to run.
+    """``list(_bounded(ordered, after=after, before=before).values(*fields)[:limit])``
+    without compiling the SELECT list and its joins for each page: only ``ordered``'s WHERE
+    is compiled, the keyset bound added as text (``_keyset_sql``), and put between the
+    parts of a template compiled once (``_select_template``). Reading a page of the audit
+    listings costs Django more to compile than PostgreSQL to run.
 
     None when ``ordered`` is not a plain filter of its model's own columns (a filter that
     joins another table, a distinct, an extra): the caller then lets the ORM do it all.
@@ -298,6 +356,10 @@ def _values_rows(
         return None
     compiler = query.get_compiler(using=ordered.db)
     where, params = compiler.compile(query.where) if query.where else ("", [])
+    conditions, bound_params = _keyset_sql(ordered, after=after, before=before)
+    if conditions:
+        where = " AND ".join([*([f"({where})"] if where else []), *conditions])
+        params = [*params, *bound_params]
     direction = "ASC" if ascending else "DESC"
     # The page's rows are chosen first, on the listing's index alone, and only they are
     # joined: a plan PostgreSQL keeps whatever it guesses of the parameters (a prepared,

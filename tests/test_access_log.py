@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import StringIO
 from typing import Any
 
@@ -250,15 +250,17 @@ def test_the_query_string_is_kept_bounded(registrar_browser, history):
 # --- record or refuse ----------------------------------------------------------------------
 
 
-def _fail(*args: Any, **kwargs: Any) -> None:
-    raise OperationalError("the access log cannot be written")
+def _fail_records(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    if sql.startswith(ACCESS_INSERT):
+        raise OperationalError("the access log cannot be written")
+    return execute(sql, params, many, context)
 
 
 @pytest.fixture
-def refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def refused() -> Iterator[None]:
     """Every access record's INSERT fails, as when the database refuses it."""
-    monkeypatch.setattr(AccessRecord, "save", _fail)
-    monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
+    with connection.execute_wrapper(_fail_records):
+        yield
 
 
 def test_a_page_whose_record_cannot_be_written_is_refused(registrar_browser, history, refused):
@@ -269,11 +271,9 @@ def test_a_page_whose_record_cannot_be_written_is_refused(registrar_browser, his
 
 
 def test_an_api_listing_whose_record_cannot_be_written_is_refused(
-    api_client_factory, history, monkeypatch
+    api_client_factory, history, refused
 ):
     client, _ = api_client_factory()
-    monkeypatch.setattr(AccessRecord, "save", _fail)
-    monkeypatch.setattr(AccessRecord.objects, "bulk_create", _fail)
     response = client.get(f"/api/v1/audit/course/courses/{history.pk}")
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
@@ -599,6 +599,41 @@ def test_outside_a_transaction_the_record_is_one_statement(
         query for query in sql if query.startswith(ACCESS_INSERT)
     ]
     assert len(sql) == 3 + 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_outside_a_transaction_the_records_commit_waits_for_no_flush_unless_asked(
+    make_user, grant, root_account, make_course, settings, synchronous
+):
+    """The record's own commit waits for no disk flush (it would cost more than the read),
+    in the same statement and for that statement alone; ``synchronous`` restores the wait."""
+    settings.COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT = synchronous
+    course = make_course(name="Biology 101")
+    user = make_user()
+    grant(user, root_account)
+    _, plaintext = ApiToken.issue(user=user)
+    client = Client(headers={"Authorization": f"Bearer {plaintext}"})
+    path = f"/api/v1/audit/course/courses/{course.pk}"
+    client.get(path)
+
+    response, sql = read(client, path)
+
+    assert response.status_code == 200
+    [insert] = [query for query in sql if query.startswith(ACCESS_INSERT)]
+    assert ("'synchronous_commit', 'off', true" in insert) is not synchronous
+    record = AccessRecord.objects.order_by("-id").first()
+    assert (record.user_id, record.scope_id, record.count, record.path) == (
+        user.pk,
+        str(course.pk),
+        1,
+        path,
+    )
+    assert record.filters == {} and record.api_token_id is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
 
 
 def test_the_home_pages_recent_activity_is_recorded_per_tenant(

@@ -165,6 +165,16 @@ def test_a_non_boolean_access_log_is_e016(settings):
     assert message.msg == "COURSE_AUDIT_ACCESS_LOG must be True or False; it is 'off'."
 
 
+def test_a_non_boolean_synchronous_commit_of_the_access_log_is_e020(settings):
+    settings.COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT = "yes"
+    [message] = _messages()
+    assert message.id == "course_audit.E020"
+    assert message.msg == (
+        "COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT must be True or False; it is 'yes'."
+    )
+    assert message.hint == "Remove it to use the default, False."
+
+
 @pytest.mark.parametrize("value", [0, -3, "24", 2.5, True])
 def test_a_bad_access_log_retention_is_e017(settings, value):
     settings.COURSE_AUDIT_ACCESS_LOG_RETENTION_MONTHS = value

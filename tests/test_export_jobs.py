@@ -328,6 +328,14 @@ def test_a_post_to_an_export_needs_the_scope(
 # --- who looked: the access records of a job ------------------------------------------------
 
 
+def refuse_records(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    """An ``execute_wrapper``: every access record's INSERT fails, as when the database
+    refuses it."""
+    if sql.startswith('INSERT INTO "course_audit_accessrecord"'):
+        raise OperationalError("the access log cannot be written")
+    return execute(sql, params, many, context)
+
+
 def records(**filters: Any) -> list[AccessRecord]:
     return list(AccessRecord.objects.filter(**filters).order_by("id"))
 
@@ -412,23 +420,17 @@ def test_a_job_whose_read_cannot_be_recorded_fails_and_keeps_no_file(
     dept_admin_browser: Any,
     history: Any,
     export_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise OperationalError("the access log cannot be written")
-
-    monkeypatch.setattr(AccessRecord, "save", refuse)
-    tasks.export_job_run(job.pk)
+    with connection.execute_wrapper(refuse_records):
+        tasks.export_job_run(job.pk)
     job.refresh_from_db()
     assert job.state == ExportJob.State.FAILED
     assert "the access log cannot be written" in job.error
     assert not job.file_name and not job.sha256
     assert not [path for path in export_dir.rglob("*") if path.is_file()]  # nor its manifest
     assert not records()
-    monkeypatch.undo()
     download = reverse("course_audit:export_job_download", args=[job.pk])
     assert dept_admin_browser.get(download).status_code == 404
 
@@ -437,16 +439,13 @@ def test_a_download_that_cannot_be_recorded_is_refused(
     dept_admin_browser: Any,
     history: Any,
     immediate: None,
-    monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     job = queue(dept_admin_browser, export_url(history), django_capture_on_commit_callbacks)
-
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise OperationalError("the access log cannot be written")
-
-    monkeypatch.setattr(AccessRecord, "save", refuse)
-    response = dept_admin_browser.get(reverse("course_audit:export_job_download", args=[job.pk]))
+    with connection.execute_wrapper(refuse_records):
+        response = dept_admin_browser.get(
+            reverse("course_audit:export_job_download", args=[job.pk])
+        )
     assert response.status_code == 503 and response["Retry-After"] == "30"
     assert b"Biology" not in b"".join(getattr(response, "streaming_content", [response.content]))
 

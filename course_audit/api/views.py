@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import router
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -156,7 +156,8 @@ class BaseAPIViewSet(GenericViewSet):
     def get_course(self, raw_id: str) -> Course:
         """The course named by a numeric id or ``sis_course_id:<value>``, checked."""
         course = self._lookup(
-            Course.objects.select_related("account"),
+            Course,
+            lambda: Course.objects.select_related("account"),
             _COURSE_BY_ID,
             raw_id,
             prefix=SIS_COURSE_PREFIX,
@@ -170,7 +171,8 @@ class BaseAPIViewSet(GenericViewSet):
     def get_account(self, raw_id: str) -> Account:
         """The active account named by a numeric id or ``sis_account_id:<value>``, checked."""
         account = self._lookup(
-            _active_accounts(),
+            Account,
+            _active_accounts,
             _ACCOUNT_BY_ID,
             raw_id,
             prefix=SIS_ACCOUNT_PREFIX,
@@ -183,7 +185,8 @@ class BaseAPIViewSet(GenericViewSet):
 
     def _lookup(
         self,
-        queryset: QuerySet[Any],
+        model: type[Model],
+        objects: Callable[[], QuerySet[Any]],
         by_id: CompiledLookup,
         raw_id: str,
         *,
@@ -192,9 +195,10 @@ class BaseAPIViewSet(GenericViewSet):
         root_filter: Callable[[set[int]], Q],
         param: str,
     ) -> Any:
-        """One object by numeric id, or by SIS id within the caller's root accounts."""
+        """One object by numeric id (``by_id``, compiled once), or by SIS id within the
+        caller's root accounts (``objects()``, a queryset built only then)."""
         if not raw_id.startswith(prefix):
-            found = by_id.get(router.db_for_read(queryset.model), _numeric_id(raw_id))
+            found = by_id.get(router.db_for_read(model), _numeric_id(raw_id))
             if found is None:
                 raise exceptions.NotFound()
             return found
@@ -202,7 +206,7 @@ class BaseAPIViewSet(GenericViewSet):
         if "\x00" in sis_id:  # no stored id has one, and PostgreSQL refuses it in a query
             raise exceptions.NotFound()
         grants = selectors.request_grants(self.request, self.required_permission)
-        matches = queryset.filter(**{sis_field: sis_id})
+        matches = objects().filter(**{sis_field: sis_id})
         if not grants.superuser:
             matches = matches.filter(root_filter(set(grants.roots)))
         candidates = list(matches[:2])
