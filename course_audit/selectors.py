@@ -31,7 +31,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncWeek
+from django.db.models.functions import TruncDate, TruncDay, TruncWeek
 from django.http import Http404
 
 from course_audit import replication
@@ -570,4 +570,51 @@ def event_counts(
         day = bucket.astimezone(tzinfo).date() if isinstance(bucket, dt.datetime) else bucket
         per_type = counts.setdefault(day, {})
         per_type[event_type] = per_type.get(event_type, 0) + count
+    return counts
+
+
+def newest_day_counts(
+    events: QuerySet[CourseEvent],
+    limit: int,
+    *,
+    tzinfo: dt.tzinfo,
+    branches: Sequence[Q] | None = None,
+) -> dict[dt.date, dict[str, int]]:
+    """The newest ``limit`` of ``events`` per day (``tzinfo``'s) and type, in one query:
+    those rows are read in order (an index-only scan of the course index, which includes
+    the type) and only their few (day, type) groups come back. With ``branches`` (filters
+    whose union ``events``' own filter is, e.g. one per changed field) on PostgreSQL, each
+    branch's newest are read on its own index and merged, a row of several counting once.
+    """
+    newest_first = ("-created_at", "-id")
+    columns = ("created_at", "id", "day", "event_type")
+
+    def rows(queryset: QuerySet[CourseEvent]) -> QuerySet[Any]:
+        return (
+            queryset.order_by(*newest_first)
+            .annotate(day=TruncDate("created_at", tzinfo=tzinfo))
+            .values(*columns)
+        )
+
+    connection = connections[events.db]
+    arms = list(branches or ())
+    if len(arms) > 1 and connection.vendor == "postgresql":
+        first, *others = (rows(events.filter(arm))[:limit] for arm in arms)
+        newest = first.union(*others).order_by(*newest_first)[:limit]
+    else:
+        newest = rows(events)[:limit]
+    sql, params = newest.query.get_compiler(using=events.db).as_sql()
+    qn = connection.ops.quote_name
+    day, event_type = qn("day"), qn("event_type")
+    counts: dict[dt.date, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT newest.{day}, newest.{event_type}, COUNT(*) FROM ({sql}) newest "
+            f"GROUP BY newest.{day}, newest.{event_type}",
+            params,
+        )
+        for value, kind, count in cursor.fetchall():
+            # SQLite answers the day as text.
+            when = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+            counts.setdefault(when, {})[kind] = count
     return counts
