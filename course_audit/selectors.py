@@ -30,8 +30,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncWeek
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import TruncDate, TruncDay, TruncWeek
 from django.http import Http404
 
 from course_audit import replication
@@ -47,6 +47,7 @@ from course_audit.models import (
     RoleOverride,
     SisBatch,
 )
+from course_audit.querysets import changed_field_q
 from course_audit.recording import display_name
 from course_audit.replay import EVENT_COLUMNS, CourseAsOf, replay, seen_by
 from course_audit.types import User, UserRequest
@@ -580,4 +581,61 @@ def event_counts(
         day = bucket.astimezone(tzinfo).date() if isinstance(bucket, dt.datetime) else bucket
         per_type = counts.setdefault(day, {})
         per_type[event_type] = per_type.get(event_type, 0) + count
+    return counts
+
+
+def newest_day_counts(
+    events: QuerySet[CourseEvent],
+    limit: int,
+    *,
+    tzinfo: dt.tzinfo,
+    changed_fields: Sequence[str] = (),
+) -> dict[dt.date, dict[str, int]]:
+    """The newest ``limit`` of ``events`` per day (``tzinfo``'s) and type, in one query:
+    those rows are read in order from one index (index-only on the course index, which
+    includes the type) and only their few (day, type) groups come back.
+
+    ``changed_fields``: the fields ``events`` is filtered on (``changed_fields_q``), when
+    it is one index range of each field's own index (an account's or a course's). On
+    PostgreSQL each field's newest are then read from its partial index alone and merged,
+    a row of several counting once; they are all ``updated`` events, the only ones a
+    changed field matches, so no row is read from the table (reading the type there would
+    make the planner read every matching row of the range).
+    """
+    newest_first = ("-created_at", "-id")
+    columns = ("created_at", "id", "day", "kind")
+    day = TruncDate("created_at", tzinfo=tzinfo)
+    connection = connections[events.db]
+    fields = list(dict.fromkeys(changed_fields))
+    newest: QuerySet[Any]
+    if fields and connection.vendor == "postgresql":
+        updated = Value(CourseEvent.EventType.UPDATED.value, output_field=CharField())
+        first, *others = (
+            events.filter(changed_field_q(field))
+            .order_by(*newest_first)
+            .annotate(day=day, kind=updated)
+            .values(*columns)[:limit]
+            for field in fields
+        )
+        newest = first.union(*others).order_by(*newest_first)[:limit] if others else first
+    else:
+        newest = (
+            events.order_by(*newest_first)
+            .annotate(day=day, kind=F("event_type"))
+            .values(*columns)[:limit]
+        )
+    sql, params = newest.query.get_compiler(using=events.db).as_sql()
+    qn = connection.ops.quote_name
+    day_column, kind_column = qn("day"), qn("kind")
+    counts: dict[dt.date, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT newest.{day_column}, newest.{kind_column}, COUNT(*) FROM ({sql}) newest "
+            f"GROUP BY newest.{day_column}, newest.{kind_column}",
+            params,
+        )
+        for value, kind, count in cursor.fetchall():
+            # SQLite answers the day as text.
+            when = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+            counts.setdefault(when, {})[kind] = count
     return counts

@@ -25,7 +25,7 @@ from uuid import UUID
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import (
     FileResponse,
@@ -72,7 +72,6 @@ from course_audit.models import (
     SisBatch,
 )
 from course_audit.pagination import (
-    Branches,
     Cursor,
     InvalidCursor,
     Partitions,
@@ -357,7 +356,7 @@ def _history(
         newer_query=_query(request, before=page.newer, after=None) if page.newer else None,
         first_query=_query(request, after=None, before=None) if before or after else None,
         export_query=_query(request, after=None, before=None, format=None),
-        chart=_chart(filterset, filtered, partitions, branches),
+        chart=_chart(filterset, filtered, partitions),
     )
     return render(request, "course_audit/history.html", context)
 
@@ -428,10 +427,7 @@ def _verify_account(events: QuerySet[CourseEvent], partitions: Partitions) -> Ve
 
 
 def _chart(
-    filterset: CourseEventFilterSet,
-    events: QuerySet[CourseEvent],
-    partitions: Partitions,
-    branches: Branches,
+    filterset: CourseEventFilterSet, events: QuerySet[CourseEvent], partitions: Partitions
 ) -> charts.Chart:
     """The filtered range, per day or week, bounded in the work it costs.
 
@@ -440,56 +436,65 @@ def _chart(
     counted: when the range holds more, the chart starts on the first whole day they
     cover (and says so), so a subtree of millions of events costs what a course does. A
     range longer than ``charts.MAX_DAYS`` is drawn for its last ``MAX_DAYS`` days.
+
+    One query answers all of it: the newest ``CHART_MAX_EVENTS + 1`` matching events
+    counted per day and type (``selectors.newest_day_counts``). Their newest and oldest
+    days are the range's ends; when the one beyond the cap is there, its day is left out.
     """
     zone = timezone.get_current_timezone()
     end_time = filterset.form.cleaned_data.get("end_time")
     start_time = filterset.form.cleaned_data.get("start_time")
-    # The ends of the range: one LIMIT 1 index read each way (per partition), no joins.
-    times = events.values_list("created_at", flat=True)
+    if end_time is not None:
+        end = _chart_day(end_time, zone)
+        window_end = dt.datetime.combine(end + ONE_DAY, dt.time(), tzinfo=zone)
+        events = events.filter(created_at__lt=window_end)
+    # A subtree's newest are read on the time index, where its events are dense; one
+    # range's (a course's, an account's) changed fields each on its own index.
+    fields = (filterset.form.cleaned_data.get("field") or ()) if partitions is None else ()
+    counts = selectors.newest_day_counts(
+        events, CHART_MAX_EVENTS + 1, tzinfo=zone, changed_fields=fields
+    )
+    days = sorted(counts)
     if end_time is None:
-        newest = fetch_ordered(times, 1, partitions, branches=branches)
-        end_time = newest[0] if newest else timezone.now()
-    # Clamped away from the ends of the calendar, where the day arithmetic overflows.
-    end = min(max(timezone.localtime(end_time, zone).date(), CHART_FLOOR), CHART_CEILING)
-    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-    in_window = events.filter(created_at__lt=window_end)
-    if branches and partitions is None and connections[events.db].vendor == "postgresql":
-        # Several changed fields of one range (a course, an account): the union of each
-        # one's newest, read on its own index; an OFFSET over the OR of them would sort
-        # every matching event of the range (90 ms against 15 for an account of 280,000
-        # events). A subtree's OFFSET reads the time index, where its events are dense.
-        newest = [
-            in_window.filter(branch)
-            .order_by("-created_at", "-id")
-            .values_list("created_at", "id")[: CHART_MAX_EVENTS + 1]
-            for branch in branches
-        ]
-        union = newest[0].union(*newest[1:]).order_by("-created_at", "-id")
-        beyond_cap = [when for when, _ in union[CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1]]
-    else:
-        beyond_cap = list(
-            in_window.order_by("-created_at", "-id").values_list("created_at", flat=True)[
-                CHART_MAX_EVENTS : CHART_MAX_EVENTS + 1
-            ]
-        )
-    capped = bool(beyond_cap)
+        end = _chart_day(days[-1] if days else timezone.now(), zone)
+    capped = sum(sum(per_type.values()) for per_type in counts.values()) > CHART_MAX_EVENTS
     if capped:
-        wanted_start = min(timezone.localtime(beyond_cap[0], zone).date() + ONE_DAY, end)
+        # The oldest day counted holds the event beyond the cap: the chart starts after it.
+        wanted_start = min(days[0] + ONE_DAY, end)
+    elif start_time is not None:
+        wanted_start = min(_chart_day(start_time, zone), end)
     else:
-        if start_time is None:
-            oldest = fetch_ordered(times, 1, partitions, ascending=True, branches=branches)
-            start_time = oldest[0] if oldest else end_time
-        wanted_start = min(max(timezone.localtime(start_time, zone).date(), CHART_FLOOR), end)
+        wanted_start = min(_chart_day(days[0], zone), end) if days else end
     start = max(wanted_start, end - dt.timedelta(days=charts.MAX_DAYS - 1))
     weekly = (end - start).days >= charts.DAILY_LIMIT
-    window_start = dt.datetime.combine(start, dt.time(), tzinfo=zone)
-    counts = selectors.event_counts(
-        in_window.filter(created_at__gte=window_start), weekly=weekly, tzinfo=zone
-    )
-    chart = charts.build_chart(counts, start, end, weekly=weekly)
+    if capped and days[0] >= end:
+        # More than the cap on the last day itself: that day counted in full.
+        window_start = dt.datetime.combine(start, dt.time(), tzinfo=zone)
+        window_end = dt.datetime.combine(end + ONE_DAY, dt.time(), tzinfo=zone)
+        buckets = selectors.event_counts(
+            events.filter(created_at__gte=window_start, created_at__lt=window_end),
+            weekly=weekly,
+            tzinfo=zone,
+        )
+    else:
+        buckets = {}
+        for day in days:
+            if start <= day <= end:
+                bucket = day - dt.timedelta(days=day.weekday()) if weekly else day
+                per_type = buckets.setdefault(bucket, {})
+                for event_type, count in counts[day].items():
+                    per_type[event_type] = per_type.get(event_type, 0) + count
+    chart = charts.build_chart(buckets, start, end, weekly=weekly)
     return dataclasses.replace(
         chart, clipped=wanted_start < start, capped_at=CHART_MAX_EVENTS if capped else 0
     )
+
+
+def _chart_day(moment: dt.datetime | dt.date, zone: dt.tzinfo) -> dt.date:
+    """The viewer's day of ``moment``, clamped away from the ends of the calendar, where
+    the day arithmetic overflows."""
+    day = timezone.localtime(moment, zone).date() if isinstance(moment, dt.datetime) else moment
+    return min(max(day, CHART_FLOOR), CHART_CEILING)
 
 
 # --- pages ---------------------------------------------------------------------------------

@@ -635,3 +635,45 @@ def test_the_apps_own_frame_without_a_host_override(registrar_browser, course, s
     assert '<a class="site-name" href="/audit/">Course audit</a>' in html
     assert "Log out" not in html
     assert '<main id="main"' in html
+
+
+EVENTS_TABLE = f'"{CourseEvent._meta.db_table}"'
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"field": ["start_at", "conclude_at"]},
+        {"event_type": "updated", "end_time": "2025-03-05"},
+    ],
+)
+def test_the_chart_is_one_query(registrar_browser, course, mixed, params):
+    """The chart's ends, its cap and its counts come from one read of the newest events
+    (``selectors.newest_day_counts``): a history page reads the events twice, its list and
+    its chart, whatever the filters."""
+    url = reverse("course_audit:course_history", args=[course.pk])
+    with CaptureQueriesContext(connection) as captured:
+        response = registrar_browser.get(url, params)
+    assert response.status_code == 200
+    reads = [
+        query["sql"]
+        for query in captured
+        if query["sql"].startswith(("SELECT", "(SELECT")) and EVENTS_TABLE in query["sql"]
+    ]
+    assert len(reads) == 2, reads
+
+
+def test_a_last_day_beyond_the_cap_is_counted_in_full(
+    registrar_browser, course, add_events, monkeypatch
+):
+    """When the newest ``CHART_MAX_EVENTS`` all fall on the range's last day, that day is
+    the chart and every one of its events is counted, not only the newest."""
+    monkeypatch.setattr(views, "CHART_MAX_EVENTS", 2)
+    add_events(course, 5, when=T0, step=dt.timedelta(minutes=1))
+    url = reverse("course_audit:course_history", args=[course.pk])
+    response = registrar_browser.get(url, {"end_time": "2025-03-03"})
+    chart = response.context["chart"]
+    assert chart.capped_at == 2
+    assert (chart.start, chart.end) == (dt.date(2025, 3, 3), dt.date(2025, 3, 3))
+    assert chart.total == 5
