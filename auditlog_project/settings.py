@@ -98,25 +98,38 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
     )
 }
-# On PostgreSQL, prepared statements are off by default (Django's default), measured both
-# ways (docs/benchmarks.md, docs/integration.md §8): they save the audit API the planning
-# of its page (its months), but a prepared plan is generic, and a generic plan misjudges a
-# course far busier than the average one (the history page's chart, the exports). A site
-# whose audit reads are mostly the API may turn them on: DATABASE_PREPARE_THRESHOLD=5
-# prepares what a connection ran 5 times, with server-side parameters;
-# DATABASE_PLAN_CACHE_MODE (default force_generic_plan when they are on) is PostgreSQL's
-# plan_cache_mode for the connection, empty for the server's own.
+# On PostgreSQL the audit API's fixed-shape queries (the token, the course or account, the
+# unfiltered page of events, the access record) are prepared statements
+# (COURSE_AUDIT_PREPARED_STATEMENTS: course_audit.prepared), and nothing else is: that saves
+# the API its planning (the page's, across the month partitions, costs more than running
+# it) while every other query is planned for its own values. Their plans are generic
+# (plan_cache_mode force_generic_plan): a statement whose parameters Django binds on the
+# client has none, so the setting changes the plans of these statements alone (measured:
+# docs/benchmarks.md, "planning"; docs/integration.md §8). Behind PgBouncer in transaction
+# mode they need PgBouncer 1.21 or later (docs/scaling.md §3); DATABASE_PREPARED_STATEMENTS=off
+# turns them off.
+#
+# DATABASE_PREPARE_THRESHOLD=5 prepares every query a connection ran 5 times instead, with
+# server-side parameters: measured too, and slower for the history pages and exports (a
+# generic plan misjudges a course far busier than the average one). DATABASE_PLAN_CACHE_MODE
+# is PostgreSQL's plan_cache_mode for the connection, empty for the server's own.
+_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+COURSE_AUDIT_PREPARED_STATEMENTS = (
+    _POSTGRESQL and os.environ.get("DATABASE_PREPARED_STATEMENTS", "on") != "off"
+)
 _PREPARE_THRESHOLD = os.environ.get("DATABASE_PREPARE_THRESHOLD", "off")
-if (
-    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-    and _PREPARE_THRESHOLD != "off"
-):
+if _POSTGRESQL and _PREPARE_THRESHOLD != "off":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         server_side_binding=True, prepare_threshold=int(_PREPARE_THRESHOLD)
     )
-    _PLAN_CACHE_MODE = os.environ.get("DATABASE_PLAN_CACHE_MODE", "force_generic_plan")
-    if _PLAN_CACHE_MODE:
-        DATABASES["default"]["OPTIONS"]["options"] = f"-c plan_cache_mode={_PLAN_CACHE_MODE}"
+_PLAN_CACHE_MODE = os.environ.get(
+    "DATABASE_PLAN_CACHE_MODE",
+    "force_generic_plan" if COURSE_AUDIT_PREPARED_STATEMENTS or _PREPARE_THRESHOLD != "off" else "",
+)
+if _POSTGRESQL and _PLAN_CACHE_MODE:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c plan_cache_mode={_PLAN_CACHE_MODE}"
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

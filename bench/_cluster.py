@@ -164,7 +164,7 @@ class Pooler:
         # server_login_retry: after the primary comes back, serve again within a second;
         # query_wait_timeout: a client waiting for a server that is away gets an error
         # instead of hanging (the app answers 503). Server-side prepared statements stay off
-        # (1.18 cannot carry them; the app never prepares: docs/scaling.md).
+        # (1.18 cannot carry them: the settings prepare on the standby alone, docs/scaling.md).
         self.config.write_text(
             f"""[databases]
 * = host=127.0.0.1 port={self.primary.port}

@@ -35,3 +35,6 @@ if os.environ.get("REPLICA_DATABASE_URL"):
     COURSE_AUDIT_READ_DATABASE = "replica"
     COURSE_AUDIT_DIRECT_DATABASE = "direct"
     DATABASE_ROUTERS = ["course_audit.routers.ReadOnlyFailoverRouter"]
+    # Debian 12's PgBouncer (1.18) cannot carry prepared statements in transaction mode:
+    # only the standby, reached directly, gets them (docs/scaling.md §3).
+    COURSE_AUDIT_PREPARED_STATEMENTS = ["replica"]

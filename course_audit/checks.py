@@ -29,6 +29,8 @@
   positive integer.
 - ``course_audit.E020``: ``COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT`` is not ``True`` or
   ``False``.
+- ``course_audit.E021``: ``COURSE_AUDIT_PREPARED_STATEMENTS`` is neither ``True``, ``False``
+  nor a list of database aliases in ``DATABASES``.
 - ``course_audit.W006``: ``COURSE_AUDIT_READ_DATABASE`` is set but
   ``course_audit.routers.ReadOnlyFailoverRouter`` is not in ``DATABASE_ROUTERS``: while
   the primary is away, the pages and listings would answer 503 instead of reading the
@@ -136,7 +138,7 @@ def _setting_error(name: str, message: str, check_id: str, **details: Any) -> Er
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """course_audit.E003 to E006, E008 to E010, E013, E016 to E020: a ``COURSE_AUDIT_*``
+    """course_audit.E003 to E006, E008 to E010, E013, E016 to E021: a ``COURSE_AUDIT_*``
     setting of the wrong kind."""
     errors: list[CheckMessage] = []
     prefix = setting("API_PATH_PREFIX")
@@ -216,6 +218,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             "COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT must be True or False; it is %(value)r."
         )
         errors.append(_setting_error("ACCESS_LOG_SYNCHRONOUS_COMMIT", message, "course_audit.E020"))
+    prepared = setting("PREPARED_STATEMENTS")
+    if not isinstance(prepared, bool) and not (
+        isinstance(prepared, (list, tuple, set, frozenset))
+        and all(isinstance(alias, str) and alias in settings.DATABASES for alias in prepared)
+    ):
+        message = _(
+            "COURSE_AUDIT_PREPARED_STATEMENTS must be True, False or a list of database "
+            "aliases in DATABASES; it is %(value)r."
+        )
+        errors.append(_setting_error("PREPARED_STATEMENTS", message, "course_audit.E021"))
     read_database = setting("READ_DATABASE")
     if read_database is not None and not (
         isinstance(read_database, str) and read_database in settings.DATABASES

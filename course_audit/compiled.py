@@ -22,6 +22,8 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 
+from course_audit import prepared
+
 
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
@@ -107,7 +109,8 @@ class CompiledLookup:
         if compiled is None:
             return next(iter(self.build(*values, using=using).using(using)[:1]), None)
         connection = connections[using]
-        with connection.cursor() as cursor:
+        # A fixed shape: prepared where the site says (``course_audit.prepared``).
+        with prepared.cursor(using) as cursor:
             cursor.execute(compiled.sql, [values[slot] for slot in compiled.slots])
             row = cursor.fetchone()
         if row is None:

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "ACCESS_LOG": True,
     "ACCESS_LOG_RETENTION_MONTHS": 24,
     "ACCESS_LOG_SYNCHRONOUS_COMMIT": False,
+    "PREPARED_STATEMENTS": False,
 }
 
 
@@ -197,6 +198,18 @@ class Settings:
         of its last fraction of a second; a record that cannot be written still refuses
         the read. True: every record served is on disk, at a flush per read."""
         return bool(setting("ACCESS_LOG_SYNCHRONOUS_COMMIT"))
+
+    @property
+    def PREPARED_STATEMENTS(self) -> bool | frozenset[str]:
+        """The database aliases on which the audit API's fixed-shape queries (the token, the
+        course or account, the page of events, the access record) are sent as prepared
+        statements (``course_audit.prepared``): ``True`` for every PostgreSQL alias,
+        ``False`` (the default) for none. Behind a pooler in transaction mode, only with
+        one that carries prepared statements (PgBouncer 1.21 or later)."""
+        value = setting("PREPARED_STATEMENTS")
+        if isinstance(value, bool):
+            return value
+        return frozenset(str(alias) for alias in value)
 
 
 conf = Settings()

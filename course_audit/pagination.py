@@ -30,7 +30,7 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
-from course_audit import replication
+from course_audit import prepared, replication
 from course_audit.filters import MAX_PARAMETER_LENGTH, too_long_message
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -101,13 +101,17 @@ def keyset_rows(
     partitions: Partitions = None,
     fields: Sequence[str] | None = None,
     branches: Branches = None,
+    prepare: bool = False,
 ) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows, newest first, and whether more lie beyond them.
 
     With ``after`` (a decoded cursor) the rows are the next older ones; with ``before``,
     the next newer ones (read oldest first, then turned round), so a page can step back
     without offsets. ``partitions``, ``fields`` and ``branches`` are as in
-    ``fetch_ordered``.
+    ``fetch_ordered``. ``prepare``: the page's query, when it is one range read as values,
+    is a prepared statement where ``COURSE_AUDIT_PREPARED_STATEMENTS`` says
+    (``course_audit.prepared``); for a query of a fixed shape run again and again, as the
+    API's unfiltered listings are.
     """
     newer = before is not None
     # A page token may have asked for more than the standby the queryset was bound for has.
@@ -117,7 +121,13 @@ def keyset_rows(
         # Rows as values from one index range: the bound goes into the SQL as text
         # (``_values_rows``), without the ORM building and compiling its filter per page.
         rows = _values_rows(
-            queryset, tuple(fields), limit + 1, ascending=newer, after=after, before=before
+            queryset,
+            tuple(fields),
+            limit + 1,
+            ascending=newer,
+            after=after,
+            before=before,
+            prepare=prepare,
         )
     if rows is None:
         rows = fetch_ordered(
@@ -323,6 +333,7 @@ def _values_rows(
     ascending: bool,
     after: Position | None = None,
     before: Position | None = None,
+    prepare: bool = False,
 ) -> list[dict[str, Any]] | None:
     """``list(_bounded(ordered, after=after, before=before).values(*fields)[:limit])``
     without compiling the SELECT list and its joins for each page: only ``ordered``'s WHERE
@@ -370,7 +381,7 @@ def _values_rows(
         f"{direction} LIMIT {int(limit)}) {qn(table)}"
     )
     sql = f"{template.head.replace(source, page)} {template.order_by}"
-    with connection.cursor() as cursor:
+    with prepared.cursor(ordered.db) if prepare else connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     converters = template.converters

@@ -250,3 +250,51 @@ def test_subaccount_pages_read_at_most_a_page_per_account(
     sql, body = events_query(api, path, include_subaccounts="true", page=token)
     assert body["events"][0]["id"] == str(first.uuid)
     assert 0 < rows_read(plan_of(sql), TABLE) <= bound
+
+
+def test_the_prepared_page_keeps_its_plan_generic_and_still_prunes_months(
+    api: Any, big_course: Course, settings: Any
+) -> None:
+    """``COURSE_AUDIT_PREPARED_STATEMENTS`` with ``plan_cache_mode=force_generic_plan`` (the
+    demo's): the deep page's statement, as the request prepared it, is planned once for any
+    course and cursor, yet reads the course's index only in the months the cursor reaches
+    (pruned when it runs: ``Subplans Removed``), one page from each."""
+    settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
+    path = f"/api/v1/audit/course/courses/{big_course.pk}"
+    token, first, at = deep_cursor(path, CourseEvent.objects.filter(course=big_course))
+    _, body = events_query(api, path, page=token)
+    assert body["events"][0]["id"] == str(first.uuid)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, parameter_types::text[] FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ['%FROM (SELECT * FROM "course_audit_courseevent"%'],
+        )
+        [(statement, types)] = cursor.fetchall()
+        assert "$4" in statement and "LIMIT 11" in statement
+        position = Cursor(path).decode(token)
+        values = [big_course.pk, position[0], position[1], position[0]]
+        assert len(types) == len(values)
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE test_deep_page AS {statement}")
+        try:
+            placeholders = ", ".join(f"%s::{kind}" for kind in types)
+            explain = "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE test_deep_page"
+            cursor.execute(f"{explain}({placeholders})", values)
+            [[document]] = cursor.fetchall()
+        finally:
+            cursor.execute("DEALLOCATE test_deep_page")
+    if isinstance(document, str):
+        document = json.loads(document)
+    whole = document[0]["Plan"]
+    removed = [node["Subplans Removed"] for node in nodes(whole) if "Subplans Removed" in node]
+    assert removed and removed[0] > 0, whole
+    family = index_and_its_partitions("course_audit_evt_course_idx")
+    reads = scans(whole)
+    later = partitions.month_partition_name(partitions.add_months(at, 1))
+    assert reads and all(scan["Relation Name"] < later for scan in reads), reads
+    for scan in reads:
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
+        if scan["Actual Rows"]:
+            assert scan["Index Name"] in family, scan
+    assert sum(scan["Actual Rows"] for scan in reads) <= (PER_PAGE + 1) * len(reads)

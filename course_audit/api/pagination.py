@@ -63,6 +63,7 @@ class KeysetPagination(BasePagination):
             partitions=getattr(view, "keyset_partitions", None),
             fields=getattr(view, "keyset_fields", None),
             branches=getattr(view, "keyset_branches", None),
+            prepare=getattr(view, "keyset_prepare", False),
         )
         last = rows[-1] if self.has_next else None
         self.next_token: str | None

@@ -274,6 +274,9 @@ class CourseAuditViewSet(BaseAPIViewSet):
     keyset_branches: Branches = None
     # The values a page reads (``ListingColumns.names``), set by ``_page``.
     keyset_fields: tuple[str, ...] | None = None
+    # Whether the page's query may be a prepared statement (``course_audit.prepared``): an
+    # unfiltered listing's, whose shape repeats from request to request.
+    keyset_prepare = False
 
     @document(
         summary="Query by course",
@@ -310,6 +313,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
         # No filter parameter, no filter form: building and validating it costs more than
         # the page's own SQL takes to run.
         if not any(name in self.request.query_params for name in _FILTER_PARAMETERS):
+            self.keyset_prepare = True
             return queryset
         return super().filter_queryset(queryset)
 
