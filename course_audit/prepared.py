@@ -59,18 +59,26 @@ def cursor(using: str) -> CursorWrapper:
         if raw.prepare_threshold is None:
             raw.prepare_threshold = _NEVER
         cursor = _cursor_class(connection.queries_logged)(raw)
+        cursor.django = connection
         _read_times_as_django_does(connection, cursor)
         wrapped: CursorWrapper = connection._prepare_cursor(cursor)
         return wrapped
 
 
 @functools.cache
-def _cursor_class(logged: bool) -> type:
-    base: Any = importlib.import_module("django.db.backends.postgresql.base")
+def _postgresql() -> Any:
+    """Django's PostgreSQL backend module, imported on first use: a site without psycopg
+    (SQLite) never needs it."""
+    return importlib.import_module("django.db.backends.postgresql.base")
 
-    class PreparingCursor(base.ServerBindingCursor):
+
+@functools.cache
+def _cursor_class(logged: bool) -> type:
+    class PreparingCursor(_postgresql().ServerBindingCursor):  # type: ignore[misc]
         """Django's cursor with server-side parameters, every query asking to be
         prepared."""
+
+        django: Any  # the Django connection it serves, whose ``ops`` show its queries
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
             result = super().execute(query, params, **{**kwargs, "prepare": True})
@@ -78,14 +86,8 @@ def _cursor_class(logged: bool) -> type:
                 # psycopg keeps no query text of a prepared run, which Django's query log
                 # (``connection.queries``, ``CaptureQueriesContext``) reads: the statement
                 # with its values, as Django shows a query bound by the server.
-                self._query = _Shown(self.mogrify_sql(query, params))
+                self._query = _Shown(self.django.ops.compose_sql(query, params).encode())
             return result
-
-        def mogrify_sql(self, query: Any, params: Any) -> bytes:
-            from psycopg import ClientCursor
-
-            with ClientCursor(self.connection) as client:
-                return client.mogrify(query, params).encode()
 
     return PreparingCursor
 
@@ -100,10 +102,7 @@ class _Shown:
 def _read_times_as_django_does(connection: Any, cursor: Any) -> None:
     """What Django's ``create_cursor`` does to a cursor whose connection reads times in
     another zone than Django's connection wants."""
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.pq import Format
-
-    base: Any = importlib.import_module("django.db.backends.postgresql.base")
-    loader = connection.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, Format.TEXT)
+    backend = _postgresql()
+    loader = connection.connection.adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
     if connection.timezone != loader.timezone:
-        register_tzloader(connection.timezone, cursor)
+        backend.register_tzloader(connection.timezone, cursor)
