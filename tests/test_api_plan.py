@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import sql as psql
 
 from course_audit import partitions
 from course_audit.context import audit_context
@@ -278,9 +279,15 @@ def test_the_prepared_page_keeps_its_plan_generic_and_still_prunes_months(
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cursor.execute(f"PREPARE test_deep_page AS {statement}")
         try:
-            placeholders = ", ".join(f"%s::{kind}" for kind in types)
+            # Literals, not parameters: a utility statement takes none, and a connection
+            # that binds on the server (prepare_threshold) would send them as such.
+            raw = connection.connection
+            arguments = ", ".join(
+                f"{psql.Literal(value).as_string(raw)}::{kind}"
+                for value, kind in zip(values, types, strict=True)
+            )
             explain = "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE test_deep_page"
-            cursor.execute(f"{explain}({placeholders})", values)
+            cursor.execute(f"{explain}({arguments})")
             [[document]] = cursor.fetchall()
         finally:
             cursor.execute("DEALLOCATE test_deep_page")

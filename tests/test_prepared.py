@@ -27,6 +27,17 @@ postgres_only = pytest.mark.skipif(
 
 T0 = dt.datetime(2025, 3, 3, 12, 0, tzinfo=dt.UTC)
 
+# A connection with psycopg's own ``prepare_threshold`` (scripts/test runs the suite so once,
+# DATABASE_PREPARE_THRESHOLD=1) prepares every query it runs, whatever the app asks: what the
+# app alone prepared cannot be told apart there, only that the answers stay the same.
+PREPARES_EVERYTHING = (
+    connection.vendor == "postgresql"
+    and connection.settings_dict.get("OPTIONS", {}).get("prepare_threshold") is not None
+)
+apart_from_the_app = pytest.mark.skipif(
+    PREPARES_EVERYTHING, reason="the connection prepares every query itself (prepare_threshold)"
+)
+
 
 @pytest.fixture(autouse=True)
 def _off_until_asked(settings: Any) -> None:
@@ -91,7 +102,8 @@ def test_the_listings_answer_the_same_with_and_without(
     params = {**params, "per_page": 4}
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = False
     off = _pages(path, token, params)
-    assert _statements() == []
+    if not PREPARES_EVERYTHING:
+        assert _statements() == []
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
     # Twice: the first run prepares, the second runs what is prepared.
     assert _pages(path, token, params) == off
@@ -101,6 +113,7 @@ def test_the_listings_answer_the_same_with_and_without(
 
 
 @postgres_only
+@apart_from_the_app
 def test_only_the_fixed_shape_queries_are_prepared(busy: Course, token: str, settings: Any) -> None:
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
     path = f"/api/v1/audit/course/courses/{busy.pk}"
@@ -142,6 +155,7 @@ def test_a_revoked_token_is_refused_by_the_prepared_lookup(
 
 
 @postgres_only
+@apart_from_the_app
 def test_only_the_aliases_named(busy: Course, token: str, settings: Any) -> None:
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = ["replica"]
     assert not prepared.enabled("default") and prepared.enabled("replica")
