@@ -8,7 +8,9 @@ stand-in values, the SQL is compiled and kept
 with where each stand-in went; each lookup then only binds its own values, runs the SQL
 and builds the instance as the ORM would. Only values that reach the SQL unchanged
 (strings and integers, e.g. a key or a hash) may be stand-ins: anything else (a time, a
-list) belongs in the function or in SQL (``Now()``).
+list) belongs in the function or in SQL (``Now()``). A parameter the function adds of its
+own (``workflow_state='active'``) is kept as a constant, once a second compilation with
+other stand-ins shows it to be one.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from course_audit import prepared
 @dataclasses.dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # For each parameter of ``sql``: the index of the looked-up value it takes.
-    slots: tuple[int, ...]
+    # For each parameter of ``sql``: the index of the looked-up value it takes, or None
+    # for a constant of the query's own (its value at the same index of ``constants``).
+    slots: tuple[int | None, ...]
+    constants: tuple[Any, ...]
     select: Any
     klass_info: Any
     annotation_col_map: Any
@@ -63,16 +67,31 @@ class CompiledLookup:
         queryset = self.build(*self.stand_ins, using=using).using(using)[:1]
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        slots = []
-        compiled: _Compiled | None
-        for param in params:
+        # Compiled again with other stand-ins: a parameter that changes with them must be
+        # one of them, unchanged; one that does not is a constant of the query's own.
+        others = tuple(_other(value) for value in self.stand_ins)
+        again = self.build(*others, using=using).using(using)[:1]
+        other_sql, other_params = again.query.get_compiler(using=using).as_sql()
+        slots: list[int | None] = []
+        constants: list[Any] = []
+        compiled: _Compiled | None = None
+        shape_holds = other_sql == sql and len(other_params) == len(params)
+        for param, other in zip(params, other_params if shape_holds else (), strict=False):
             matches = [index for index, value in enumerate(self.stand_ins) if param == value]
-            if len(matches) != 1 or type(param) is not type(self.stand_ins[matches[0]]):
-                # A value the query made of its own (or changed): not safe to reuse.
-                compiled = None
+            if (
+                len(matches) == 1
+                and type(param) is type(self.stand_ins[matches[0]])
+                and other == others[matches[0]]
+            ):
+                slots.append(matches[0])
+                constants.append(None)
+            elif not matches and param == other and isinstance(param, (str, int)):
+                slots.append(None)
+                constants.append(param)
+            else:
+                # A value the query made of a stand-in (or changed): not safe to reuse.
                 break
-            slots.append(matches[0])
-        else:
+        if shape_holds and len(slots) == len(params):
             klass_info = compiler.klass_info
             start = klass_info["select_fields"][0]
             end = klass_info["select_fields"][-1] + 1
@@ -86,6 +105,7 @@ class CompiledLookup:
             compiled = _Compiled(
                 sql=sql,
                 slots=tuple(slots),
+                constants=tuple(constants),
                 select=compiler.select,
                 klass_info=compiler.klass_info,
                 annotation_col_map=compiler.annotation_col_map,
@@ -111,7 +131,13 @@ class CompiledLookup:
         connection = connections[using]
         # A fixed shape: prepared where the site says (``course_audit.prepared``).
         with prepared.cursor(using) as cursor:
-            cursor.execute(compiled.sql, [values[slot] for slot in compiled.slots])
+            cursor.execute(
+                compiled.sql,
+                [
+                    compiled.constants[index] if slot is None else values[slot]
+                    for index, slot in enumerate(compiled.slots)
+                ],
+            )
             row = cursor.fetchone()
         if row is None:
             return None
@@ -126,3 +152,8 @@ class CompiledLookup:
         for name, position in (compiled.annotation_col_map or {}).items():
             setattr(instance, name, row[position])
         return instance
+
+
+def _other(value: str | int) -> str | int:
+    """A stand-in other than ``value``, of its type."""
+    return value - 1 if isinstance(value, int) else f"{value}~"

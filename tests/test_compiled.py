@@ -39,19 +39,35 @@ def test_a_lookup_builds_what_the_orm_builds(make_course):
     assert len(lookup._compiled) == 1
 
 
-def test_a_query_with_values_of_its_own_falls_back_to_the_orm(make_course):
-    course = make_course(name="Biology 101")
+def test_a_constant_of_the_query_is_kept_and_a_changed_stand_in_falls_back(make_course):
+    biology = make_course(name="Biology 101")
+    chemistry = make_course(name="Chemistry 101")
 
-    def named(pk, using):
-        return Course.objects.filter(pk=pk, name=Value("Biology 101"))
-
-    lookup = CompiledLookup(
+    # A value of the query's own: the same whatever the stand-ins, so compiled with it.
+    named = CompiledLookup(
         lambda pk, using: Course.objects.filter(pk=pk).filter(name="Biology 101"), stand_ins=[-1]
     )
-    assert lookup.get("default", course.pk).pk == course.pk
+    assert named.get("default", biology.pk).pk == biology.pk
+    assert named.get("default", chemistry.pk) is None  # the constant is bound, not dropped
+    [compiled] = named._compiled.values()
+    assert compiled is not None and "Biology 101" in compiled.constants
+    assert compiled.slots.count(0) == 1 and compiled.slots.count(None) == 1
+
+    # A stand-in the query changed (``contains`` wraps it in %): never reused.
+    def containing(text, using):
+        return Course.objects.filter(name__contains=text)
+
+    lookup = CompiledLookup(containing, stand_ins=["stand-in"])
+    assert lookup.get("default", "Chemistry").pk == chemistry.pk
+    assert lookup.get("default", "Biology").pk == biology.pk
     assert list(lookup._compiled.values()) == [None]
-    assert CompiledLookup(named, stand_ins=[-1]).get("default", course.pk).pk == course.pk
+
+    def valued(pk, using):
+        return Course.objects.filter(pk=pk, name=Value("Biology 101"))
+
+    assert CompiledLookup(valued, stand_ins=[-1]).get("default", biology.pk).pk == biology.pk
+    assert CompiledLookup(valued, stand_ins=[-1]).get("default", chemistry.pk) is None
     with pytest.raises(ValueError):
-        CompiledLookup(named, stand_ins=[1, 1])
+        CompiledLookup(valued, stand_ins=[1, 1])
     with pytest.raises(TypeError):
-        CompiledLookup(named, stand_ins=[1]).get("default")
+        CompiledLookup(valued, stand_ins=[1]).get("default")

@@ -167,6 +167,28 @@ def test_only_the_aliases_named(busy: Course, token: str, settings: Any) -> None
     assert len(_statements()) == 4
 
 
+@postgres_only
+@apart_from_the_app
+def test_the_account_listing_prepares_its_lookup_too(
+    busy: Course, token: str, settings: Any
+) -> None:
+    """The account's lookup has a value of its own (active accounts only): prepared as
+    the course's is, and a closed account is still not found through it."""
+    settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
+    path = f"/api/v1/audit/course/accounts/{busy.account_id}"
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(3):
+            assert Client().get(path, {"per_page": 10}, headers=_bearer(token)).status_code == 200
+    statements = _statements()
+    assert len(statements) == 4, statements
+    assert len(captured) == 3 * 4
+    assert 'FROM "course_audit_account"' in statements[1]
+    assert "course_audit_account" in statements[1] and "$2" in statements[1]
+    Account.objects.filter(pk=busy.account_id).update(workflow_state="deleted")
+    assert Client().get(path, headers=_bearer(token)).status_code == 404
+    assert _statements() == statements
+
+
 def test_never_on_sqlite_nor_when_off(settings: Any) -> None:
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = False
     assert not prepared.enabled("default")
