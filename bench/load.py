@@ -994,9 +994,10 @@ def check_sis(run: Run, root_id: int, verdict: Verdict) -> None:
         return
     # Only the restart of the primary may cut an import short: one that failed wholly
     # before or after it failed for a reason of its own.
-    cut = [sis_run for sis_run in run.sis_runs if _spans(sis_run, run.outage)]
     unexplained = [
-        sis_run.number for sis_run in run.sis_runs if sis_run.returncode and sis_run not in cut
+        sis_run.number
+        for sis_run in run.sis_runs
+        if sis_run.returncode and not _spans(sis_run, run.outage)
     ]
     verdict.check(
         not unexplained,

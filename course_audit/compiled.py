@@ -72,26 +72,10 @@ class CompiledLookup:
         others = tuple(_other(value) for value in self.stand_ins)
         again = self.build(*others, using=using).using(using)[:1]
         other_sql, other_params = again.query.get_compiler(using=using).as_sql()
-        slots: list[int | None] = []
-        constants: list[Any] = []
+        bindings = self._bindings(params, other_params, others) if other_sql == sql else None
         compiled: _Compiled | None = None
-        shape_holds = other_sql == sql and len(other_params) == len(params)
-        for param, other in zip(params, other_params if shape_holds else (), strict=False):
-            matches = [index for index, value in enumerate(self.stand_ins) if param == value]
-            if (
-                len(matches) == 1
-                and type(param) is type(self.stand_ins[matches[0]])
-                and other == others[matches[0]]
-            ):
-                slots.append(matches[0])
-                constants.append(None)
-            elif not matches and param == other and isinstance(param, (str, int)):
-                slots.append(None)
-                constants.append(param)
-            else:
-                # A value the query made of a stand-in (or changed): not safe to reuse.
-                break
-        if shape_holds and len(slots) == len(params):
+        if bindings is not None:
+            slots, constants = bindings
             klass_info = compiler.klass_info
             start = klass_info["select_fields"][0]
             end = klass_info["select_fields"][-1] + 1
@@ -120,6 +104,32 @@ class CompiledLookup:
         with self._lock:
             self._compiled[key] = compiled
         return compiled
+
+    def _bindings(
+        self, params: Sequence[Any], other_params: Sequence[Any], others: tuple[Any, ...]
+    ) -> tuple[list[int | None], list[Any]] | None:
+        """Where each parameter comes from (a stand-in's index, or None and the constant it
+        is), from the parameters of two compilations; None if one is neither."""
+        if len(params) != len(other_params):
+            return None
+        slots: list[int | None] = []
+        constants: list[Any] = []
+        for param, other in zip(params, other_params, strict=True):
+            matches = [index for index, value in enumerate(self.stand_ins) if param == value]
+            if (
+                len(matches) == 1
+                and type(param) is type(self.stand_ins[matches[0]])
+                and other == others[matches[0]]
+            ):
+                slots.append(matches[0])
+                constants.append(None)
+            elif not matches and param == other and isinstance(param, (str, int)):
+                slots.append(None)
+                constants.append(param)
+            else:
+                # A value the query made of a stand-in (or changed): not safe to reuse.
+                return None
+        return slots, constants
 
     def get(self, using: str, *values: Any) -> Model | None:
         """The instance ``build(*values, using=using)`` finds on ``using``, or None."""

@@ -71,6 +71,15 @@ def _statements() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _queries_of_three_pages(path: str, plaintext: str) -> int:
+    """How many queries three requests of the listing's first page ran."""
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(3):
+            response = Client().get(path, {"per_page": 10}, headers=_bearer(plaintext))
+            assert response.status_code == 200
+    return len(captured)
+
+
 def _pages(path: str, plaintext: str, params: dict[str, Any]) -> list[Any]:
     """Each page of the listing, following ``Link: rel="next"``: status, body, Link."""
     pages = []
@@ -118,14 +127,12 @@ def test_only_the_fixed_shape_queries_are_prepared(busy: Course, token: str, set
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
     path = f"/api/v1/audit/course/courses/{busy.pk}"
     records = AccessRecord.objects.count()
-    with CaptureQueriesContext(connection) as captured:
-        for _ in range(3):
-            assert Client().get(path, {"per_page": 10}, headers=_bearer(token)).status_code == 200
+    queries = _queries_of_three_pages(path, token)
     statements = _statements()
     # The token with its grants, the course, the page of events, the access record: each
     # once, however often it ran; the same SQL the query log shows.
     assert len(statements) == 4, statements
-    assert len(captured) == 3 * 4
+    assert queries == 3 * 4
     assert 'FROM "course_audit_apitoken"' in statements[0]
     assert "course_audit_accountmembership" in statements[0]
     assert 'FROM "course_audit_course"' in statements[1]
@@ -176,14 +183,12 @@ def test_the_account_listing_prepares_its_lookup_too(
     the course's is, and a closed account is still not found through it."""
     settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
     path = f"/api/v1/audit/course/accounts/{busy.account_id}"
-    with CaptureQueriesContext(connection) as captured:
-        for _ in range(3):
-            assert Client().get(path, {"per_page": 10}, headers=_bearer(token)).status_code == 200
+    queries = _queries_of_three_pages(path, token)
     statements = _statements()
     assert len(statements) == 4, statements
-    assert len(captured) == 3 * 4
-    assert 'FROM "course_audit_account"' in statements[1]
-    assert "course_audit_account" in statements[1] and "$2" in statements[1]
+    assert queries == 3 * 4
+    # The account by its id ($1) and the constant state ($2).
+    assert 'FROM "course_audit_account"' in statements[1] and "$2" in statements[1]
     Account.objects.filter(pk=busy.account_id).update(workflow_state="deleted")
     assert Client().get(path, headers=_bearer(token)).status_code == 404
     assert _statements() == statements
