@@ -73,6 +73,11 @@ def _postgresql() -> Any:
 
 
 @functools.cache
+def _psycopg() -> Any:
+    return importlib.import_module("psycopg")
+
+
+@functools.cache
 def _cursor_class(logged: bool) -> type:
     class PreparingCursor(_postgresql().ServerBindingCursor):  # type: ignore[misc]
         """Django's cursor with server-side parameters, every query asking to be
@@ -100,9 +105,22 @@ class _Shown:
 
 
 def _read_times_as_django_does(connection: Any, cursor: Any) -> None:
-    """What Django's ``create_cursor`` does to a cursor whose connection reads times in
-    another zone than Django's connection wants."""
+    """Times read as Django's connection reads them (aware, in ``connection.timezone``),
+    by psycopg's own loader where that gives the same values.
+
+    Django loads every ``timestamptz`` with a loader of its own written in Python (it
+    replaces each value's zone with the connection's), about ten times slower than
+    psycopg's compiled one: a page of 100 events reads some 200 times. When the session's
+    time zone is the one Django wants (``ensure_timezone`` sets it so on connecting)
+    psycopg's loader returns the very same values, and this cursor uses it; otherwise it
+    uses Django's, as Django's ``create_cursor`` would.
+    """
     backend = _postgresql()
-    loader = connection.connection.adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
+    raw = connection.connection
+    fast = _psycopg().adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
+    if connection.timezone is not None and raw.info.timezone == connection.timezone:
+        cursor.adapters.register_loader(backend.TIMESTAMPTZ_OID, fast)
+        return
+    loader = raw.adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
     if connection.timezone != loader.timezone:
         backend.register_tzloader(connection.timezone, cursor)

@@ -305,23 +305,32 @@ def subtree_accounts(account: Account) -> list[Account]:
     )
 
 
-def course_events(course: Course) -> QuerySet[CourseEvent]:
+def course_events(course: Course, *, linked: bool = True) -> QuerySet[CourseEvent]:
     """One course's events, newest first, with what the API links joined.
 
     Read through the course's own manager, so every event's ``course`` is ``course``
     itself: a page does not join the course and build it again for each of its rows.
     From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
     copy: Django will not relate rows of two databases.
+
+    ``linked=False``: the events alone, unordered, for a reader that names the columns
+    (and so the joins) and the order it reads them in, as the API's listings do
+    (``ListingColumns``, ``pagination.keyset_rows``): a queryset built per request, and
+    its joins and ordering cost more to build than such a reader uses of them.
     """
     alias = replication.read_alias()
     if alias is None or alias == course._state.db:
-        return course.events.with_links(join_course=False).newest_first()
-    return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
+        events = course.events.all()
+        return events.with_links(join_course=False).newest_first() if linked else events
+    events = CourseEvent.objects.for_course(course)
+    return for_reading(events.with_links().newest_first() if linked else events)
 
 
-def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
-    """Events of the courses that sat directly in these accounts when recorded."""
-    return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+def account_events(account_ids: Iterable[int], *, linked: bool = True) -> QuerySet[CourseEvent]:
+    """Events of the courses that sat directly in these accounts when recorded
+    (``linked`` as in ``course_events``)."""
+    events = CourseEvent.objects.for_accounts(account_ids)
+    return for_reading(events.with_links().newest_first() if linked else events)
 
 
 def _authorize(grants: Grants, account: Account) -> None:

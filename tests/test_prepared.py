@@ -228,3 +228,52 @@ def test_the_demo_prepares_on_postgresql_with_generic_plans() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SHOW plan_cache_mode")
             assert cursor.fetchone()[0] == "force_generic_plan"
+
+
+_TIMES_SQL = (
+    "SELECT t FROM (VALUES ('2025-03-03 12:00:00.123456+00'::timestamptz),"
+    " ('2024-10-27 01:30:00+02'::timestamptz), (NULL::timestamptz)) v(t)"
+)
+
+
+def _times(cursor_of: Callable[[], Any]) -> tuple[list[Any], type]:
+    from psycopg.pq import Format
+
+    with cursor_of() as cursor:
+        cursor.execute(_TIMES_SQL)
+        loader = cursor.cursor.adapters.get_loader(1184, Format.TEXT)
+        return [row[0] for row in cursor.fetchall()], loader
+
+
+@postgres_only
+@pytest.mark.parametrize("session_zone", [None, "America/Chicago"])
+def test_the_prepared_cursor_reads_times_as_django_does(
+    session_zone: str | None, settings: Any
+) -> None:
+    """psycopg's compiled loader (ten times Django's) where the session's time zone is the
+    one Django wants; Django's own where it is not: the values Django's cursor reads, either
+    way (under a session zone of its own Django keeps each value's wall time and puts its
+    own zone on it, and so does the prepared cursor)."""
+    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+
+    settings.COURSE_AUDIT_PREPARED_STATEMENTS = True
+    connection.ensure_connection()
+    if session_zone is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET TIME ZONE '{session_zone}'")
+    try:
+        expected, _ = _times(connection.cursor)
+        values, loader = _times(lambda: prepared.cursor("default"))
+    finally:
+        if session_zone is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'UTC'")
+    assert values == expected
+    assert [value.tzinfo for value in values[:2]] == [dt.UTC, dt.UTC]
+    assert values[2] is None
+    if session_zone is None:
+        assert values[:2] == [
+            dt.datetime(2025, 3, 3, 12, 0, 0, 123456, tzinfo=dt.UTC),
+            dt.datetime(2024, 10, 26, 23, 30, tzinfo=dt.UTC),
+        ]
+    assert issubclass(loader, BaseTzLoader) is (session_zone is not None)

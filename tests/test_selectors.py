@@ -3,6 +3,7 @@ auditable subtree, and the grants kept for one request and no longer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -363,3 +364,24 @@ def test_tenant_users_belong_to_those_tenants_alone(make_user, grant, department
     assert users({rival.pk}) == {rival_only}
     assert users({root_account.pk, rival.pk}) == {home_only, both, rival_only, left_the_rival}
     assert users(set()) == set()
+
+
+def test_events_for_a_reader_of_values_are_the_same_rows_without_joins_or_order(
+    course: Any, add_events: Any
+) -> None:
+    """``linked=False`` (the API's listings, which name their own columns and order): the
+    same events, with no ``select_related`` nor ordering built for nothing."""
+    add_events(course, 3, when=dt.datetime(2025, 3, 3, tzinfo=dt.UTC), step=dt.timedelta(days=40))
+    for linked, unlinked in [
+        (selectors.course_events(course), selectors.course_events(course, linked=False)),
+        (
+            selectors.account_events([course.account_id]),
+            selectors.account_events([course.account_id], linked=False),
+        ),
+    ]:
+        assert linked.query.select_related and linked.query.order_by
+        assert not unlinked.query.select_related and not unlinked.query.order_by
+        assert sorted(unlinked.values_list("pk", flat=True)) == sorted(
+            linked.values_list("pk", flat=True)
+        )
+        assert unlinked.count() == 4  # its "created" event and the three

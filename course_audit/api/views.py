@@ -286,7 +286,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
     def for_course(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
         return self._page(
-            selectors.course_events(course),
+            selectors.course_events(course, linked=False),
             Target(Scope.COURSE, course.pk, course.root_account_id),
             course=course,
         )
@@ -305,7 +305,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
         else:
             account_ids = [account.pk]
         return self._page(
-            selectors.account_events(account_ids),
+            selectors.account_events(account_ids, linked=False),
             Target(Scope.ACCOUNT, account.pk, account.resolved_root_id),
         )
 
