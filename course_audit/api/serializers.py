@@ -200,6 +200,52 @@ class UserSerializer(serializers.Serializer):
         }
 
 
+def user_row_reader(
+    serializer_class: type[serializers.BaseSerializer], user_model: Any, fields: Sequence[str]
+) -> Callable[[Mapping[str, Any], str, TimeFormatter], dict[str, Any]] | None:
+    """``UserSerializer``'s JSON of a user read straight from a row's columns (``fields``,
+    each under a prefix), without building the user model's instance; None unless that is
+    exactly what the serializer would show.
+
+    It is so when the serializer's ``to_representation`` is ``UserSerializer``'s own and the
+    user model's name methods are Django's own (``AbstractUser.get_full_name``,
+    ``AbstractBaseUser.get_username``), which read only these columns. A host's serializer
+    or a user model that renders names its own way gets instances, as before.
+    """
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AbstractUser
+
+    if (
+        getattr(serializer_class, "to_representation", None) is not UserSerializer.to_representation
+        or not isinstance(user_model, type)
+        or not issubclass(user_model, AbstractUser)
+        or user_model.get_full_name is not AbstractUser.get_full_name
+        or user_model.get_username is not AbstractBaseUser.get_username
+    ):
+        return None
+    opts: Any = user_model._meta
+    username = opts.get_field(user_model.USERNAME_FIELD).attname
+    pk = opts.pk.attname
+    if not {pk, username, "first_name", "last_name", "date_joined"} <= set(fields):
+        return None
+
+    def read(row: Mapping[str, Any], prefix: str, fmt: TimeFormatter) -> dict[str, Any]:
+        first_name, last_name = row[prefix + "first_name"], row[prefix + "last_name"]
+        login = row[prefix + username]
+        name = f"{first_name} {last_name}".strip() or login
+        first, last = first_name or "", last_name or ""
+        return {
+            "id": str(row[prefix + pk]),
+            "name": name,
+            "sortable_name": f"{last}, {first}" if first and last else name,
+            "short_name": first or name,
+            "created_at": fmt(row[prefix + "date_joined"]),
+            "login_id": login,
+        }
+
+    return read
+
+
 class PageViewSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     url = serializers.CharField()
@@ -498,12 +544,15 @@ def compound_document(
     ``course``: the listing's course when ``columns.course_known``. Each user is built as
     an instance of the user model (``Model.from_db``, no query) for the user serializer,
     which a host may have chosen (``COURSE_AUDIT_USER_SERIALIZER``); ``context`` (the view's
-    serializer context, with the request) goes to it.
+    serializer context, with the request) goes to it. With the default serializer and
+    Django's own name methods the row is read as it stands (``user_row_reader``).
     """
     page_views: dict[Any, dict[str, Any]] = {}
     courses: dict[Any, dict[str, Any]] = {}
     users: dict[Any, Any] = {}
     user_model = get_user_model()
+    serializer_class = user_serializer_class()
+    read_user = user_row_reader(serializer_class, user_model, columns.user_fields)
     user_present = f"user__{columns.user_present}"
     known = None if course is None else course_json(course, ids_as_strings=True)
     fmt = time_formatter()
@@ -531,12 +580,19 @@ def compound_document(
             )
         user_pk = row["user_id"]
         if row[user_present] is not None and user_pk not in users:
-            users[user_pk] = user_model.from_db(
-                using,
-                list(columns.user_fields),
-                [row[f"user__{field}"] for field in columns.user_fields],
-            )
-    user_serializer = user_serializer_class()(context=context or {})
+            if read_user is not None:
+                users[user_pk] = read_user(row, "user__", fmt)
+            else:
+                users[user_pk] = user_model.from_db(
+                    using,
+                    list(columns.user_fields),
+                    [row[f"user__{field}"] for field in columns.user_fields],
+                )
+    if read_user is None:
+        user_serializer = serializer_class(context=context or {})
+        linked_users = [user_serializer.to_representation(user) for user in users.values()]
+    else:
+        linked_users = list(users.values())
     return {
         "links": {
             "events.course": course_url_template,
@@ -547,7 +603,7 @@ def compound_document(
         "linked": {
             "page_views": list(page_views.values()),
             "courses": list(courses.values()),
-            "users": [user_serializer.to_representation(user) for user in users.values()],
+            "users": linked_users,
         },
     }
 
