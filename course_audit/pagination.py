@@ -102,6 +102,7 @@ def keyset_rows(
     fields: Sequence[str] | None = None,
     branches: Branches = None,
     prepare: bool = False,
+    scope: tuple[str, Any] | None = None,
 ) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows, newest first, and whether more lie beyond them.
 
@@ -111,7 +112,9 @@ def keyset_rows(
     ``fetch_ordered``. ``prepare``: the page's query, when it is one range read as values,
     is a prepared statement where ``COURSE_AUDIT_PREPARED_STATEMENTS`` says
     (``course_audit.prepared``); for a query of a fixed shape run again and again, as the
-    API's unfiltered listings are.
+    API's unfiltered listings are. ``scope``: (a column, a value) the rows of ``queryset``
+    must also have, added here (as SQL text where the rows are read as values: no ORM
+    filter built for each page).
     """
     newer = before is not None
     # A page token may have asked for more than the standby the queryset was bound for has.
@@ -128,7 +131,10 @@ def keyset_rows(
             after=after,
             before=before,
             prepare=prepare,
+            scope=scope,
         )
+    if rows is None and scope is not None:
+        queryset = queryset.filter(**{scope[0]: scope[1]})
     if rows is None:
         rows = fetch_ordered(
             _bounded(queryset, after=after, before=before),
@@ -334,6 +340,7 @@ def _values_rows(
     after: Position | None = None,
     before: Position | None = None,
     prepare: bool = False,
+    scope: tuple[str, Any] | None = None,
 ) -> list[dict[str, Any]] | None:
     """``list(_bounded(ordered, after=after, before=before).values(*fields)[:limit])``
     without compiling the SELECT list and its joins for each page: only ``ordered``'s WHERE
@@ -368,6 +375,10 @@ def _values_rows(
     compiler = query.get_compiler(using=ordered.db)
     where, params = compiler.compile(query.where) if query.where else ("", [])
     conditions, bound_params = _keyset_sql(ordered, after=after, before=before)
+    if scope is not None:
+        field: Any = query.get_meta().get_field(scope[0])
+        conditions.insert(0, f"{qn(table)}.{qn(field.column)} = %s")
+        bound_params = [field.get_db_prep_value(scope[1], connection), *bound_params]
     if conditions:
         where = " AND ".join([*([f"({where})"] if where else []), *conditions])
         params = [*params, *bound_params]

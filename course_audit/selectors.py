@@ -305,32 +305,53 @@ def subtree_accounts(account: Account) -> list[Account]:
     )
 
 
-def course_events(course: Course, *, linked: bool = True) -> QuerySet[CourseEvent]:
+def course_events(course: Course) -> QuerySet[CourseEvent]:
     """One course's events, newest first, with what the API links joined.
 
     Read through the course's own manager, so every event's ``course`` is ``course``
     itself: a page does not join the course and build it again for each of its rows.
     From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
     copy: Django will not relate rows of two databases.
-
-    ``linked=False``: the events alone, unordered, for a reader that names the columns
-    (and so the joins) and the order it reads them in, as the API's listings do
-    (``ListingColumns``, ``pagination.keyset_rows``): a queryset built per request, and
-    its joins and ordering cost more to build than such a reader uses of them.
     """
     alias = replication.read_alias()
     if alias is None or alias == course._state.db:
-        events = course.events.all()
-        return events.with_links(join_course=False).newest_first() if linked else events
-    events = CourseEvent.objects.for_course(course)
-    return for_reading(events.with_links().newest_first() if linked else events)
+        return course.events.with_links(join_course=False).newest_first()
+    return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
 
 
-def account_events(account_ids: Iterable[int], *, linked: bool = True) -> QuerySet[CourseEvent]:
-    """Events of the courses that sat directly in these accounts when recorded
-    (``linked`` as in ``course_events``)."""
-    events = CourseEvent.objects.for_accounts(account_ids)
-    return for_reading(events.with_links().newest_first() if linked else events)
+def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
+    """Events of the courses that sat directly in these accounts when recorded."""
+    return for_reading(CourseEvent.objects.for_accounts(account_ids).with_links().newest_first())
+
+
+class ScopedEvents(NamedTuple):
+    """The events of one course or one account, as the database they are read from (every
+    event there, unfiltered) and the one column and value that choose them: for a reader
+    that names its own columns, order and conditions (the API's listings:
+    ``pagination.keyset_rows``'s ``scope``), which then builds no ORM filter per request.
+    ``queryset()`` is the same rows as a queryset, for everything else."""
+
+    events: QuerySet[CourseEvent]
+    column: str
+    value: int
+
+    def queryset(self) -> QuerySet[CourseEvent]:
+        return self.events.filter(**{self.column: self.value})
+
+
+def course_event_scope(course: Course) -> ScopedEvents:
+    """``course``'s events (``course_events``' rows, without its joins and order), read
+    where it reads them: the course's own database, or ``COURSE_AUDIT_READ_DATABASE``."""
+    alias = replication.read_alias()
+    if alias is None or alias == course._state.db:
+        using = router.db_for_read(CourseEvent, instance=course)
+        return ScopedEvents(CourseEvent.objects.db_manager(using).all(), "course_id", course.pk)
+    return ScopedEvents(for_reading(CourseEvent.objects.all()), "course_id", course.pk)
+
+
+def account_event_scope(account_id: int) -> ScopedEvents:
+    """The events recorded in one account (``account_events``' rows for it alone)."""
+    return ScopedEvents(for_reading(CourseEvent.objects.all()), "account_id", account_id)
 
 
 def _authorize(grants: Grants, account: Account) -> None:

@@ -596,3 +596,25 @@ def test_the_ends_of_the_calendar_are_answered_not_500(registrar, course, params
         [error] = response.json()["errors"]
         assert error["message"].endswith("is out of the supported range of dates")
         assert error["message"].startswith(next(iter(params)))
+
+
+def test_the_course_link_follows_the_script_prefix(registrar, course):
+    """The ``events.course`` template is reversed once per URLconf and script prefix (which
+    a WSGI server sets from ``SCRIPT_NAME``; Django's test client does not, hence set here):
+    a site served under a prefix gets it, and one without does not keep it."""
+    from django.urls import set_script_prefix
+
+    path = f"/api/v1/audit/course/courses/{course.pk}"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {registrar.token}"}
+    try:
+        for prefix, expected in [
+            ("/lms/", "http://testserver/lms/api/v1/courses/{events.course}"),
+            ("/", "http://testserver/api/v1/courses/{events.course}"),
+            ("/other/", "http://testserver/other/api/v1/courses/{events.course}"),
+        ]:
+            set_script_prefix(prefix)
+            response = registrar.client.get(path, **auth)
+            assert response.status_code == 200
+            assert response.json()["links"]["events.course"] == expected
+    finally:
+        set_script_prefix("/")

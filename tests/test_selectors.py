@@ -366,22 +366,25 @@ def test_tenant_users_belong_to_those_tenants_alone(make_user, grant, department
     assert users(set()) == set()
 
 
-def test_events_for_a_reader_of_values_are_the_same_rows_without_joins_or_order(
-    course: Any, add_events: Any
-) -> None:
-    """``linked=False`` (the API's listings, which name their own columns and order): the
-    same events, with no ``select_related`` nor ordering built for nothing."""
+def test_scoped_events_are_the_listings_rows(course: Any, add_events: Any) -> None:
+    """``ScopedEvents``: every event of the database the listing reads, and the one column
+    and value that choose the course's or the account's; its ``queryset()`` is those rows."""
     add_events(course, 3, when=dt.datetime(2025, 3, 3, tzinfo=dt.UTC), step=dt.timedelta(days=40))
-    for linked, unlinked in [
-        (selectors.course_events(course), selectors.course_events(course, linked=False)),
+    for scoped, listing in [
+        (selectors.course_event_scope(course), selectors.course_events(course)),
         (
+            selectors.account_event_scope(course.account_id),
             selectors.account_events([course.account_id]),
-            selectors.account_events([course.account_id], linked=False),
         ),
     ]:
-        assert linked.query.select_related and linked.query.order_by
-        assert not unlinked.query.select_related and not unlinked.query.order_by
-        assert sorted(unlinked.values_list("pk", flat=True)) == sorted(
-            linked.values_list("pk", flat=True)
+        assert not scoped.events.query.where  # nothing chosen yet: the reader adds it
+        assert scoped.events.db == listing.db == "default"
+        assert sorted(scoped.queryset().values_list("pk", flat=True)) == sorted(
+            listing.values_list("pk", flat=True)
         )
-        assert unlinked.count() == 4  # its "created" event and the three
+        assert scoped.queryset().count() == 4  # its "created" event and the three
+    assert selectors.course_event_scope(course)[1:] == ("course_id", course.pk)
+    assert selectors.account_event_scope(course.account_id)[1:] == (
+        "account_id",
+        course.account_id,
+    )

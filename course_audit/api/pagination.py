@@ -64,6 +64,7 @@ class KeysetPagination(BasePagination):
             fields=getattr(view, "keyset_fields", None),
             branches=getattr(view, "keyset_branches", None),
             prepare=getattr(view, "keyset_prepare", False),
+            scope=getattr(view, "keyset_scope", None),
         )
         last = rows[-1] if self.has_next else None
         self.next_token: str | None
@@ -76,24 +77,29 @@ class KeysetPagination(BasePagination):
             self.next_token = None
         return rows
 
-    def page_url(self, token: str) -> str:
-        request = self.request
-        params = [
-            (key, value)
-            for key, values in request.query_params.lists()
-            if key not in ("page", "per_page")
-            for value in values
-        ]
-        params += [("page", token), ("per_page", str(self.per_page))]
-        return f"{request.build_absolute_uri(request.path)}?{urlencode(params)}"
-
     def link_header(self) -> str:
         links: Sequence[tuple[str, str]] = [("current", self.page_token)]
         if self.next_token is not None:
             links = [*links, ("next", self.next_token), ("first", FIRST)]
         else:
             links = [*links, ("first", FIRST), ("last", self.page_token)]
-        return ",".join(f'<{self.page_url(token)}>; rel="{rel}"' for rel, token in links)
+        # Every link is this path with the request's other parameters as they came, then
+        # ``page`` and ``per_page``: the part they share is built once.
+        request = self.request
+        kept = [
+            (key, value)
+            for key, values in request.query_params.lists()
+            if key not in ("page", "per_page")
+            for value in values
+        ]
+        head = f"{request.build_absolute_uri(request.path)}?"
+        if kept:
+            head += urlencode(kept) + "&"
+        per_page = str(self.per_page)
+        return ",".join(
+            f'<{head}{urlencode([("page", token), ("per_page", per_page)])}>; rel="{rel}"'
+            for rel, token in links
+        )
 
     def get_paginated_response(self, data: Any) -> Any:
         return Response(data, headers={"Link": self.link_header()})

@@ -13,6 +13,7 @@ primary; the audit listings' events and their linked objects (one joined query) 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import router
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, JsonResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
@@ -233,6 +234,19 @@ _ACCOUNT_BY_ID = CompiledLookup(
 )
 
 
+def _course_path_template() -> str:
+    """The course endpoint's path with ``__course__`` for its id (``{events.course}`` once
+    the URL is absolute: ``build_absolute_uri`` would quote the braces), reversed once per
+    URLconf and script prefix."""
+    return _reversed_course_path(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
+
+
+@functools.lru_cache(maxsize=64)
+def _reversed_course_path(urlconf: str, prefix: str) -> str:
+    # ``prefix`` is the script prefix ``reverse`` reads (it is the cache's key, not passed).
+    return reverse("course_audit_api:course", urlconf=urlconf, kwargs={"course_id": "__course__"})
+
+
 def _content_length(request: Request) -> int:
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0)
@@ -274,6 +288,9 @@ class CourseAuditViewSet(BaseAPIViewSet):
     keyset_branches: Branches = None
     # The values a page reads (``ListingColumns.names``), set by ``_page``.
     keyset_fields: tuple[str, ...] | None = None
+    # The one column and value that choose the events, added by the paginator to an
+    # unfiltered listing's query (``_page``).
+    keyset_scope: tuple[str, int] | None = None
     # Whether the page's query may be a prepared statement (``course_audit.prepared``): an
     # unfiltered listing's, whose shape repeats from request to request.
     keyset_prepare = False
@@ -286,7 +303,7 @@ class CourseAuditViewSet(BaseAPIViewSet):
     def for_course(self, request: Request, course_id: str) -> Response:
         course = self.get_course(course_id)
         return self._page(
-            selectors.course_events(course, linked=False),
+            selectors.course_event_scope(course),
             Target(Scope.COURSE, course.pk, course.root_account_id),
             course=course,
         )
@@ -298,24 +315,26 @@ class CourseAuditViewSet(BaseAPIViewSet):
     )
     def for_account(self, request: Request, account_id: str) -> Response:
         account = self.get_account(account_id)
+        events: QuerySet[CourseEvent] | selectors.ScopedEvents
         if _flag(request, "include_subaccounts"):
             account_ids = selectors.auditable_subtree(request, account, self.required_permission)
             # One index range per account: the paginator reads each with its own scan.
             self.keyset_partitions = ("account_id", account_ids)
+            events = selectors.account_events(account_ids)
         else:
-            account_ids = [account.pk]
-        return self._page(
-            selectors.account_events(account_ids, linked=False),
-            Target(Scope.ACCOUNT, account.pk, account.resolved_root_id),
-        )
+            events = selectors.account_event_scope(account.pk)
+        return self._page(events, Target(Scope.ACCOUNT, account.pk, account.resolved_root_id))
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         # No filter parameter, no filter form: building and validating it costs more than
         # the page's own SQL takes to run.
-        if not any(name in self.request.query_params for name in _FILTER_PARAMETERS):
+        if not self._filtered():
             self.keyset_prepare = True
             return queryset
         return super().filter_queryset(queryset)
+
+    def _filtered(self) -> bool:
+        return any(name in self.request.query_params for name in _FILTER_PARAMETERS)
 
     def on_filterset(self, filterset: CourseEventFilterSet) -> None:
         """Called by ``ListingFilterBackend`` with the valid filter form: how the page's
@@ -323,20 +342,34 @@ class CourseAuditViewSet(BaseAPIViewSet):
         self.keyset_partitions, self.keyset_branches = filterset.ranges(self.keyset_partitions)
 
     def _page(
-        self, events: QuerySet[CourseEvent], target: Target, *, course: Course | None = None
+        self,
+        events: QuerySet[CourseEvent] | selectors.ScopedEvents,
+        target: Target,
+        *,
+        course: Course | None = None,
     ) -> Response:
         """A page of ``events`` as the compound document, read as values: one query joins
         each event's linked page view, courses and user, and no model is built but the
-        users (for the user serializer). Then its access record: one INSERT."""
+        users (for the user serializer). Then its access record: one INSERT.
+
+        The events of one course or account (``ScopedEvents``) are filtered by the filter
+        form when the request has a filter parameter; without one, the paginator adds
+        their one condition itself (``keyset_scope``), and no queryset filter is built."""
         columns = ListingColumns.for_listing(course_known=course is not None)
         self.keyset_fields = columns.names
+        if isinstance(events, selectors.ScopedEvents):
+            if self._filtered():
+                events = events.queryset()
+            else:
+                self.keyset_scope = (events.column, events.value)
+                events = events.events
         events = self.filter_queryset(events)
         page: Any = self.paginate_queryset(events)
         assert page is not None
         access_log.record(self.request, surface=Surface.API, target=target, count=len(page))
-        template = self.request.build_absolute_uri(
-            reverse("course_audit_api:course", kwargs={"course_id": "__course__"})
-        ).replace("__course__", "{events.course}")
+        template = self.request.build_absolute_uri(_course_path_template()).replace(
+            "__course__", "{events.course}"
+        )
         return self.get_paginated_response(
             compound_document(
                 page,
