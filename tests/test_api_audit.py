@@ -618,3 +618,48 @@ def test_the_course_link_follows_the_script_prefix(registrar, course):
             assert response.json()["links"]["events.course"] == expected
     finally:
         set_script_prefix("/")
+
+
+@pytest.mark.parametrize("listing", ["course", "account"])
+def test_a_subclass_with_another_paginator_still_reads_only_its_scope(
+    registrar, course, make_course, listing
+):
+    """The app's paginator adds an unfiltered listing's course or account condition itself;
+    a subclass paged by another paginator (DRF's) gets the events already scoped, never
+    every event of the table."""
+    from rest_framework.pagination import PageNumberPagination
+    from rest_framework.test import APIRequestFactory
+
+    from course_audit.api.views import CourseAuditViewSet
+
+    class Paged(PageNumberPagination):
+        page_size = 100
+
+    class Offset(CourseAuditViewSet):
+        pagination_class = Paged
+
+        def filter_queryset(self, queryset):
+            return super().filter_queryset(queryset).values(*self.keyset_fields or ())
+
+    other = make_course(account=course.account)  # same account: a course listing's test
+    services.course_update(course=other, name="Other")
+    services.course_update(course=course, name="Mine")
+    if listing == "course":
+        view, kwargs = Offset.as_view({"get": "for_course"}), {"course_id": str(course.pk)}
+        expected = CourseEvent.objects.filter(course=course).count()
+    else:
+        elsewhere = make_course(account=Account.objects.create(name="Elsewhere"))
+        services.course_update(course=elsewhere, name="Not here")
+        view, kwargs = (
+            Offset.as_view({"get": "for_account"}),
+            {"account_id": str(course.account_id)},
+        )
+        expected = CourseEvent.objects.filter(account_id=course.account_id).count()
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {registrar.token}")
+    response = view(request, **kwargs)
+    assert response.status_code == 200
+    body = response.data
+    scoped = CourseEvent.objects.filter(
+        **({"course": course} if listing == "course" else {"account_id": course.account_id})
+    )
+    assert body["count"] == expected == scoped.count() < CourseEvent.objects.count()

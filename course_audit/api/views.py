@@ -353,12 +353,13 @@ class CourseAuditViewSet(BaseAPIViewSet):
         users (for the user serializer). Then its access record: one INSERT.
 
         The events of one course or account (``ScopedEvents``) are filtered by the filter
-        form when the request has a filter parameter; without one, the paginator adds
-        their one condition itself (``keyset_scope``), and no queryset filter is built."""
+        form when the request has a filter parameter; without one, the app's paginator
+        adds their one condition itself (``keyset_scope``), and no queryset filter is built.
+        Any other paginator (a subclass's) gets them as a queryset."""
         columns = ListingColumns.for_listing(course_known=course is not None)
         self.keyset_fields = columns.names
         if isinstance(events, selectors.ScopedEvents):
-            if self._filtered():
+            if self._filtered() or not isinstance(self.paginator, KeysetPagination):
                 events = events.queryset()
             else:
                 self.keyset_scope = (events.column, events.value)
