@@ -135,4 +135,6 @@ def test_an_instance_is_built_where_the_row_may_not_say_it_all():
     if user_model._meta.app_label == "auth":  # Django's own User: one that names its own way
         with mock.patch.object(user_model, "get_full_name", lambda self: "someone else"):
             assert user_row_reader(UserSerializer, user_model, fields) is None
+        with mock.patch.object(user_model, "from_db", classmethod(lambda cls, *args: None)):
+            assert user_row_reader(UserSerializer, user_model, fields) is None
         assert user_row_reader(UserSerializer, user_model, fields) is not None

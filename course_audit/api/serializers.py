@@ -209,11 +209,13 @@ def user_row_reader(
 
     It is so when the serializer's ``to_representation`` is ``UserSerializer``'s own and the
     user model's name methods are Django's own (``AbstractUser.get_full_name``,
-    ``AbstractBaseUser.get_username``), which read only these columns. A host's serializer
-    or a user model that renders names its own way gets instances, as before.
+    ``AbstractBaseUser.get_username``), which read only these columns, and it builds its
+    instances from rows as Django does (``Model.from_db``). A host's serializer or a user
+    model that renders names its own way gets instances, as before.
     """
     from django.contrib.auth.base_user import AbstractBaseUser
     from django.contrib.auth.models import AbstractUser
+    from django.db.models import Model
 
     if (
         getattr(serializer_class, "to_representation", None) is not UserSerializer.to_representation
@@ -221,6 +223,7 @@ def user_row_reader(
         or not issubclass(user_model, AbstractUser)
         or user_model.get_full_name is not AbstractUser.get_full_name
         or user_model.get_username is not AbstractBaseUser.get_username
+        or user_model.from_db.__func__ is not Model.from_db.__func__  # type: ignore[attr-defined]
     ):
         return None
     opts: Any = user_model._meta
