@@ -73,8 +73,11 @@ def _postgresql() -> Any:
 
 
 @functools.cache
-def _psycopg() -> Any:
-    return importlib.import_module("psycopg")
+def _compiled_tz_loader() -> Any:
+    """psycopg's own ``timestamptz`` loader (its C one where psycopg has it)."""
+    backend = _postgresql()
+    adapters = importlib.import_module("psycopg").adapters
+    return adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
 
 
 @functools.cache
@@ -117,9 +120,8 @@ def _read_times_as_django_does(connection: Any, cursor: Any) -> None:
     """
     backend = _postgresql()
     raw = connection.connection
-    fast = _psycopg().adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
     if connection.timezone is not None and raw.info.timezone == connection.timezone:
-        cursor.adapters.register_loader(backend.TIMESTAMPTZ_OID, fast)
+        cursor.adapters.register_loader(backend.TIMESTAMPTZ_OID, _compiled_tz_loader())
         return
     loader = raw.adapters.get_loader(backend.TIMESTAMPTZ_OID, backend.Format.TEXT)
     if connection.timezone != loader.timezone:

@@ -313,10 +313,16 @@ def course_events(course: Course) -> QuerySet[CourseEvent]:
     From another database (``COURSE_AUDIT_READ_DATABASE``) the events bring their own
     copy: Django will not relate rows of two databases.
     """
-    alias = replication.read_alias()
-    if alias is None or alias == course._state.db:
+    if _read_where_the_course_is(course):
         return course.events.with_links(join_course=False).newest_first()
     return for_reading(CourseEvent.objects.for_course(course).with_links().newest_first())
+
+
+def _read_where_the_course_is(course: Course) -> bool:
+    """Whether a course's events are read from the database its row came from (no
+    ``COURSE_AUDIT_READ_DATABASE`` for this request, or that very one)."""
+    alias = replication.read_alias()
+    return alias is None or alias == course._state.db
 
 
 def account_events(account_ids: Iterable[int]) -> QuerySet[CourseEvent]:
@@ -342,8 +348,7 @@ class ScopedEvents(NamedTuple):
 def course_event_scope(course: Course) -> ScopedEvents:
     """``course``'s events (``course_events``' rows, without its joins and order), read
     where it reads them: the course's own database, or ``COURSE_AUDIT_READ_DATABASE``."""
-    alias = replication.read_alias()
-    if alias is None or alias == course._state.db:
+    if _read_where_the_course_is(course):
         using = router.db_for_read(CourseEvent, instance=course)
         return ScopedEvents(CourseEvent.objects.db_manager(using).all(), "course_id", course.pk)
     return ScopedEvents(for_reading(CourseEvent.objects.all()), "course_id", course.pk)

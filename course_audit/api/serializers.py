@@ -19,9 +19,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema_field
@@ -213,10 +216,6 @@ def user_row_reader(
     instances from rows as Django does (``Model.from_db``). A host's serializer or a user
     model that renders names its own way gets instances, as before.
     """
-    from django.contrib.auth.base_user import AbstractBaseUser
-    from django.contrib.auth.models import AbstractUser
-    from django.db.models import Model
-
     if (
         getattr(serializer_class, "to_representation", None) is not UserSerializer.to_representation
         or not isinstance(user_model, type)
