@@ -23,6 +23,11 @@ so a job whose record cannot be written keeps no file; and each download of the 
 is served. A job cancelled or failed part-way keeps no file and discloses nothing: no
 record.
 
+An API listing's page read on the primary (where the records go), on PostgreSQL, writes
+its record with the page's own statement (``PageRecord``: the INSERT in a ``WITH`` clause
+of the page's SELECT, its count that of the rows read): one round trip, and the read and
+its record commit together, or neither does. Elsewhere the record is its own INSERT.
+
 An export streams, so its count is known only at its end: its record is written then,
 with the rows sent and ``complete`` false if the stream was cut short (the client went
 away, or the database failed mid-way). An append-only record cannot be written first and
@@ -115,6 +120,50 @@ def record(
             )
         ]
     )
+
+
+class PageRecord:
+    """The access record of a page about to be read, its count still to come: written by
+    the page's own SQL statement where it can ride on it (``statement``), else on its own
+    once the rows are known (``write``)."""
+
+    def __init__(self, request: UserRequest, *, surface: str, target: Target) -> None:
+        self.request = request
+        self.surface = surface
+        self.target = target
+        # Set by whoever ran ``statement``'s INSERT with its query.
+        self.written = False
+
+    def statement(self, using: str, count_sql: str) -> tuple[str, list[Any]] | None:
+        """The record's INSERT, to run as a statement of a ``WITH`` clause of a query on
+        ``using``, its count the value of ``count_sql`` (an SQL expression of that
+        query, e.g. a count of its page), with its parameters; None where it cannot ride
+        there (the log off, read-only mode, records written on another database, or one
+        other than PostgreSQL: only its ``WITH`` takes an INSERT). Whoever runs it sets
+        ``written``."""
+        if not enabled() or replication.read_only():
+            return None
+        if router.db_for_write(AccessRecord) != using:
+            return None
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            return None
+        record = _record(
+            self.request, surface=self.surface, target=self.target, count=0, complete=True
+        )
+        sql = _insert_sql(connection.vendor, using, 1, _asynchronous(connection), count_sql)
+        params = [
+            field.get_db_prep_save(getattr(record, field.attname), connection)
+            for field in _INSERT_FIELDS
+            if field.attname != "count"
+        ]
+        return sql, params
+
+    def write(self, count: int) -> None:
+        """The record with ``count`` on its own (``record``), unless the read's statement
+        wrote it."""
+        if not self.written:
+            record(self.request, surface=self.surface, target=self.target, count=count)
 
 
 def job_filters(job: ExportJob) -> dict[str, Any]:
@@ -266,11 +315,7 @@ def _write(records: list[AccessRecord]) -> None:
         return
     using = router.db_for_write(AccessRecord)
     connection = connections[using]
-    # In autocommit (as a site serves a read) the INSERT is its own transaction: one
-    # statement, no BEGIN, COMMIT or savepoint.
-    alone = connection.get_autocommit() and not connection.in_atomic_block
-    asynchronous = alone and not conf.ACCESS_LOG_SYNCHRONOUS_COMMIT
-    sql = _insert_sql(connection.vendor, using, len(records), asynchronous)
+    sql = _insert_sql(connection.vendor, using, len(records), _asynchronous(connection))
     params = [
         field.get_db_prep_save(getattr(record, field.attname), connection)
         for record in records
@@ -287,10 +332,21 @@ _INSERT_FIELDS: tuple[Any, ...] = tuple(
 )
 
 
+def _asynchronous(connection: Any) -> bool:
+    """Whether a record's commit may skip waiting for the disk flush (``_insert_sql``):
+    in autocommit (as a site serves a read) the statement is its own transaction (no
+    BEGIN, COMMIT or savepoint), unless the site asks for the wait."""
+    alone = connection.get_autocommit() and not connection.in_atomic_block
+    return alone and not conf.ACCESS_LOG_SYNCHRONOUS_COMMIT
+
+
 @functools.lru_cache(maxsize=64)
-def _insert_sql(vendor: str, using: str, rows: int, asynchronous: bool) -> str:
+def _insert_sql(
+    vendor: str, using: str, rows: int, asynchronous: bool, count_sql: str | None = None
+) -> str:
     """The records' INSERT, built once per shape: what ``Model.save()`` would send, without
     building it for each read (the ORM's INSERT costs more to compile than to run).
+    ``count_sql``: the count is that SQL expression, not a parameter (``PageRecord``).
 
     ``asynchronous`` (PostgreSQL, a statement that is its own transaction, unless
     ``COURSE_AUDIT_ACCESS_LOG_SYNCHRONOUS_COMMIT``): the commit does
@@ -305,18 +361,24 @@ def _insert_sql(vendor: str, using: str, rows: int, asynchronous: bool) -> str:
     qn = connection.ops.quote_name
     columns = ", ".join(qn(field.column) for field in _INSERT_FIELDS)
     table = qn(AccessRecord._meta.db_table)
+
+    def value(field: Any, typed: bool) -> str:
+        if count_sql is not None and field.attname == "count":
+            return f"({count_sql})::{field.cast_db_type(connection)}"
+        return f"%s::{field.cast_db_type(connection)}" if typed else "%s"
+
     if vendor == "postgresql" and asynchronous:
         # The setting rides in the statement: no second round trip, and a statement
         # with parameters may be prepared (``server_side_binding``), where a SET could not
         # travel with it. Typed, since a SELECT's parameters have no column to take a type
         # from.
-        typed = ", ".join(f"%s::{field.cast_db_type(connection)}" for field in _INSERT_FIELDS)
+        typed = ", ".join(value(field, True) for field in _INSERT_FIELDS)
         values = " UNION ALL ".join([f"SELECT {typed}"] * rows)
         return (
             f"INSERT INTO {table} ({columns}) SELECT records.* FROM ({values}) records, "
             f"(SELECT set_config('synchronous_commit', 'off', true)) settings"
         )
-    row = f"({', '.join(['%s'] * len(_INSERT_FIELDS))})"
+    row = f"({', '.join(value(field, False) for field in _INSERT_FIELDS)})"
     return f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}"
 
 

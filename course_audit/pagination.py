@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from django.core import signing
 from django.db import connections
@@ -46,6 +46,19 @@ Partitions = tuple[str, list[int]] | None
 # Filters whose union the rows are, each served by an index range of its own, e.g. one per
 # changed field a listing asks for (see ``fetch_ordered``); None for one range.
 Branches = Sequence[Q] | None
+
+
+class Rider(Protocol):
+    """A statement that may ride on a page's own SQL (``keyset_rows``): e.g. the page's
+    access record (``course_audit.access_log.PageRecord``)."""
+
+    written: bool
+
+    def statement(self, using: str, count_sql: str) -> tuple[str, list[Any]] | None:
+        """A data-modifying statement for the page query's ``WITH`` clause on ``using``,
+        given ``count_sql`` (the number of rows the page shows), and its parameters; None
+        where it cannot ride there."""
+        ...
 
 
 class InvalidCursor(ValueError):
@@ -103,6 +116,7 @@ def keyset_rows(
     branches: Branches = None,
     prepare: bool = False,
     scope: tuple[str, Any] | None = None,
+    rider: Rider | None = None,
 ) -> tuple[list[Any], bool]:
     """Up to ``limit`` rows, newest first, and whether more lie beyond them.
 
@@ -114,7 +128,8 @@ def keyset_rows(
     (``course_audit.prepared``); for a query of a fixed shape run again and again, as the
     API's unfiltered listings are. ``scope``: (a column, a value) the rows of ``queryset``
     must also have, added here (as SQL text where the rows are read as values: no ORM
-    filter built for each page).
+    filter built for each page). ``rider``: a statement run by the page's own query where
+    it can (one round trip; ``Rider``), which then marks it ``written``.
     """
     newer = before is not None
     # A page token may have asked for more than the standby the queryset was bound for has.
@@ -132,6 +147,7 @@ def keyset_rows(
             before=before,
             prepare=prepare,
             scope=scope,
+            rider=rider,
         )
     if rows is None and scope is not None:
         queryset = queryset.filter(**{scope[0]: scope[1]})
@@ -295,6 +311,9 @@ class _SelectTemplate:
     converters: dict[int, tuple[list[Any], Any]]
 
 
+# The names of the page's rows and of a rider's statement in a page query's WITH clause.
+_PAGE = "course_audit_page"
+_RIDER = "course_audit_rider"
 _TEMPLATES: dict[tuple[str, str, str, type, tuple[str, ...], bool], _SelectTemplate] = {}
 
 
@@ -341,6 +360,7 @@ def _values_rows(
     before: Position | None = None,
     prepare: bool = False,
     scope: tuple[str, Any] | None = None,
+    rider: Rider | None = None,
 ) -> list[dict[str, Any]] | None:
     """``list(_bounded(ordered, after=after, before=before).values(*fields)[:limit])``
     without compiling the SELECT list and its joins for each page: only ``ordered``'s WHERE
@@ -386,15 +406,30 @@ def _values_rows(
     # The page's rows are chosen first, on the listing's index alone, and only they are
     # joined: a plan PostgreSQL keeps whatever it guesses of the parameters (a prepared,
     # generic plan may otherwise join every row of the range before sorting).
-    page = (
-        f" FROM (SELECT * FROM {qn(table)}{f' WHERE {where}' if where else ''}"
+    chosen = (
+        f"SELECT * FROM {qn(table)}{f' WHERE {where}' if where else ''}"
         f" ORDER BY {qn(table)}.{qn('created_at')} {direction}, {qn(table)}.{qn('id')} "
-        f"{direction} LIMIT {int(limit)}) {qn(table)}"
+        f"{direction} LIMIT {int(limit)}"
     )
-    sql = f"{template.head.replace(source, page)} {template.order_by}"
+    # The rows shown: the page reads one more than it shows, to know whether more follow.
+    count_sql = f"SELECT least(count(*), {int(limit) - 1}) FROM {qn(_PAGE)}"
+    ride = rider.statement(ordered.db, count_sql) if rider is not None else None
+    if ride is None:
+        sql = f"{template.head.replace(source, f' FROM ({chosen}) {qn(table)}')}"
+    else:
+        # The page's rows once, for the SELECT and the rider's count alike; the rider's
+        # statement runs to its end whether or not the SELECT reads it.
+        sql = (
+            f"WITH {qn(_PAGE)} AS ({chosen}), {qn(_RIDER)} AS ({ride[0]}) "
+            f"{template.head.replace(source, f' FROM {qn(_PAGE)} {qn(table)}')}"
+        )
+        params = [*params, *ride[1]]
+    sql = f"{sql} {template.order_by}"
     with prepared.cursor(ordered.db) if prepare else connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if ride is not None and rider is not None:
+        rider.written = True
     converters = template.converters
     names = template.names
     result = []

@@ -89,13 +89,15 @@ def _cursor_class(logged: bool) -> type:
         django: Any  # the Django connection it serves, whose ``ops`` show its queries
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            result = super().execute(query, params, **{**kwargs, "prepare": True})
-            if logged and getattr(self, "_query", None) is None:
-                # psycopg keeps no query text of a prepared run, which Django's query log
-                # (``connection.queries``, ``CaptureQueriesContext``) reads: the statement
-                # with its values, as Django shows a query bound by the server.
-                self._query = _Shown(self.django.ops.compose_sql(query, params).encode())
-            return result
+            try:
+                return super().execute(query, params, **{**kwargs, "prepare": True})
+            finally:
+                if logged and getattr(self, "_query", None) is None:
+                    # psycopg keeps no query text of a prepared run, which Django's query
+                    # log (``connection.queries``, ``CaptureQueriesContext``) reads, of a
+                    # run that failed too: the statement with its values, as Django shows
+                    # a query bound by the server.
+                    self._query = _Shown(self.django.ops.compose_sql(query, params).encode())
 
     return PreparingCursor
 

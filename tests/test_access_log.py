@@ -251,7 +251,7 @@ def test_the_query_string_is_kept_bounded(registrar_browser, history):
 
 
 def _fail_records(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-    if sql.startswith(ACCESS_INSERT):
+    if ACCESS_INSERT in sql:  # alone, or riding on an API page's statement
         raise OperationalError("the access log cannot be written")
     return execute(sql, params, many, context)
 
@@ -278,6 +278,38 @@ def test_an_api_listing_whose_record_cannot_be_written_is_refused(
     assert response.status_code == 503
     assert response["Retry-After"] == "30"
     assert "events" not in response.json()
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_an_api_page_whose_riding_record_the_database_refuses_is_not_served(
+    api_client_factory, history
+):
+    """The record in the page's own statement: the database refusing it fails the read
+    itself (a 503, no events), and nothing of the statement is kept."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_record() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no access records today'; END $$; "
+            "CREATE TRIGGER test_refuse_record BEFORE INSERT ON course_audit_accessrecord "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_record()"
+        )
+    try:
+        client, _ = api_client_factory()
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/api/v1/audit/course/courses/{history.pk}")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER test_refuse_record ON course_audit_accessrecord; "
+                "DROP FUNCTION test_refuse_record()"
+            )
+    assert response.status_code == 503
+    assert "events" not in response.json()
+    sql = [query["sql"] for query in captured.captured_queries]
+    [page] = [query for query in sql if "course_audit_courseevent" in query]
+    assert page.startswith("WITH") and ACCESS_INSERT in page
+    assert not AccessRecord.objects.exists()
 
 
 def test_the_admins_event_list_whose_record_cannot_be_written_is_refused(
@@ -583,7 +615,8 @@ def test_outside_a_transaction_the_record_is_one_statement(
     make_user, grant, root_account, make_course
 ):
     """As a site runs it (autocommit, no test transaction around the request): the record
-    is one INSERT, with no BEGIN and COMMIT of its own."""
+    is one INSERT, with no BEGIN and COMMIT of its own; on PostgreSQL, in the page's own
+    statement (one round trip: the page and its record commit together)."""
     course = make_course(name="Biology 101")
     user = make_user()
     grant(user, root_account)
@@ -595,10 +628,17 @@ def test_outside_a_transaction_the_record_is_one_statement(
     response, sql = read(client, path)
 
     assert response.status_code == 200
-    assert [query for query in sql if not query.startswith("SELECT")] == [
+    [write] = [query for query in sql if ACCESS_INSERT in query]
+    assert [query for query in sql if not query.startswith(("SELECT", "WITH"))] == [
         query for query in sql if query.startswith(ACCESS_INSERT)
     ]
-    assert len(sql) == 3 + 1
+    if connection.vendor == "postgresql":
+        assert write.startswith('WITH "course_audit_page" AS (SELECT')
+        assert len(sql) == 3
+    else:
+        assert write.startswith(ACCESS_INSERT)
+        assert len(sql) == 3 + 1
+    assert [record.count for record in AccessRecord.objects.all()] == [1, 1]
 
 
 @on_postgresql
@@ -621,7 +661,7 @@ def test_outside_a_transaction_the_records_commit_waits_for_no_flush_unless_aske
     response, sql = read(client, path)
 
     assert response.status_code == 200
-    [insert] = [query for query in sql if query.startswith(ACCESS_INSERT)]
+    [insert] = [query for query in sql if ACCESS_INSERT in query]
     assert ("'synchronous_commit', 'off', true" in insert) is not synchronous
     record = AccessRecord.objects.order_by("-id").first()
     assert (record.user_id, record.scope_id, record.count, record.path) == (

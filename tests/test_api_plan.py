@@ -22,7 +22,7 @@ from psycopg import sql as psql
 
 from course_audit import partitions
 from course_audit.context import audit_context
-from course_audit.models import Account, Course, CourseEvent, Role
+from course_audit.models import AccessRecord, Account, Course, CourseEvent, Role
 from course_audit.pagination import Cursor
 
 pytestmark = [
@@ -269,12 +269,25 @@ def test_the_prepared_page_keeps_its_plan_generic_and_still_prunes_months(
         cursor.execute(
             "SELECT statement, parameter_types::text[] FROM pg_prepared_statements"
             " WHERE statement LIKE %s",
-            ['%FROM (SELECT * FROM "course_audit_courseevent"%'],
+            ['%AS (SELECT * FROM "course_audit_courseevent"%'],
         )
         [(statement, types)] = cursor.fetchall()
         assert "$4" in statement and "LIMIT 11" in statement
         position = Cursor(path).decode(token)
-        values = [big_course.pk, position[0], position[1], position[0]]
+        # The page's parameters, then its access record's (it rides on the statement):
+        # those the request wrote.
+        record = AccessRecord.objects.order_by("-id").first()
+        values = [
+            big_course.pk,
+            position[0],
+            position[1],
+            position[0],
+            *(
+                field.get_db_prep_save(getattr(record, field.attname), connection)
+                for field in AccessRecord._meta.concrete_fields
+                if field.attname not in ("id", "count")
+            ),
+        ]
         assert len(types) == len(values)
         cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cursor.execute(f"PREPARE test_deep_page AS {statement}")

@@ -65,6 +65,7 @@ class KeysetPagination(BasePagination):
             branches=getattr(view, "keyset_branches", None),
             prepare=getattr(view, "keyset_prepare", False),
             scope=getattr(view, "keyset_scope", None),
+            rider=getattr(view, "keyset_rider", None),
         )
         last = rows[-1] if self.has_next else None
         self.next_token: str | None

@@ -294,6 +294,9 @@ class CourseAuditViewSet(BaseAPIViewSet):
     # Whether the page's query may be a prepared statement (``course_audit.prepared``): an
     # unfiltered listing's, whose shape repeats from request to request.
     keyset_prepare = False
+    # The page's access record, written by the page's own query where it can
+    # (``access_log.PageRecord``), set by ``_page``.
+    keyset_rider: access_log.PageRecord | None = None
 
     @document(
         summary="Query by course",
@@ -350,7 +353,9 @@ class CourseAuditViewSet(BaseAPIViewSet):
     ) -> Response:
         """A page of ``events`` as the compound document, read as values: one query joins
         each event's linked page view, courses and user, and no model is built but the
-        users (for the user serializer). Then its access record: one INSERT.
+        users (for the user serializer). Its access record is one INSERT: in the page's
+        own statement where the page is read on the primary (``access_log.PageRecord``),
+        else once the rows are read.
 
         The events of one course or account (``ScopedEvents``) are filtered by the filter
         form when the request has a filter parameter; without one, the app's paginator
@@ -365,9 +370,10 @@ class CourseAuditViewSet(BaseAPIViewSet):
                 self.keyset_scope = (events.column, events.value)
                 events = events.events
         events = self.filter_queryset(events)
+        self.keyset_rider = access_log.PageRecord(self.request, surface=Surface.API, target=target)
         page: Any = self.paginate_queryset(events)
         assert page is not None
-        access_log.record(self.request, surface=Surface.API, target=target, count=len(page))
+        self.keyset_rider.write(count=len(page))
         template = self.request.build_absolute_uri(_course_path_template()).replace(
             "__course__", "{events.course}"
         )
