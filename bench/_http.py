@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -158,3 +160,46 @@ def _get(connection: http.client.HTTPConnection, path: str, headers: dict[str, s
     response = connection.getresponse()
     response.read()
     return response.status
+
+
+def before_api_per_second(args: Any, events: int) -> float:
+    """The API's page one in requests per second as the code in ``args.before_tree``
+    serves it: that code's own bench (its ``http`` section: its data, token, gunicorn and
+    load generator, the settings above) on ``args.before_database_url``, which it loads
+    with ``events`` events the first time."""
+    import psycopg
+
+    try:
+        psycopg.connect(args.before_database_url, connect_timeout=5).close()
+        loaded = True
+    except psycopg.OperationalError:
+        loaded = False
+    with tempfile.TemporaryDirectory() as output:
+        command = [
+            sys.executable,
+            "-m",
+            "bench.suite",
+            "--database-url",
+            args.before_database_url,
+            "--events",
+            str(events),
+            "--sections",
+            "http",
+            "--http-seconds",
+            str(args.http_seconds),
+            "--http-requests",
+            str(args.http_requests),
+            "--output-dir",
+            output,
+            *(["--reuse-data"] if loaded else []),
+        ]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("DATABASE_URL", None)
+        done = subprocess.run(
+            command, cwd=args.before_tree, env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"the code before (--before-tree) failed:\n{done.stderr[-2000:]}")
+        with open(os.path.join(output, "benchmarks.json")) as report:
+            results = json.load(report)["sections"]["http"]["results"]
+    return float(results["API page one"]["per_second"])

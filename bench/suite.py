@@ -11,8 +11,9 @@ realistic university with ``COPY`` (``_data.py``), then measures in the same run
 - ``pages``: the admin changelist and a course's history page, first page and deep;
 - ``filters``: the API's listings filtered on the fields that changed and on a SIS batch
   (``_filters.py``), page one and deep;
-- ``http``: requests per second of the API under gunicorn, against a trivial JSON view on
-  the same server (``_http.py``);
+- ``http``: requests per second of the API under gunicorn, against a trivial JSON view and
+  the HTTP floor on the same server (``_http.py``), and, with ``--before-tree``, against
+  the code before issue #15 served the same way in the same run;
 - ``writes``: each write path (a save, ``update()``, ``bulk_update``, ``bulk_create``, a
   SIS import of ``--bulk-courses`` new courses) audited against the same path with
   recording off, ms or events per second (``_writes.py``); ``--record-writes-before``
@@ -97,6 +98,10 @@ THROUGHPUT = Target(50, at_most=False, unit=" %")
 # The API's page one under gunicorn before issue #15 (4 December 2026, 1 million events).
 THROUGHPUT_BEFORE = 173
 THROUGHPUT_GAIN = Target(2.5, at_most=False)
+# That code's own bench loads this many events (as on 4 December) for ``--before-tree``.
+BEFORE_EVENTS = 1_000_000
+# The last commit before issue #15's work: what ``--before-tree`` checks out.
+BEFORE_COMMIT = "b47dd99"
 # CI runs on a shared machine beside other jobs: a burst of load on one side of the ratio
 # moves it by a few tenths, while the regression it guards against (a deep page read by
 # OFFSET) costs several times page one even at 50,000 events. 1.5 tells the two apart.
@@ -143,6 +148,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--http-seconds", type=float, default=10, help="time cap per HTTP target")
     parser.add_argument("--http-requests", type=int, default=20_000, help="requests per target")
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="HTTP: a checkout of the code before issue #15 (git worktree add DIR "
+        f"{BEFORE_COMMIT}), served the same way in this run, before and after the "
+        f"API's own figure, instead of the {THROUGHPUT_BEFORE} req/s of another day",
+    )
+    parser.add_argument(
+        "--before-database-url",
+        help="HTTP: that code's own scratch database (its schema; loaded with 1,000,000 "
+        "events by its own bench when it does not exist yet)",
+    )
     parser.add_argument("--output-dir", type=Path, help="where benchmarks.md/.json go (docs/)")
     parser.add_argument("--reuse-data", action="store_true", help="keep the loaded database")
     parser.add_argument("--drop", action="store_true", help="drop the database at the end")
@@ -155,6 +172,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.sections = args.sections or (CI_SECTIONS if args.ci else SECTIONS)
     if args.record_writes_before and "writes" not in args.sections:
         parser.error("--record-writes-before needs the writes section")
+    if (args.before_tree is None) != (args.before_database_url is None):
+        parser.error("--before-tree and --before-database-url go together")
     if args.output_dir is None and not (args.ci or args.profile or args.record_writes_before):
         args.output_dir = ROOT / "docs"
     return args
@@ -779,6 +798,11 @@ def http_section(run: Run) -> Section:
         ("API page one", f"/api/v1/audit/course/courses/{course}?per_page=10"),
     )
     headers = {"Authorization": f"Bearer {run.dataset.token}"}
+    # The code before the issue, served the same way just before and just after this code's
+    # own figures: the machine's speed moves between runs by more than the target's margin.
+    before_runs = []
+    if args.before_tree is not None:
+        before_runs.append(_http.before_api_per_second(args, BEFORE_EVENTS))
     with _http.gunicorn(args.database_url) as address:
         results = {
             name: _http.load(
@@ -790,6 +814,8 @@ def http_section(run: Run) -> Section:
             )
             for name, path in targets
         }
+    if args.before_tree is not None:
+        before_runs.append(_http.before_api_per_second(args, BEFORE_EVENTS))
     api, floor = results["API page one"], results["HTTP floor"]
     section = Section(
         "http",
@@ -801,8 +827,17 @@ def http_section(run: Run) -> Section:
         "floor serves the bare keyset SQL of the same page and its JSON from the same "
         "server (`bench.bench_urls.floor`: no authentication, access check or links); the "
         "trivial view does no work at all. Before this issue the API served "
-        f"{number(THROUGHPUT_BEFORE)} req/s on the same settings (1 million events).",
-        raw=results,
+        f"{number(THROUGHPUT_BEFORE)} req/s on the same settings (1 million events, "
+        "4 December)"
+        + (
+            f"; that code ({BEFORE_COMMIT}, `--before-tree`, on "
+            f"{BEFORE_EVENTS:,} events of its own bench's) served "
+            f"{' and '.join(f'{number(value)}' for value in before_runs)} req/s in this "
+            "run, just before and just after this code's figures."
+            if before_runs
+            else "."
+        ),
+        raw={**results, "before": before_runs},
     )
     section.checks.append(
         Check(
@@ -813,15 +848,27 @@ def http_section(run: Run) -> Section:
             THROUGHPUT,
         )
     )
-    section.checks.append(
-        Check(
-            f"API page one ÷ {number(THROUGHPUT_BEFORE)} req/s before",
-            f"{number(api['per_second'])} req/s",
-            f"{number(THROUGHPUT_BEFORE)} req/s",
-            api["per_second"] / THROUGHPUT_BEFORE,
-            THROUGHPUT_GAIN,
+    if before_runs:
+        before = sum(before_runs) / len(before_runs)
+        section.checks.append(
+            Check(
+                "API page one ÷ the code before this issue, same run, requests per second",
+                f"{number(api['per_second'])} req/s",
+                f"{number(before)} req/s",
+                api["per_second"] / before,
+                THROUGHPUT_GAIN,
+            )
         )
-    )
+    else:
+        section.checks.append(
+            Check(
+                f"API page one ÷ {number(THROUGHPUT_BEFORE)} req/s before",
+                f"{number(api['per_second'])} req/s",
+                f"{number(THROUGHPUT_BEFORE)} req/s",
+                api["per_second"] / THROUGHPUT_BEFORE,
+                THROUGHPUT_GAIN,
+            )
+        )
     section.details.append(
         table(
             ["target", "requests", "seconds", "req/s", "p50 ms"],
