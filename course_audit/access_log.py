@@ -152,12 +152,7 @@ class PageRecord:
             self.request, surface=self.surface, target=self.target, count=0, complete=True
         )
         sql = _insert_sql(connection.vendor, using, 1, _asynchronous(connection), count_sql)
-        params = [
-            field.get_db_prep_save(getattr(record, field.attname), connection)
-            for field in _INSERT_FIELDS
-            if field.attname != "count"
-        ]
-        return sql, params
+        return sql, _insert_params([record], connection, without="count")
 
     def write(self, count: int) -> None:
         """The record with ``count`` on its own (``record``), unless the read's statement
@@ -316,11 +311,7 @@ def _write(records: list[AccessRecord]) -> None:
     using = router.db_for_write(AccessRecord)
     connection = connections[using]
     sql = _insert_sql(connection.vendor, using, len(records), _asynchronous(connection))
-    params = [
-        field.get_db_prep_save(getattr(record, field.attname), connection)
-        for record in records
-        for field in _INSERT_FIELDS
-    ]
+    params = _insert_params(records, connection)
     # One shape per number of records: prepared where the site says (``course_audit.prepared``).
     with prepared.cursor(using) as cursor:
         cursor.execute(sql, params)
@@ -330,6 +321,19 @@ def _write(records: list[AccessRecord]) -> None:
 _INSERT_FIELDS: tuple[Any, ...] = tuple(
     field for field in AccessRecord._meta.concrete_fields if field.attname != "id"
 )
+
+
+def _insert_params(
+    records: list[AccessRecord], connection: Any, *, without: str | None = None
+) -> list[Any]:
+    """The records' values for ``_insert_sql``, in its order (``without``: a column the
+    statement computes itself)."""
+    return [
+        field.get_db_prep_save(getattr(record, field.attname), connection)
+        for record in records
+        for field in _INSERT_FIELDS
+        if field.attname != without
+    ]
 
 
 def _asynchronous(connection: Any) -> bool:

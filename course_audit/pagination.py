@@ -411,9 +411,11 @@ def _values_rows(
         f" ORDER BY {qn(table)}.{qn('created_at')} {direction}, {qn(table)}.{qn('id')} "
         f"{direction} LIMIT {int(limit)}"
     )
-    # The rows shown: the page reads one more than it shows, to know whether more follow.
-    count_sql = f"SELECT least(count(*), {int(limit) - 1}) FROM {qn(_PAGE)}"
-    ride = rider.statement(ordered.db, count_sql) if rider is not None else None
+    ride = None
+    if rider is not None:
+        # The rows shown: the page reads one more than it shows, to know whether more follow.
+        count_sql = f"SELECT least(count(*), {int(limit) - 1}) FROM {qn(_PAGE)}"
+        ride = rider.statement(ordered.db, count_sql)
     if ride is None:
         sql = f"{template.head.replace(source, f' FROM ({chosen}) {qn(table)}')}"
     else:
@@ -428,7 +430,7 @@ def _values_rows(
     with prepared.cursor(ordered.db) if prepare else connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    if ride is not None and rider is not None:
+    if ride is not None and rider is not None:  # a ride has its rider
         rider.written = True
     converters = template.converters
     names = template.names
